@@ -1,0 +1,6 @@
+"""``python -m pipeline`` is the same as the ``ramble2post`` command."""
+
+from .cli import cli
+
+if __name__ == "__main__":
+    cli(prog_name="ramble2post")

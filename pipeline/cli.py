@@ -1,0 +1,112 @@
+"""Command-line interface.
+
+``ramble2post AUDIO`` runs the whole pipeline; subcommands run one stage.
+Domain errors (``pipeline.errors``) become one ``Error: ...`` line plus a hint
+and a non-zero exit code; ``--debug`` (or ``RAMBLE2POST_DEBUG=1``) shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import Ramble2PostError
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
+
+
+def _debug_enabled() -> bool:
+    return os.environ.get("RAMBLE2POST_DEBUG", "") not in ("", "0")
+
+
+class DefaultGroup(click.Group):
+    """A group whose first argument may be an audio file instead of a command.
+
+    ``ramble2post audio.m4a`` is read as ``ramble2post run audio.m4a``.
+    """
+
+    default_command = "run"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = [self.default_command, *args]
+        elif args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version", "--debug"):
+            # options of the default command given before the audio path
+            if not any(a in self.commands for a in args):
+                args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Ramble2PostError as e:
+            if ctx.meta.get("debug") or _debug_enabled():
+                raise
+            click.echo(f"Error: {e}", err=True)
+            if e.hint:
+                click.echo(f"Hint: {e.hint}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            if ctx.meta.get("debug") or _debug_enabled():
+                raise
+            click.echo(
+                "Interrupted. Finished stages are cached: run the same command again to resume.",
+                err=True,
+            )
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ramble2post")
+@click.option("--debug", is_flag=True, envvar="RAMBLE2POST_DEBUG", help="Show Python tracebacks on errors.")
+@click.pass_context
+def cli(ctx, debug):
+    """Turn a spoken ramble into a three-layer blog post draft, locally.
+
+    \b
+    Example: draft a post from a recording into your blog repo
+        ramble2post ramble.m4a --blog-repo ~/src/my-blog
+    \b
+    Or run one stage at a time:
+        ramble2post transcribe ramble.m4a -o transcript.json
+        ramble2post structure transcript.json -o post.json
+
+    Everything runs on this machine: Whisper for speech, a GGUF model through
+    llama.cpp for structure, and experiments measured on this hardware.
+    """
+    ctx.meta["debug"] = debug
+
+
+def device_option(f):
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda"]),
+        default=None,
+        envvar="RAMBLE2POST_DEVICE",
+        help="Where to run models: auto picks CUDA (fp16) when available, else CPU (fp32).",
+    )(f)
+
+
+def whisper_model_option(f):
+    return click.option(
+        "--model",
+        "-m",
+        default=None,
+        envvar="RAMBLE2POST_MODEL",
+        help="Whisper model: a name (base, tiny.en, ...) or a path to a .pt checkpoint "
+        "or a CTranslate2 model directory. Default: base.",
+    )(f)
+
+
+# Commands live in their own modules and register here.
+from .commands.transcribe import transcribe_cmd  # noqa: E402
+from .commands.run import run_cmd  # noqa: E402
+
+cli.add_command(transcribe_cmd)
+cli.add_command(run_cmd)

@@ -1,0 +1,49 @@
+"""``ramble2post transcribe``: audio -> transcript (json, txt, srt or vtt)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..cache import atomic_write_text
+from ..cli import device_option, whisper_model_option
+from ..transcribe import TranscribeOptions, transcribe_file
+from ..writers import WRITERS
+
+
+@click.command(name="transcribe")
+@click.argument("audio", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Write here instead of standard output (written atomically).")
+@click.option("--format", "fmt", type=click.Choice(sorted(WRITERS)), default="json", show_default=True,
+              help="Output format: json carries segments, model, device and timing.")
+@whisper_model_option
+@device_option
+@click.option("--language", default=None, envvar="RAMBLE2POST_LANGUAGE",
+              help="Spoken language code (e.g. en). Default: detect; English-only models use en.")
+@click.option("--prompt", default=None,
+              help='Initial prompt with jargon to spell right, e.g. "KV cache, HBM, MI300, tensor cores".')
+@click.option("--beam-size", type=click.IntRange(1, 10), default=None,
+              help="Beam search width. Default: greedy decoding (fastest).")
+@click.option("--no-cache", is_flag=True, help="Transcribe again even if a cached transcript exists.")
+def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_size, no_cache):
+    """Transcribe AUDIO (any format ffmpeg reads) with Whisper, locally.
+
+    \b
+    Examples:
+        ramble2post transcribe ramble.m4a -o ramble.json
+        ramble2post transcribe ramble.m4a --format srt --model tiny.en
+    """
+    options = TranscribeOptions(model=model, device=device or "auto", language=language, prompt=prompt,
+                                beam_size=beam_size)
+    transcript = transcribe_file(audio_path=audio, options=options, use_cache=not no_cache)
+    text = WRITERS[fmt](transcript)
+    if output:
+        atomic_write_text(output, text)
+        t = transcript.timing
+        click.echo(f"Wrote {output} ({len(transcript.segments)} segments, {transcript.duration:.0f} s of audio, "
+                   f"model {transcript.model.name} on {transcript.device}, RTF {t['real_time_factor']:.3f})", err=True)
+    else:
+        sys.stdout.write(text)

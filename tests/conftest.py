@@ -1,0 +1,32 @@
+"""Shared fixtures: every test session gets its own RAMBLE2POST_HOME.
+
+Converted Whisper checkpoints are cached under that home for the whole session,
+so the CTranslate2 -> openai-whisper conversion runs once per session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+SAMPLE_1MIN = REPO_ROOT / "samples" / "explain-format-ramble-1min.m4a"
+SAMPLE_1MIN_TXT = REPO_ROOT / "samples" / "explain-format-ramble-1min.txt"
+SAMPLE_13MIN = SHARED / "audio" / "explain-format-ramble.m4a"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ramble2post_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ramble2post-home")
+    old = {k: os.environ.get(k) for k in ("RAMBLE2POST_HOME", "RAMBLE2POST_CACHE")}
+    os.environ["RAMBLE2POST_HOME"] = str(home)
+    os.environ.pop("RAMBLE2POST_CACHE", None)
+    yield home
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -1,0 +1,74 @@
+"""Bad input through the real CLI: one clear line, exit code != 0, no traceback, no cache entry."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SAMPLE_1MIN
+
+
+def _run(args, home, **env):
+    full_env = {**os.environ, "RAMBLE2POST_HOME": str(home), **env}
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
+                          env=full_env, timeout=300)
+
+
+def _write_wav(path: Path, samples: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((samples * 32767).astype(np.int16).tobytes())
+    return path
+
+
+def _cases(tmp: Path):
+    text = tmp / "notes.m4a"
+    text.write_text("this is a text file, not audio\n" * 50)
+    empty = tmp / "empty.m4a"
+    empty.write_bytes(b"")
+    truncated = tmp / "truncated.m4a"
+    truncated.write_bytes(SAMPLE_1MIN.read_bytes()[:60_000])
+    silence = _write_wav(tmp / "silence.wav", np.zeros(16000 * 5, dtype=np.float32))
+    return {
+        "missing": (tmp / "nope.m4a", "audio file not found"),
+        "empty": (empty, "is empty"),
+        "text file": (text, "not audio ffmpeg can decode"),
+        "truncated": (truncated, "looks truncated"),
+        "silence": (silence, "is silent"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text file", "truncated", "silence"])
+def test_bad_audio(case, tmp_path):
+    path, message = _cases(tmp_path)[case]
+    home = tmp_path / "home"
+    result = _run(["transcribe", str(path), "--model", "tiny.en"], home)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    error_lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(error_lines) == 1, result.stderr
+    assert message in error_lines[0], result.stderr
+    assert not list(home.glob("cache/transcribe/*.json"))  # no cache entry for a failed run
+    assert result.stdout == ""
+
+
+def test_missing_ffmpeg(tmp_path):
+    result = _run(["transcribe", str(SAMPLE_1MIN), "--model", "tiny.en"], tmp_path / "home",
+                  RAMBLE2POST_FFMPEG=str(tmp_path / "no-ffmpeg"))
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: ffmpeg not found")
+
+
+def test_debug_flag_shows_traceback(tmp_path):
+    result = _run(["--debug", "transcribe", str(tmp_path / "nope.m4a")], tmp_path / "home")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr

@@ -1,0 +1,67 @@
+"""Transcription of the bundled sample with real weights, through the CLI and the library."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline import transcribe as transcribe_mod
+from pipeline.cli import cli
+from pipeline.transcribe import TranscribeOptions, transcribe_file
+from pipeline.wer import word_error_rate
+from tests.conftest import SAMPLE_1MIN, SAMPLE_1MIN_TXT
+
+pytestmark = pytest.mark.slow
+
+# phrases any decent model should get from the 1-minute sample
+PHRASES = ["transparent", "twitch", "youtube", "articulating my thoughts", "larger audience"]
+
+
+@pytest.mark.parametrize("model,max_wer", [("base", 0.12), ("tiny.en", 0.18)])
+def test_cli_json_on_sample(model, max_wer, tmp_path):
+    out = tmp_path / "t.json"
+    result = CliRunner().invoke(cli, ["transcribe", str(SAMPLE_1MIN), "--model", model, "-o", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    for key in ("audio_sha256", "model", "device", "language", "duration", "segments", "text", "timing"):
+        assert key in data
+    assert data["language"] == "en" and data["device"] == "cpu"
+    assert 56 < data["duration"] < 58
+    assert data["model"]["name"] == model and len(data["model"]["sha256"]) == 64
+    assert all({"id", "start", "end", "text"} <= set(s) for s in data["segments"])
+    text = data["text"].lower()
+    for phrase in PHRASES:
+        assert phrase in text
+    wer = word_error_rate(reference=SAMPLE_1MIN_TXT.read_text(), hypothesis=data["text"])
+    assert wer <= max_wer, f"WER {wer:.3f} > {max_wer}"
+
+
+def test_second_run_is_a_cache_hit_without_loading_a_model(monkeypatch):
+    options = TranscribeOptions(model="tiny.en", device="cpu")
+    first = transcribe_file(audio_path=SAMPLE_1MIN, options=options)
+
+    def boom(**kwargs):
+        raise AssertionError("model was loaded on a cache hit")
+
+    monkeypatch.setattr(transcribe_mod, "load_whisper_model", boom)
+    t0 = time.perf_counter()
+    second = transcribe_file(audio_path=SAMPLE_1MIN, options=options)
+    assert time.perf_counter() - t0 < 2.0
+    assert second == first
+    # a different option is a different key: this one must try to load the model
+    with pytest.raises(AssertionError, match="cache hit"):
+        transcribe_file(audio_path=SAMPLE_1MIN, options=TranscribeOptions(model="tiny.en", device="cpu",
+                                                                         prompt="KV cache, HBM"))
+
+
+@pytest.mark.parametrize("fmt,marker", [("srt", "00:00:00,000 --> "), ("vtt", "WEBVTT"), ("txt", "transparent")])
+def test_other_formats_on_stdout(fmt, marker):
+    result = CliRunner().invoke(cli, ["transcribe", str(SAMPLE_1MIN), "--model", "tiny.en", "--format", fmt],
+                                catch_exceptions=False)
+    assert result.exit_code == 0
+    assert marker in result.stdout
+    assert "Detected language" not in result.stdout
