@@ -126,6 +126,29 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
     return audio
 
 
+_DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+
+
+def probe_duration(path: str | os.PathLike) -> float:
+    """Duration in seconds from the container header, without decoding the audio.
+
+    Cheap even for a 3-hour file: ffmpeg reads the header and stops.
+    """
+    p = check_readable(path)
+    ffmpeg = find_ffmpeg()
+    try:
+        proc = subprocess.run([ffmpeg, "-nostdin", "-hide_banner", "-i", str(p)], capture_output=True, check=False,
+                              timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise DependencyError(f"could not run ffmpeg ({ffmpeg}): {e}") from e
+    stderr = proc.stderr.decode("utf-8", "replace")
+    m = _DURATION_RE.search(stderr)
+    if not m or "Audio:" not in stderr:
+        raise AudioError(f"{p.name} is not audio ffmpeg can decode: {_ffmpeg_reason(stderr)}")
+    hours, minutes, seconds = int(m.group(1)), int(m.group(2)), float(m.group(3))
+    return hours * 3600 + minutes * 60 + seconds
+
+
 def _has_mp4_header(path: Path) -> bool:
     """True when the file starts like an MP4/M4A container (an ``ftyp`` box)."""
     with open(path, "rb") as f:

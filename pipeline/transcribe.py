@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import fast  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from .audio import load_audio
 from .cache import StageCache, sha256_file, stable_key
 from .errors import AudioError, DependencyError
@@ -35,6 +36,9 @@ class TranscribeOptions:
     temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fallback schedule
     condition_on_previous_text: bool = True
     word_timestamps: bool = False
+    # "batched": VAD windows decoded in batches, int8 on CPU (pipeline/fast.py);
+    # "sequential": whisper.transcribe, 30-s windows one after the other. Word timestamps need "sequential".
+    engine: str = "batched"
 
 
 def resolve_device(device: str | None) -> str:
@@ -99,9 +103,16 @@ def transcribe_file(
     model, info = load_whisper_model(name_or_path=options.model, device=device)
     t_loaded = time.perf_counter()
     decode = _decode_options(options, device, english_only=not model.is_multilingual)
-    # whisper prints "Detected language" to stdout; keep stdout clean for the transcript
-    with contextlib.redirect_stdout(sys.stderr):
-        result = whisper.transcribe(model, audio.samples, verbose=False, **decode)
+    if options.engine == "batched" and not options.word_timestamps:
+        result = fast.transcribe_batched(model=model, samples=audio.samples, device=device,
+                                         language=decode["language"], prompt=options.prompt,
+                                         temperature=options.temperature, beam_size=options.beam_size)
+        decode = {**decode, "engine": "batched", "condition_on_previous_text": False}
+    else:
+        # whisper prints "Detected language" to stdout; keep stdout clean for the transcript
+        with contextlib.redirect_stdout(sys.stderr):
+            result = whisper.transcribe(model, audio.samples, verbose=False, **decode)
+        decode = {**decode, "engine": "sequential"}
     t_done = time.perf_counter()
 
     segments = tuple(
@@ -109,6 +120,9 @@ def transcribe_file(
                 avg_logprob=round(float(s["avg_logprob"]), 4), no_speech_prob=round(float(s["no_speech_prob"]), 4))
         for i, s in enumerate(result["segments"])
     )
+    if not any(s.text for s in segments):
+        raise AudioError(f"no speech recognised in {audio_path.name} ({audio.duration:.0f} s of audio)",
+                         hint="check the recording: noise or music gives no words")
     transcribe_s = t_done - t_loaded
     transcript = Transcript(
         audio_path=str(audio_path),

@@ -14,7 +14,7 @@ from ..writers import WRITERS
 
 
 @click.command(name="transcribe")
-@click.argument("audio", type=click.Path(path_type=Path))
+@click.argument("audio", type=click.Path(path_type=Path, readable=False))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Write here instead of standard output (written atomically).")
 @click.option("--format", "fmt", type=click.Choice(sorted(WRITERS)), default="json", show_default=True,
@@ -27,8 +27,11 @@ from ..writers import WRITERS
               help='Initial prompt with jargon to spell right, e.g. "KV cache, HBM, MI300, tensor cores".')
 @click.option("--beam-size", type=click.IntRange(1, 10), default=None,
               help="Beam search width. Default: greedy decoding (fastest).")
+@click.option("--engine", type=click.Choice(["batched", "sequential"]), default="batched", show_default=True,
+              help="batched: skip silence, decode 30-s windows in batches, int8 on CPU (fastest); "
+                   "sequential: whisper's own loop, each window conditioned on the previous text.")
 @click.option("--no-cache", is_flag=True, help="Transcribe again even if a cached transcript exists.")
-def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_size, no_cache):
+def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_size, engine, no_cache):
     """Transcribe AUDIO (any format ffmpeg reads) with Whisper, locally.
 
     \b
@@ -37,7 +40,7 @@ def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_siz
         ramble2post transcribe ramble.m4a --format srt --model tiny.en
     """
     options = TranscribeOptions(model=model, device=device or "auto", language=language, prompt=prompt,
-                                beam_size=beam_size)
+                                beam_size=beam_size, engine=engine)
     transcript = transcribe_file(audio_path=audio, options=options, use_cache=not no_cache)
     text = WRITERS[fmt](transcript)
     if output:
