@@ -146,6 +146,8 @@ from .commands.transcribe import transcribe_cmd  # noqa: E402
 from .commands.run import run_cmd  # noqa: E402
 from .commands.drafts import drafts_cmd, preview_cmd, publish_cmd  # noqa: E402
 from .commands.experiments import experiments_cmd  # noqa: E402
+from .commands.structure import structure_cmd  # noqa: E402
+from .commands.rerun import rerun_cmd  # noqa: E402
 
 cli.add_command(transcribe_cmd)
 cli.add_command(run_cmd)
@@ -153,3 +155,5 @@ cli.add_command(drafts_cmd)
 cli.add_command(publish_cmd)
 cli.add_command(preview_cmd)
 cli.add_command(experiments_cmd)
+cli.add_command(structure_cmd)
+cli.add_command(rerun_cmd)

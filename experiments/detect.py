@@ -1,0 +1,165 @@
+"""Which experiments does a ramble refer to? Rule-based, no LLM needed.
+
+Each experiment lists :class:`~experiments.base.Trigger` patterns (regular
+expressions, matched case-insensitively on the original segment text so the
+evidence quotes the exact words). Spoken language is loose, so patterns accept
+number words as well as digits (:func:`num`) and the usual transcription slips
+("in eight" for int8). Hits are weighted; an experiment is detected when the
+weights in a window of neighbouring segments reach :data:`THRESHOLD`. Context
+triggers ("perplexity", "how much worse") only count next to a real hit, so a
+ramble that merely says "worse" or "precision" detects nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Iterable, Mapping, Sequence
+
+from pipeline.records import Segment, Transcript
+
+THRESHOLD = 1.0  # summed trigger weight that makes a detection
+WINDOW_SEGMENTS = 3  # neighbouring segments whose hits add up (~20-40 s of speech)
+
+NUMBER_WORDS = {
+    1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 8: "eight",
+    16: "sixteen", 32: "thirty[\\s-]?two", 64: "sixty[\\s-]?four", 128: "(?:one[\\s-])?hundred(?:\\s+and)?[\\s-]twenty[\\s-]eight",
+}
+
+
+def num(*values: int) -> str:
+    """Regex for numbers written as digits or spoken words: ``num(4, 8)`` -> ``(?:4|four|8|eight)``."""
+    alts = []
+    for v in values:
+        alts.append(str(v))
+        if v in NUMBER_WORDS:
+            alts.append(NUMBER_WORDS[v])
+    return "(?:" + "|".join(alts) + ")"
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """One trigger hit: where in the ramble, and the words as transcribed."""
+
+    segment_id: int
+    start: float  # s
+    end: float  # s
+    quote: str  # the matched words, verbatim
+    label: str  # what the trigger stands for ("int8", "quantize", ...)
+    weight: float
+    context: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    """An experiment the ramble refers to, with the evidence for it."""
+
+    experiment: str
+    claim: str
+    score: float  # best window's summed weight (>= THRESHOLD)
+    evidence: tuple[Evidence, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _segments(transcript: Transcript | Sequence[Segment] | Mapping[str, Any] | str) -> list[Segment]:
+    if isinstance(transcript, Transcript):
+        return list(transcript.segments)
+    if isinstance(transcript, Mapping):
+        return list(Transcript.from_dict(transcript).segments)
+    if isinstance(transcript, str):
+        return segments_from_text(transcript)
+    return list(transcript)
+
+
+def segments_from_text(text: str, *, seconds_per_word: float = 0.4) -> list[Segment]:
+    """Split plain text into sentence segments with estimated times (for text-only input)."""
+    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+", text) if p.strip()]
+    segs, t = [], 0.0
+    for i, p in enumerate(parts):
+        dur = max(1, len(p.split())) * seconds_per_word
+        segs.append(Segment(id=i, start=round(t, 2), end=round(t + dur, 2), text=p))
+        t += dur
+    return segs
+
+
+def _compile(experiments: Iterable[Any]) -> list[tuple[Any, list[tuple[re.Pattern, Any]]]]:
+    out = []
+    for exp in experiments:
+        pats = []
+        for trig in exp.triggers:
+            pats.append((re.compile(trig.pattern, re.IGNORECASE), trig))
+        out.append((exp, pats))
+    return out
+
+
+def _hits(segments: Sequence[Segment], pats) -> list[list[Evidence]]:
+    """Per segment, the non-overlapping trigger hits (heavier triggers win overlaps)."""
+    per_seg: list[list[Evidence]] = []
+    order = sorted(pats, key=lambda pt: (pt[1].context, -pt[1].weight))
+    for seg in segments:
+        taken: list[tuple[int, int]] = []
+        found: list[Evidence] = []
+        for rx, trig in order:
+            for m in rx.finditer(seg.text):
+                a, b = m.span()
+                if a == b or any(a < y and x < b for x, y in taken):
+                    continue
+                taken.append((a, b))
+                found.append(Evidence(
+                    segment_id=seg.id, start=seg.start, end=seg.end, quote=m.group(0).strip(),
+                    label=trig.label or trig.pattern, weight=trig.weight, context=trig.context,
+                ))
+        per_seg.append(found)
+    return per_seg
+
+
+def _window_score(window: Sequence[list[Evidence]]) -> float:
+    hits = [e for seg in window for e in seg]
+    primary = sum(e.weight for e in hits if not e.context)
+    if primary <= 0:
+        return 0.0
+    return primary + sum(e.weight for e in hits if e.context)
+
+
+def detect_experiments(
+    *,
+    transcript: Transcript | Sequence[Segment] | Mapping[str, Any] | str,
+    experiments: Iterable[Any] | None = None,
+    threshold: float = THRESHOLD,
+    window: int = WINDOW_SEGMENTS,
+) -> list[Detection]:
+    """Experiments the transcript refers to, strongest first, each with its evidence.
+
+    ``transcript`` may be a Transcript, its dict (transcript.json), a list of
+    Segments, or plain text (split into sentences). ``experiments`` defaults to
+    every registered experiment.
+    """
+    if experiments is None:
+        from .base import all_experiments
+
+        experiments = all_experiments()
+    segments = _segments(transcript)
+    detections = []
+    for exp, pats in _compile(experiments):
+        if not pats:
+            continue
+        per_seg = _hits(segments, pats)
+        best, best_i = 0.0, -1
+        for i in range(len(per_seg)):
+            s = _window_score(per_seg[i : i + window])
+            if s > best:
+                best, best_i = s, i
+        if best + 1e-9 < threshold:
+            continue
+        # evidence: every hit in a window that reaches the threshold (not only the best one)
+        keep: set[int] = set()
+        for i in range(len(per_seg)):
+            if _window_score(per_seg[i : i + window]) + 1e-9 >= threshold:
+                keep.update(range(i, min(i + window, len(per_seg))))
+        evidence = tuple(e for i in sorted(keep) for e in per_seg[i])
+        detections.append(Detection(experiment=exp.name, claim=exp.claim, score=round(best, 3),
+                                    evidence=evidence))
+    detections.sort(key=lambda d: (-d.score, d.experiment))
+    return detections

@@ -1,0 +1,162 @@
+"""How the main command runs the experiments a ramble refers to.
+
+``run_detected`` picks experiments (detected, none, or named), runs each on the
+ramble's own audio and models, and saves every result under
+``output_dir/<experiment>/``. An experiment that raises or runs out of memory
+becomes a recorded failure; the draft still gets written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from pipeline.errors import ExperimentError, Ramble2PostError
+from pipeline.records import Transcript
+
+from .base import Context, Result, all_experiments, get, save_result
+from .detect import Detection, detect_experiments
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """One experiment's fate in a pipeline run."""
+
+    experiment: str
+    status: str  # "ok" | "failed"
+    result: Result | None = None
+    result_dir: str | None = None
+    error: str | None = None  # one line for the user
+    detail: str | None = None  # traceback tail, for the run log
+    detection: Detection | None = None
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the draft renders: the result's JSON plus ``result_dir`` (plots are named
+        relative to it); a failure is ``{"experiment", "error", "machine", ...}``."""
+        if self.result is not None:
+            d = self.result.to_dict()
+            d["result_dir"] = self.result_dir
+        else:
+            from .hardware import machine_label
+
+            d = {"experiment": self.experiment, "error": self.error, "machine": machine_label(),
+                 "columns": [], "rows": [], "plots": []}
+        if self.detection is not None:
+            d["detection"] = self.detection.to_dict()
+        return d
+
+
+def select(
+    *, transcript: Transcript | Mapping[str, Any] | str, selection: str = "auto"
+) -> list[tuple[str, Detection | None]]:
+    """Names to run: ``auto`` (detected), ``none``, ``all``, or a comma list ``a,b``."""
+    sel = (selection or "auto").strip().lower()
+    if sel == "none":
+        return []
+    if sel == "auto":
+        return [(d.experiment, d) for d in detect_experiments(transcript=transcript)]
+    if sel == "all":
+        return [(e.name, None) for e in all_experiments()]
+    names = [n.strip() for n in sel.split(",") if n.strip()]
+    for n in names:
+        get(n)  # ExperimentError naming the known experiments
+    detected = {d.experiment: d for d in detect_experiments(transcript=transcript)}
+    return [(n, detected.get(n)) for n in dict.fromkeys(names)]
+
+
+def run_detected(
+    *,
+    transcript: Transcript | Mapping[str, Any] | str,
+    output_dir: str | Path,
+    selection: str = "auto",
+    device: str = "cpu",
+    quick: bool = False,
+    whisper_model: str = "base",
+    llm: str = "smollm2",
+    audio_path: str | Path | None = None,
+    reference_text: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[RunOutcome]:
+    """Run the selected experiments; never raises for an experiment's own failure.
+
+    transcript: the ramble (Transcript, its dict, or text) used for detection.
+    output_dir: results go to ``output_dir/<experiment>/result.json`` (+ csv, png).
+    device: already resolved ("cpu" or "cuda").
+    audio_path: the ramble's audio (default: the transcript's audio_path).
+    """
+    if audio_path is None and isinstance(transcript, Transcript):
+        audio_path = transcript.audio_path
+    chosen = select(transcript=transcript, selection=selection)
+    outcomes: list[RunOutcome] = []
+    for name, detection in chosen:
+        exp = get(name)
+        say = (lambda m, _n=name: progress(f"{_n}: {m}")) if progress else None
+        ctx = Context(device=device, quick=quick, whisper_model=whisper_model, llm=llm,
+                      audio_path=Path(audio_path) if audio_path else None, reference_text=reference_text,
+                      output_dir=Path(output_dir) / name, progress=say)
+        t0 = time.perf_counter()
+        try:
+            result = exp.run(ctx)
+            result = save_result(result, ctx.output_dir)
+            outcomes.append(RunOutcome(name, "ok", result=result, result_dir=str(ctx.output_dir),
+                                       detection=detection, wall_s=time.perf_counter() - t0))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # noqa: BLE001 - OOM, CUDA and bugs alike become a recorded failure
+            if isinstance(e, SystemExit):
+                raise
+            outcomes.append(RunOutcome(
+                name, "failed", error=_one_line(e), detail="".join(traceback.format_exception(e))[-4000:],
+                detection=detection, wall_s=time.perf_counter() - t0,
+            ))
+            _free_memory()
+    return outcomes
+
+
+def _one_line(e: BaseException) -> str:
+    kind = "out of memory" if _is_oom(e) else type(e).__name__
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, Ramble2PostError):
+        return msg + (f" ({e.hint})" if e.hint else "")
+    return f"{kind}: {msg}" if msg else kind
+
+
+def _is_oom(e: BaseException) -> bool:
+    if isinstance(e, MemoryError):
+        return True
+    try:
+        import torch
+
+        if isinstance(e, torch.cuda.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):
+        pass
+    return "out of memory" in str(e).lower()
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def failures(outcomes: Sequence[RunOutcome]) -> list[RunOutcome]:
+    """The outcomes that did not produce a result."""
+    return [o for o in outcomes if not o.ok]
+
+
+__all__ = ["RunOutcome", "run_detected", "select", "failures", "ExperimentError"]

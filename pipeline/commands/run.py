@@ -1,0 +1,164 @@
+"""The main command: ``ramble2post AUDIO`` -> a draft on its own branch of the blog repo.
+
+Stages: transcribe -> structure -> experiments -> render + commit. Each prints a
+progress line on stderr; stdout carries only the final summary (or one JSON
+object with ``--json``). Finished stages are cached by the stages themselves, so
+rerunning after an interruption resumes where it was cut.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from ..blog import BLOG_ENVVAR
+from ..cli import device_option, whisper_model_option
+from ..config import home_dir, load_settings
+from ..errors import DependencyError, Ramble2PostError
+
+STAGES = ("transcribe", "structure", "experiments", "draft")
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _stage(n: int, name: str, detail: str) -> float:
+    _say(f"[{n}/{len(STAGES)}] {name}: {detail}")
+    return time.perf_counter()
+
+
+def _done(t0: float, detail: str = "") -> float:
+    dt = time.perf_counter() - t0
+    _say(f"      done in {dt:.1f} s{(' · ' + detail) if detail else ''}")
+    return round(dt, 3)
+
+
+def _hardware(device: str) -> dict:
+    """Fingerprint of this machine (experiments.hardware when present)."""
+    try:
+        from experiments.hardware import describe, fingerprint, machine_label
+
+        fp = fingerprint()
+        return {"label": describe(fp), "machine": machine_label(fp, device=device), "device": device}
+    except ImportError:
+        from ..draft import hardware_summary
+
+        return hardware_summary(device)
+
+
+def _experiment_results(outcomes) -> list[dict]:
+    """RunOutcome objects (or plain dicts) -> result dicts the renderer stores."""
+    out = []
+    for o in outcomes or []:
+        if isinstance(o, dict):
+            out.append(o)
+        elif getattr(o, "ok", False) and o.result is not None:
+            out.append({**o.result.to_dict(), "result_dir": o.result_dir})
+        else:
+            out.append({"experiment": getattr(o, "experiment", "experiment"), "error": getattr(o, "error", "failed")})
+    return out
+
+
+def _run_experiments(*, selection: str, transcript, device: str, model: str | None, llm: str | None) -> list:
+    if selection == "none":
+        return []
+    try:
+        from experiments.pipeline_hook import run_detected
+    except ImportError:
+        _say("      experiments are not installed in this build: skipped")
+        return []
+    run_dir = home_dir() / "runs" / f"{transcript.audio_sha256[:12]}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+    try:
+        outcomes = run_detected(
+            transcript=transcript, output_dir=run_dir / "experiments", selection=selection, device=device,
+            whisper_model=model, llm=llm, audio_path=transcript.audio_path, progress=lambda m: _say(f"      {m}"),
+        )
+    except Ramble2PostError as e:  # e.g. an unknown experiment name: the draft is still produced
+        _say(f"      experiments failed: {e}")
+        return [{"experiment": selection, "error": str(e)}]
+    results = _experiment_results(outcomes)
+    for r in results:
+        if r.get("error"):
+            _say(f"      {r['experiment']} failed: {r['error']} (recorded in the draft)")
+    return results
+
+
+@click.command(name="run")
+@click.argument("audio", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--blog-repo", type=click.Path(path_type=Path, file_okay=False), default=None, envvar=BLOG_ENVVAR,
+              help="Your AstroPaper blog's git repo. Default: blog_repo from the config file, else a local "
+              "repo created at $RAMBLE2POST_HOME/blog.")
+@click.option("--posts-dir", default=None,
+              help="Posts folder inside the blog repo, when it is not AstroPaper's src/data/blog, "
+              "src/content/blog or src/content/posts.")
+@whisper_model_option
+@click.option("--llm", default=None, envvar="RAMBLE2POST_LLM",
+              help="GGUF language model for structuring: a name (smollm2, gemma3-270m) or a path. Default: smollm2.")
+@device_option
+@click.option("--language", default=None, envvar="RAMBLE2POST_LANGUAGE",
+              help="Spoken language code (e.g. en). Default: detect; English-only models use en.")
+@click.option("--experiments", "experiments", default=None, envvar="RAMBLE2POST_EXPERIMENTS",
+              help="auto (run what the ramble talks about), none, or a comma-separated list of experiment names.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (draft path, branch, commit, timings).")
+def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experiments, as_json):
+    """Draft a blog post from AUDIO: transcribe, structure, measure, commit.
+
+    The draft lands on a new branch drafts/<slug> of the blog repo; your
+    checked-out branch, index and files are not touched, and nothing is pushed.
+
+    \b
+    Examples:
+        ramble2post ramble.m4a
+        ramble2post ramble.m4a --blog-repo ~/src/blog --experiments none --json
+    """
+    from ..draft import create_draft
+    from ..transcribe import TranscribeOptions, resolve_device, transcribe_file
+
+    settings = load_settings()
+    model = model or settings.model
+    llm = llm or settings.llm
+    device = resolve_device(device or settings.device)
+    selection = (experiments or settings.experiments or "auto").strip()
+    timings: dict[str, float] = {}
+
+    t = _stage(1, "transcribe", f"{audio} with Whisper {model} on {device}")
+    transcript = transcribe_file(
+        audio_path=audio,
+        options=TranscribeOptions(model=model, device=device, language=language or settings.language),
+    )
+    timings["transcribe"] = _done(t, f"{len(transcript.segments)} segments, {transcript.duration:.0f} s of audio")
+
+    t = _stage(2, "structure", f"three layers with {llm}")
+    try:
+        from ..structure import structure_transcript
+    except ImportError as e:
+        raise DependencyError("the structuring stage (pipeline.structure) is missing from this install") from e
+    post = structure_transcript(transcript=transcript, llm=llm, progress=lambda m: _say(f"      {m}"))
+    flagged = (post.get("verification") or {}).get("flagged", 0)
+    timings["structure"] = _done(t, f"title “{(post.get('title') or {}).get('text', '')}”, {flagged} flagged")
+
+    t = _stage(3, "experiments", selection)
+    results = _run_experiments(selection=selection, transcript=transcript, device=device, model=model, llm=llm)
+    timings["experiments"] = _done(t, f"{len(results)} result(s)")
+
+    t = _stage(4, "draft", "render and commit on a new branch")
+    hardware = _hardware(device)
+    draft = create_draft(post=post, transcript=transcript, experiment_results=results, blog_repo=blog_repo,
+                         posts_dir=posts_dir, hardware=hardware, say=_say)
+    timings["draft"] = _done(t, f"{draft.verify_marks} VERIFY mark(s)")
+
+    if as_json:
+        click.echo(json.dumps({**draft.to_dict(), "timings_s": timings, "hardware": hardware}, ensure_ascii=False))
+        return
+    click.echo(f"Draft committed (not pushed) in {draft.repo}")
+    click.echo(f"  file    {draft.path}")
+    click.echo(f"  branch  {draft.branch}")
+    click.echo(f"  commit  {draft.commit}")
+    if draft.verify_marks:
+        click.echo(f"  review  {draft.verify_marks} item(s) marked VERIFY")
+    click.echo(f"Next: ramble2post preview {draft.slug} · ramble2post publish {draft.slug}"
+               + (f" --blog-repo {draft.repo}" if blog_repo else ""))

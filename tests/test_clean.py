@@ -1,0 +1,66 @@
+"""Deterministic transcript cleaning: fillers, restarts, stutters, run-ons, segment map."""
+
+from __future__ import annotations
+
+from pipeline.clean import MAX_WORDS, clean_segments, clean_text
+
+
+def seg(i, text, start=None):
+    start = float(i * 10) if start is None else start
+    return {"id": i, "start": start, "end": start + 10.0, "text": text}
+
+
+def test_restart_is_collapsed():
+    out = clean_text("Alright, so I’m gonna try. Alright, so I’m gonna try to go through this process again.")
+    assert out == "Alright, so I’m gonna try to go through this process again."
+
+
+def test_fillers_and_stutter_removed():
+    out = clean_text("Even in the world of, like, prototyping, um, in hardcore coding. There, there is some use of AI.")
+    assert out == "Even in the world of prototyping in hardcore coding. There is some use of AI."
+
+
+def test_you_know_removed_only_when_set_off():
+    assert clean_text("And, you know, probably work on it.") == "And probably work on it."
+    assert clean_text("Do you know what a GPU is?") == "Do you know what a GPU is?"
+
+
+def test_like_and_kind_of_kept_when_meaningful():
+    text = "The mind is kind of like this compression system. I like GPUs. There needs to be some kind of hybrid."
+    assert clean_text(text) == text
+
+
+def test_hedge_kind_of_removed():
+    assert clean_text("It's kind of weird because it kind of dilutes the idea.") == "It's weird because it dilutes the idea."
+
+
+def test_emphasis_repeat_kept():
+    assert clean_text("It fills up very, very quickly.") == "It fills up very, very quickly."
+
+
+def test_sentences_keep_segment_ids_and_times():
+    sents = clean_segments([seg(0, "Um, the KV cache is a"), seg(1, "container. It fills"), seg(2, "up fast.")])
+    assert [s.text for s in sents] == ["The KV cache is a container.", "It fills up fast."]
+    assert sents[0].segments == (0, 1) and sents[1].segments == (1, 2)
+    assert (sents[0].start, sents[0].end) == (0.0, 20.0)
+    assert (sents[1].start, sents[1].end) == (10.0, 30.0)
+    assert [s.id for s in sents] == [1, 2]
+
+
+def test_run_on_is_split_at_a_conjunction():
+    long = ("I think the best approach is to bring the complex idea into simple terms for everyone listening, "
+            "and then I would walk through one concrete example that shows the idea from start to end in detail, "
+            "so that the audience can react to it in a simple way without any jargon at all today")
+    sents = clean_segments([seg(0, long)])
+    assert len(sents) >= 2
+    assert all(len(s.text.split()) <= MAX_WORDS for s in sents)
+    assert sents[1].text[0].isupper() and sents[0].text.endswith(".")
+
+
+def test_empty_and_dash_segments():
+    assert clean_segments([seg(0, " - "), seg(1, "")]) == []
+
+
+def test_like_before_a_number_and_kinda():
+    assert clean_text("There's like three layers. It's like a notebook.") == "There's three layers. It's like a notebook."
+    assert clean_text("I just kinda give the framework.") == "I just give the framework."

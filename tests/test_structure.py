@@ -1,0 +1,190 @@
+"""The structure stage end to end: fake LLM (fast, scripted) and real SmolLM2 (slow)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.errors import InputError
+from pipeline.llm import FakeLLM, register_backend, unregister_backend
+from pipeline.prompts import load_prompts
+from pipeline.records import ModelInfo, Segment, Transcript
+from pipeline.select import ROLES
+from pipeline.structure import make_sections, salvage_text, speaker_title, structure_transcript, validate_post
+from pipeline.verify import numbers
+
+TALK = [
+    "Um, so what I wanted to talk about today is the idea of the KV cache in inference.",
+    "The main idea is that the KV cache is memory that grows with every token you generate.",
+    "The reason it exists is because recomputing attention for old tokens would be far too slow.",
+    "For example, if you chat with a model for an hour, the cache keeps every token of that chat.",
+    "It's kind of like a notebook where you write down everything so you never re-read the book.",
+    "This connects to paged attention, which relates to how operating systems manage memory.",
+    "There is a trade-off, depending on your priorities: a bigger cache costs memory but saves compute.",
+    "Anyway the weather was nice yesterday and I had coffee with a friend.",
+]
+
+
+def make_transcript(lines=TALK) -> Transcript:
+    segs = tuple(Segment(i, i * 5.0, i * 5.0 + 5.0, t) for i, t in enumerate(lines))
+    return Transcript(audio_path="talk.m4a", audio_sha256="a" * 64, duration=len(lines) * 5.0, language="en",
+                      text=" ".join(lines), segments=segs,
+                      model=ModelInfo("base", "path", "/m", "b" * 64), device="cpu", options={}, timing={})
+
+
+def responder(question: str, schema) -> str:
+    props = (schema or {}).get("properties", {})
+    if "best" in props:
+        return json.dumps({"best": props["best"]["enum"][-1]})
+    if "title" in props:
+        return json.dumps({"title": "The KV cache grows with every token you generate"})
+    if "tags" in props:
+        return json.dumps({"tags": ["kv-cache", "gpu"]})  # gpu: in the list but never said
+    source = question.split("Speaker's words: \"", 1)[1].rsplit('"', 1)[0]
+    if "For example" in source:
+        return json.dumps({"text": "For example, a 96-hour chat on an H100 fills 80 GB of cache."})
+    return json.dumps({"text": "In short, " + source[0].lower() + source[1:]})  # faithful, not verbatim
+
+
+@pytest.fixture
+def fake():
+    llm = FakeLLM(responder=responder)
+    register_backend("fake", lambda **kw: llm)
+    yield llm
+    unregister_backend("fake")
+
+
+def test_prompts_missing_variables_are_named(tmp_path):
+    (tmp_path / "structure_rewrite.txt").write_text("# version: 9\nRewrite {role} please.\n")
+    (tmp_path / "structure_title.txt").write_text("no header {focus}\n")
+    with pytest.raises(InputError) as e:
+        load_prompts(tmp_path)
+    msg = str(e.value)
+    for var in ("{role_description}", "{source}", "{max_words}"):
+        assert var in msg
+    assert "structure_title: first line must be '# version: N'" in msg
+
+
+def test_bundled_prompts_have_versions():
+    p = load_prompts()
+    assert all(re.fullmatch(r"\d+", x.version) for x in p.values())
+    assert "kv-cache" in p["structure_tags_list"].entries()
+
+
+def test_speaker_title_and_salvage():
+    t = speaker_title("So, what I wanted to talk about today is the idea of the KV cache in inference and more words.")
+    assert len(t.split()) <= 12 and t.startswith("What I wanted")
+    assert salvage_text('{ "text": "One full sentence. And a cut', "text") == "One full sentence."
+    assert salvage_text('{"text": "ok"}', "text") == "ok"
+
+
+def test_make_sections_cover_everything():
+    from pipeline.clean import clean_segments
+
+    sents = clean_segments([{"id": i, "start": 0, "end": 1, "text": t} for i, t in enumerate(TALK)])
+    secs = make_sections(sents, count=lambda s: len(s) // 4, budget=60)
+    assert len(secs) > 1
+    assert [s.id for sec in secs for s in sec] == [s.id for s in sents]
+
+
+def test_validate_post_rejects_unknown_sources():
+    post = {"schema_version": 1, "transcript_sha256": "x", "audio_sha256": "y",
+            "title": {"text": "T", "origin": "speaker", "sources": [0]}, "description": "d", "tags": [],
+            "layers": {r: [{"text": "t", "origin": "speaker", "sources": [0], "verified": True, "note": None}]
+                       for r in ROLES},
+            "sentences": [{"id": 1, "text": "t", "segments": [0], "start": 0.0, "end": 1.0}],
+            "verification": {"items": 0, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0, "details": []},
+            "llm": None, "prompts": {}, "timing": {"total_s": 0.0}}
+    validate_post(post)
+    bad = copy.deepcopy(post)
+    bad["layers"]["example"][0]["sources"] = [42]
+    with pytest.raises(InputError, match="unknown segments"):
+        validate_post(bad)
+    bad = copy.deepcopy(post)
+    bad["layers"]["analogy"] = []
+    with pytest.raises(InputError):
+        validate_post(bad)
+
+
+@pytest.mark.slow
+def test_structure_with_fake_llm(fake):
+    post = structure_transcript(transcript=make_transcript(), llm="fake", use_cache=False)
+    validate_post(post)
+    assert all(post["layers"][r] for r in ROLES)
+    seg_ids = set(range(len(TALK)))
+    for r in ROLES:
+        for it in post["layers"][r]:
+            assert set(it["sources"]) <= seg_ids
+    ex = post["layers"]["example"][0]
+    assert ex["origin"] == "speaker" and "hour" in ex["text"]  # invented numbers -> speaker's words
+    assert "failed verification" in ex["note"]
+    v = post["verification"]
+    assert v["replaced"] >= 1 and v["passed"] >= 6 and v["items"] == sum(len(x) for x in post["layers"].values()) + 1
+    model_items = [it for r in ROLES for it in post["layers"][r] if it["origin"] == "model"]
+    assert model_items, "faithful rewrites must be used"
+    src_text = " ".join(TALK)
+    for it in model_items:
+        assert numbers(it["text"]) <= numbers(src_text)
+    assert post["title"] == {"text": "The KV cache grows with every token you generate", "origin": "model",
+                             "sources": post["title"]["sources"]}
+    assert post["tags"][0] == "kv-cache" and "gpu" not in post["tags"]
+    assert post["llm"]["name"] == "fake" and post["prompts"]["structure_rewrite"] == "2"
+    assert post["timing"]["questions"] == len(fake.history)
+    # the shared prefix is the same text for every question about this transcript
+    assert len({h["prefix"] for h in fake.history}) == 1
+
+
+@pytest.mark.slow
+def test_structure_cache_and_sections(fake):
+    t = make_transcript()
+    first = structure_transcript(transcript=t, llm="fake")
+    n = len(fake.history)
+    again = structure_transcript(transcript=t, llm="fake")
+    assert again == first and len(fake.history) == n  # cached: no new questions
+    fake.n_ctx = 1024 + 120  # forces several sections in full-context mode
+    fake.history.clear()
+    post = structure_transcript(transcript=t, llm="fake", use_cache=False, context="full")
+    assert post["timing"]["sections"] > 1
+    prefixes = {h["prefix"] for h in fake.history}
+    assert len(prefixes) > 1
+    assert all(f"[{i}]" in "".join(prefixes) for i in range(1, len(post["sentences"]) + 1))
+
+
+@pytest.mark.slow
+def test_cli_structure_without_llm(tmp_path):
+    from pipeline.cli import cli
+
+    tj = tmp_path / "t.json"
+    tj.write_text(json.dumps(make_transcript().to_dict()))
+    out = tmp_path / "post.json"
+    r = CliRunner().invoke(cli, ["structure", str(tj), "-o", str(out), "--llm", "none"])
+    assert r.exit_code == 0, r.output
+    post = json.loads(out.read_text())
+    validate_post(post)
+    assert post["llm"] is None and all(it["origin"] == "speaker" for r in ROLES for it in post["layers"][r])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    r = CliRunner().invoke(cli, ["structure", str(bad)])
+    assert r.exit_code == 2 and "Error:" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.slow
+def test_structure_with_real_smollm2():
+    post = structure_transcript(transcript=make_transcript(), llm="smollm2", use_cache=False, llm_budget_s=90)
+    validate_post(post)
+    assert post["llm"]["quantization"] == "Q4_1" and len(post["llm"]["sha256"]) == 64
+    assert all(post["layers"][r] for r in ROLES)
+    src_text = " ".join(TALK)
+    for r in ROLES:
+        for it in post["layers"][r]:
+            assert it["verified"]
+            if it["origin"] == "model":
+                assert numbers(it["text"]) <= numbers(src_text)
+    assert post["timing"]["questions"] >= 3 and post["timing"]["gen_tok_per_s"] > 0
+    assert post["timing"]["reused_tokens"] > 0  # the prefix KV cache was reused
+    assert len(post["title"]["text"].split()) <= 12

@@ -1,0 +1,76 @@
+"""The honesty rule: numbers, units, names and overlap; repair, replace, flag."""
+
+from __future__ import annotations
+
+from pipeline.verify import (lexical_overlap, numbers, problems, proper_nouns, repair, units,
+                             verify_items)
+
+SRC = "So, for example, if I were to explain KV cache, it's a container that fills up very quickly in HBM."
+
+
+def test_numbers_words_and_digits():
+    assert numbers("a hundred dollars and 1,000 cycles, 3.5x faster") == {100.0, 1000.0, 3.5}
+    assert numbers("the MI300 and H100") == {300.0, 100.0}
+
+
+def test_units_and_names():
+    assert units("it used 40 GB and 10 ms") == {"gb", "ms"}
+    assert "nvidia" in proper_nouns("The cache on Nvidia chips fills up.")
+    assert "hbm" in proper_nouns("it lives in HBM")
+
+
+def test_faithful_rewrite_passes():
+    assert problems("The KV cache is a container that fills up quickly in HBM.", SRC) == []
+
+
+def test_invented_number_unit_and_name_fail():
+    why = problems("The KV cache fills 80 GB of HBM on an H100 from Nvidia quickly.", SRC)
+    text = " ".join(why)
+    assert "numbers not in sources" in text and "80" in text
+    assert "units not in sources: gb" in text
+    assert "nvidia" in text
+
+
+def test_low_overlap_fails():
+    assert lexical_overlap("Bananas are yellow fruit loved by monkeys.", SRC) < 0.6
+    assert any("lexical overlap" in p for p in problems("Bananas are yellow fruit loved by monkeys.", SRC))
+
+
+def test_repair_drops_only_the_bad_sentence():
+    fixed = repair("The KV cache is a container that fills up quickly. It holds 80 GB on Nvidia GPUs.", SRC)
+    assert fixed == "The KV cache is a container that fills up quickly."
+    assert repair("Totally unrelated words here about bananas.", SRC) is None
+
+
+def _items():
+    return [
+        {"text": "The KV cache is a container that fills up quickly.", "origin": "model", "sources": [3]},
+        {"text": "KV cache uses 96 GB.", "origin": "model", "sources": [3]},
+        {"text": SRC, "origin": "speaker", "sources": [3]},
+        {"text": SRC, "origin": "speaker", "sources": [99]},
+    ]
+
+
+def test_verify_items_counts_and_fallback():
+    items = _items()
+    block = verify_items(items, segment_ids={1, 2, 3}, speaker_text=lambda it: SRC, label="example")
+    assert (block["items"], block["passed"], block["replaced"], block["flagged"]) == (4, 2, 1, 1)
+    assert items[0]["origin"] == "model" and items[0]["verified"]
+    assert items[1]["origin"] == "speaker" and items[1]["text"] == SRC and "failed" in items[1]["note"]
+    assert items[3]["verified"] is False and "99" in items[3]["note"]
+    assert [d["item"] for d in block["details"]] == ["example[1]", "example[3]"]
+
+
+def test_cosine_gate_used_when_given():
+    why = problems("The KV cache is a container that fills up quickly.", SRC, cosine=lambda a, b: 0.1)
+    assert why and "cosine" in why[0]
+
+
+def test_invented_second_sentence_is_cut_and_copy_credited_to_speaker():
+    items = [{"text": SRC + " The key lies in exploring synergies across many teams.", "origin": "model",
+              "sources": [3]},
+             {"text": "if I were to explain KV cache, it's a container", "origin": "model", "sources": [3]}]
+    block = verify_items(items, segment_ids={3}, speaker_text=lambda it: SRC)
+    assert block["repaired"] == 1 and block["passed"] == 1
+    assert items[0]["text"] == SRC and items[0]["origin"] == "speaker"
+    assert items[1]["origin"] == "speaker" and "kept the speaker's words" in items[1]["note"]
