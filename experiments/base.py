@@ -77,8 +77,8 @@ class Context:
 
     device: str = "cpu"  # "cpu" | "cuda" (already resolved, see resolve_device)
     quick: bool = False
-    whisper_model: str = "base"  # Whisper name or checkpoint path
-    llm: str = "smollm2"  # GGUF name or path
+    whisper_model: str | None = "base"  # Whisper name or checkpoint path (None: pipeline default)
+    llm: str | None = "smollm2"  # GGUF name or path (None: pipeline default)
     audio_path: Path | None = None  # None: the experiment's own default (sample audio)
     reference_text: str | None = None  # what was said in audio_path, if known
     output_dir: Path | None = None
@@ -109,6 +109,7 @@ class ModelUsed:
     name: str
     path: str
     sha256: str
+    source_sha256: str | None = None  # of the original download/package (e.g. CTranslate2 model.bin)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +205,7 @@ RESULT_SCHEMA: dict[str, Any] = {
                     "name": {"type": "string"},
                     "path": {"type": "string"},
                     "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "source_sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
                 },
             },
         },

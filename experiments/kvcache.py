@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from pipeline.errors import ExperimentError
 
+from .batching import _free_bytes, int_list, str_list
 from .base import Context, Experiment, ModelUsed, Param, Result, Trigger, register, utc_now_iso
 from .decode_bench import F16_BYTES, LlamaBatchDecoder, kv_size_from_log
 
@@ -72,6 +73,9 @@ class KVCacheGrowth(Experiment):
 
     def run(self, context: Context) -> Result:
         p = self.resolve_params(context)
+        p["models"] = str_list(p["models"])
+        for key in ("check_batches", "growth_batches"):
+            p[key] = int_list(p[key], key)
         started, t0 = utc_now_iso(), time.perf_counter()
         free = _free_bytes(context.device)
         rows: list[tuple] = []
@@ -139,16 +143,6 @@ def fits_tokens(*, free_bytes: float, bytes_per_token: float, batch: int, fixed_
 def diff_pct(computed: float, measured: float) -> float:
     """Relative difference of the computed bytes from the measured ones (%)."""
     return 100.0 * (computed - measured) / measured if measured else float("inf")
-
-
-def _free_bytes(device: str) -> int:
-    if device == "cuda":
-        import torch
-
-        return int(torch.cuda.mem_get_info()[0])
-    import psutil
-
-    return int(psutil.virtual_memory().available)
 
 
 def _contexts(max_ctx: int) -> list[int]:

@@ -78,10 +78,10 @@ def run_detected(
     transcript: Transcript | Mapping[str, Any] | str,
     output_dir: str | Path,
     selection: str = "auto",
-    device: str = "cpu",
+    device: str | None = "cpu",
     quick: bool = False,
-    whisper_model: str = "base",
-    llm: str = "smollm2",
+    whisper_model: str | None = None,
+    llm: str | None = None,
     audio_path: str | Path | None = None,
     reference_text: str | None = None,
     progress: Callable[[str], None] | None = None,
@@ -90,11 +90,16 @@ def run_detected(
 
     transcript: the ramble (Transcript, its dict, or text) used for detection.
     output_dir: results go to ``output_dir/<experiment>/result.json`` (+ csv, png).
-    device: already resolved ("cpu" or "cuda").
+    device: "cpu", "cuda", or "auto"/None (resolved here).
+    whisper_model, llm: names or paths; None = the project defaults.
     audio_path: the ramble's audio (default: the transcript's audio_path).
     """
     if audio_path is None and isinstance(transcript, Transcript):
         audio_path = transcript.audio_path
+    if device in (None, "", "auto"):
+        from .base import resolve_device
+
+        device = resolve_device(device)
     chosen = select(transcript=transcript, selection=selection)
     outcomes: list[RunOutcome] = []
     for name, detection in chosen:

@@ -176,7 +176,8 @@ class QuantizationLoss(Experiment):
             f"Exhaustive casts: {survivors}/256 int8 values survive int8->fp16->int8; {casualties} of 65536 int16 "
             f"values do not survive int16->fp16->int16 (first failure at |x| = {first_bad}).",
         ]
-        model_used = ModelUsed(role="whisper", name=info.name, path=info.path, sha256=info.sha256)
+        model_used = ModelUsed(role="whisper", name=info.name, path=info.path, sha256=info.sha256,
+                               source_sha256=getattr(info, "source_sha256", None))
         params = dict(p, audio=str(audio_path), language=language)
         del model
         return self.make_result(

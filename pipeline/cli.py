@@ -34,13 +34,16 @@ class DefaultGroup(click.Group):
     default_command = "run"
 
     def parse_args(self, ctx, args):
+        lead = []  # group flags before the audio path: `ramble2post --debug audio.m4a`
+        while args and args[0] == "--debug":
+            lead, args = [*lead, args[0]], args[1:]
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = [self.default_command, *args]
         elif args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version", "--debug"):
             # options of the default command given before the audio path
             if not any(a in self.commands for a in args):
                 args = [self.default_command, *args]
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, [*lead, *args])
 
     def invoke(self, ctx):
         _install_sigterm_handler()

@@ -94,7 +94,9 @@ def rerun_post(
         else:
             branch, parent = info.branch, info.commit
         old = _stored_results(repo, parent, layout.assets_dir(slug))
-        names = list(dict.fromkeys(only or [str(r.get("experiment")) for r in old if not r.get("error")]))
+        known = {e.name for e in ex.all_experiments()}
+        # failed runs count too: a machine with more memory may finish what an earlier one could not
+        names = list(dict.fromkeys(only or [str(r.get("experiment")) for r in old if r.get("experiment") in known]))
         if not names:
             raise ExperimentError(f"{slug} has no experiment results to rerun",
                                   hint="name experiments with --experiment NAME")

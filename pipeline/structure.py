@@ -177,6 +177,8 @@ def speaker_title(text: str) -> str:
     """A <= 12-word title from the speaker's own sentence (no model)."""
     t = re.sub(r"^(so|and|but|well|alright|okay|ok|now|like|um|with that out of the way)[, ]+", "", text.strip(), flags=re.I)
     t = re.sub(r"^(so|and|but|i think that|i think)[, ]+", "", t, flags=re.I)
+    t = re.sub(r"^what (i|we) (wanted|want|am going|are going|'m gonna|'re gonna) to talk about( today)?"
+               r"( (is|was))?[, ]*", "", t, flags=re.I)
     clause = t.split(",")[0] if len(t.split(",")[0].split()) >= 4 else t
     return _trim_title(clause)
 
@@ -352,7 +354,10 @@ def structure_transcript(*, transcript: Transcript, llm: str | None, prompts_dir
     title = {"text": speaker_title(by_id[focus_best].text), "origin": "speaker",
              "sources": list(by_id[focus_best].segments)}
     all_text = " ".join(s.text for s in sentences)
-    tags = _keyword_tags(tag_list, all_text)[:MAX_TAGS]
+    # tags the post's own sentences support (the whole talk if they support fewer than two)
+    post_text = " ".join(it["speaker_text"] for r in ROLES for it in layers[r])
+    tags = _keyword_tags(tag_list, post_text)
+    tags = (tags if len(tags) >= 2 else _keyword_tags(tag_list, all_text))[:MAX_TAGS]
     blocks: list[dict[str, Any]] = []
     if asker:
         say("structure: title and tags")
@@ -384,7 +389,7 @@ def structure_transcript(*, transcript: Transcript, llm: str | None, prompts_dir
             picked = [t for t in _parse(ans, "tags") if t in tag_list] if ans else []
         except LLMOutputError:
             picked = []
-        grounded = set(tags) | set(_keyword_tags(tag_list, all_text))
+        grounded = set(tags)
         model_tags = [t for t in dict.fromkeys(picked) if t in grounded]  # closed list AND said
         tags = (model_tags + [t for t in tags if t not in model_tags])[:MAX_TAGS]
 

@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterable
 
 LEXICAL_MIN = 0.6  # share of the rewrite's content words found in its sources
 COSINE_MIN = 0.6  # embedding cosine between rewrite and sources
+REPEAT_OVERLAP = 0.7  # share of content words two sentences of a rewrite may have in common
+FRAGMENT_MIN = 0.6  # a verbatim copy shorter than this share of its source is a fragment
 
 STOP = set("""a an the and or but so if then than that this these those there here it its it's is are was were
 be been being am do does did doing have has had having i me my we our you your he she they them their his her
@@ -139,6 +141,8 @@ def problems(text: str, source: str, *, cosine: Callable[[str, str], float] | No
         if c < cosine_min:
             out.append(f"embedding cosine {c:.2f} < {cosine_min}")
     sents = [x for x in _SENT.split(text.strip()) if x]
+    if any(_same(a, b) for i, a in enumerate(sents) for b in sents[i + 1:]):
+        out.append("repeats itself")
     if not out and len(sents) > 1:  # a faithful first sentence must not carry an invented second one
         for x in sents:
             if lexical_overlap(x, source) < lexical_min:
@@ -156,9 +160,17 @@ def is_verbatim(text: str, source: str) -> bool:
     return bool(t) and t in _plain(source)
 
 
+def _same(a: str, b: str) -> bool:
+    ca, cb = content_words(a), content_words(b)
+    return bool(ca and cb) and len(ca & cb) / min(len(ca), len(cb)) >= REPEAT_OVERLAP
+
+
 def repair(text: str, source: str, *, cosine=None) -> str | None:
-    """Keep only the sentences of ``text`` that pass on their own; None if none do."""
-    keep = [s for s in _SENT.split(text.strip()) if s and not problems(s, source, cosine=cosine)]
+    """Keep only the sentences of ``text`` that pass on their own (first of repeats); None if none do."""
+    keep: list[str] = []
+    for s in _SENT.split(text.strip()):
+        if s and not problems(s, source, cosine=cosine) and not any(_same(s, k) for k in keep):
+            keep.append(s)
     if not keep:
         return None
     fixed = " ".join(keep)
@@ -206,13 +218,15 @@ def verify_items(items: Iterable[dict[str, Any]], *, segment_ids: set[int],
             counts["passed"] += 1
             continue
         why = problems(item["text"], src, cosine=cosine)
+        fixed = item["text"] if not why else repair(item["text"], src, cosine=cosine)
+        if fixed and is_verbatim(fixed, src) and len(_plain(fixed)) < FRAGMENT_MIN * len(_plain(src)):
+            why, fixed = why + ["a fragment of the speaker's sentence"], None
         if not why:
             item["verified"] = True
             counts["passed"] += 1
             if is_verbatim(item["text"], src):  # the model only copied: credit the speaker
                 item.update(origin="speaker", note="model kept the speaker's words")
             continue
-        fixed = repair(item["text"], src, cosine=cosine)
         if fixed:
             verbatim = is_verbatim(fixed, src)
             item.update(text=fixed, verified=True, origin="speaker" if verbatim else "model",

@@ -140,7 +140,7 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
     return {"engine": engine, "model": model, "sample": sample, "audio_s": round(duration, 3),
             "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "rtf": round(wall / duration, 5),
             "wer": round(wer, 5), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "rss_before_run_mb": round(rss_before / 1024, 1), "words": len(text.split()), "detail": extra,
+            "rss_before_run_mb": round(rss_before / 1024, 1), "words": len(text.split()), "detail": extra, "text": text,
             "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 

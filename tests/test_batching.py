@@ -180,3 +180,24 @@ def test_quick_run_on_real_models(tmp_path):
     with Image.open(png) as im:
         assert im.size[0] > 800 and im.size[1] > 300
     assert "tokens/s" in res.reading
+
+
+def test_list_params_accept_cli_spellings():
+    from experiments.batching import int_list, str_list
+    from pipeline.errors import ExperimentError
+
+    assert int_list([1, 2, 4], "b") == [1, 2, 4]
+    assert int_list("1,2, 4", "b") == [1, 2, 4]
+    assert int_list(8, "b") == [8]
+    assert str_list("llm,whisper") == ["llm", "whisper"]
+    assert str_list(("roofline",)) == ["roofline"]
+    with pytest.raises(ExperimentError, match="list of integers"):
+        int_list("a,b", "batches")
+
+
+def test_batches_without_one_is_a_clear_error():
+    from experiments.base import Context
+    from pipeline.errors import ExperimentError
+
+    with pytest.raises(ExperimentError, match="must include 1"):
+        BatchingSpeedup().run(Context(params={"batches": [2, 4]}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from click.testing import CliRunner
@@ -156,3 +157,40 @@ def test_rerun_without_results_says_so(tmp_path):
 
     with pytest.raises(ExperimentError, match="no experiment results"):
         rerun_post(slug=d.slug, blog_repo=root, device="cpu", runner=FakeRunner(), say=lambda m: None)
+
+
+@pytest.mark.slow
+def test_real_rerun_redraws_the_plot_with_both_runs(tmp_path):
+    """End to end with a real (small) experiment: the stored result is read back, rerun, and plotted together."""
+    import experiments
+    from experiments.base import save_result
+
+    exp = experiments.get("kv-cache-growth")
+    first = exp.run(Context(quick=True, params={"models": ["llm"], "check_steps": 4, "check_batches": [1]}))
+    out = tmp_path / "first"
+    saved = save_result(first, out)
+    root = make_repo(tmp_path / "blog")
+    d = create_draft(post=make_post(), transcript=make_transcript(),
+                     experiment_results=[dict(saved.to_dict(), result_dir=str(out))], blog_repo=root,
+                     hardware={"label": "x", "device": "cpu"})
+    res = rerun_post(slug=d.slug, blog_repo=root, device="cpu", quick=True, say=lambda m: None)
+    assert res.experiments == ("kv-cache-growth",)
+    files = _results_files(root, d.branch, d.slug)
+    assert len(files) == 2
+    new = json.loads(git(root, "show", f"{d.branch}:{[f for f in files if f in res.added][0]}"))
+    assert new["params"]["models"] == ["llm"] and new["params"]["check_batches"] == [1]
+    assert new["summary"]["checks_agree_within_10pct"] is True
+    png = [p for p in res.added if p.endswith(".png")]
+    assert png and int(git(root, "cat-file", "-s", f"{d.branch}:{png[0]}")) > 20_000
+
+
+def test_failed_experiment_is_rerun_too(tmp_path):
+    root = make_repo(tmp_path / "blog")
+    d = create_draft(post=make_post(), transcript=make_transcript(),
+                     experiment_results=[{"experiment": "batching-speedup", "error": "out of memory"},
+                                         {"experiment": "not-a-real-one", "error": "boom"}],
+                     blog_repo=root, hardware={"label": "x", "device": "cpu"})
+    runner = FakeRunner()
+    res = rerun_post(slug=d.slug, blog_repo=root, device="cpu", runner=runner, say=lambda m: None)
+    assert res.experiments == ("batching-speedup",)
+    assert runner.contexts[0].params == {}  # no earlier numbers: the experiment's own defaults

@@ -69,8 +69,18 @@ def test_cosine_gate_used_when_given():
 def test_invented_second_sentence_is_cut_and_copy_credited_to_speaker():
     items = [{"text": SRC + " The key lies in exploring synergies across many teams.", "origin": "model",
               "sources": [3]},
-             {"text": "if I were to explain KV cache, it's a container", "origin": "model", "sources": [3]}]
+             {"text": "if I were to explain KV cache, it's a container that fills up very quickly",
+              "origin": "model", "sources": [3]}]
     block = verify_items(items, segment_ids={3}, speaker_text=lambda it: SRC)
     assert block["repaired"] == 1 and block["passed"] == 1
     assert items[0]["text"] == SRC and items[0]["origin"] == "speaker"
     assert items[1]["origin"] == "speaker" and "kept the speaker's words" in items[1]["note"]
+
+
+def test_repeats_and_fragments():
+    rep = "The KV cache is a container that fills up quickly. The KV cache is a container that fills quickly."
+    assert "repeats itself" in problems(rep, SRC)
+    assert repair(rep, SRC) == "The KV cache is a container that fills up quickly."
+    items = [{"text": "explain KV cache", "origin": "model", "sources": [3]}]
+    block = verify_items(items, segment_ids={3}, speaker_text=lambda it: SRC)
+    assert block["replaced"] == 1 and items[0]["text"] == SRC and items[0]["origin"] == "speaker"

@@ -63,6 +63,28 @@ def _experiment_results(outcomes) -> list[dict]:
     return out
 
 
+def _preflight_blog(blog_repo: Path | None, posts_dir: str | None) -> Path:
+    """Check the blog repo before any slow stage: a bad repo fails in a second, not after transcribing."""
+    from .. import gitops
+    from ..blog import detect_layout, resolve_blog_repo
+
+    path = resolve_blog_repo(blog_repo, say=_say)
+    repo = gitops.open_repo(path)
+    base_branch = gitops.default_branch(repo)
+    detect_layout(repo, base=gitops.ref_sha(repo, f"refs/heads/{base_branch}"), posts_dir=posts_dir)
+    return path
+
+
+def _cache_entries(stage: str) -> set[str]:
+    """Names of a stage's cache entries (to tell a resumed stage from a computed one)."""
+    from ..cache import StageCache
+
+    try:
+        return {p.name for p in StageCache(stage).root.glob("*.json")}
+    except OSError:
+        return set()
+
+
 def _run_experiments(*, selection: str, transcript, device: str, model: str | None, llm: str | None) -> list:
     if selection == "none":
         return []
@@ -116,7 +138,7 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
         ramble2post ramble.m4a --blog-repo ~/src/blog --experiments none --json
     """
     from ..draft import create_draft
-    from ..transcribe import TranscribeOptions, resolve_device, transcribe_file
+    from ..transcribe import CACHE_STAGE, TranscribeOptions, resolve_device, transcribe_file
 
     settings = load_settings()
     model = model or settings.model
@@ -124,13 +146,17 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
     device = resolve_device(device or settings.device)
     selection = (experiments or settings.experiments or "auto").strip()
     timings: dict[str, float] = {}
+    repo_path = _preflight_blog(blog_repo, posts_dir)
 
     t = _stage(1, "transcribe", f"{audio} with Whisper {model} on {device}")
+    known = _cache_entries(CACHE_STAGE)
     transcript = transcribe_file(
         audio_path=audio,
         options=TranscribeOptions(model=model, device=device, language=language or settings.language),
     )
-    timings["transcribe"] = _done(t, f"{len(transcript.segments)} segments, {transcript.duration:.0f} s of audio")
+    resumed = " · cached: not transcribed again" if not (_cache_entries(CACHE_STAGE) - known) else ""
+    timings["transcribe"] = _done(
+        t, f"{len(transcript.segments)} segments, {transcript.duration:.0f} s of audio{resumed}")
 
     t = _stage(2, "structure", f"three layers with {llm}")
     try:
@@ -147,7 +173,7 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
 
     t = _stage(4, "draft", "render and commit on a new branch")
     hardware = _hardware(device)
-    draft = create_draft(post=post, transcript=transcript, experiment_results=results, blog_repo=blog_repo,
+    draft = create_draft(post=post, transcript=transcript, experiment_results=results, blog_repo=repo_path,
                          posts_dir=posts_dir, hardware=hardware, say=_say)
     timings["draft"] = _done(t, f"{draft.verify_marks} VERIFY mark(s)")
 
