@@ -11,18 +11,22 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
 2. **Chunking** (``plan_chunks``): speech regions are packed greedily into windows of
    at most ``max_chunk_s`` seconds (the encoder always sees 30 s, so fewer, fuller
    windows mean fewer encoder passes); a region too long for one window is cut at the
-   quietest frame of the second half of a full window.
+   quietest frame between 70 % and 100 % of a full window.
 3. **Batched log-mel + encoder**: the mels of ``batch_size`` windows are computed in
    one STFT and encoded in one forward pass; the encoder output is kept so that the
    temperature fallback re-decodes without encoding again.
 4. **Batched greedy decoding** with whisper's own ``DecodingTask`` (KV cache, logit
    filters), windows independent of each other (no conditioning on previous text).
-5. **int8** (CPU): ``torch.ao.quantization.quantize_dynamic`` on every linear layer,
-   including the decoder's vocabulary projection (tied to the token embedding, so
-   whisper computes it with a plain matmul: we route it through a quantized Linear).
-   whisper's ``Linear`` subclass is not matched by ``quantize_dynamic``'s exact-type
-   lookup, so the modules are swapped to plain ``nn.Linear`` first.
-6. **CUDA**: fp16 weights (``model.half()``) and bigger batches.
+5. **Precision on CPU**: the decoder's linear layers in int8
+   (``torch.ao.quantization.quantize_dynamic``; whisper's ``Linear`` subclass is not
+   matched by its exact-type lookup, so the modules are swapped to plain ``nn.Linear``
+   first); the encoder in bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX),
+   else fp32. Not int8 in the encoder: dynamic quantization shares one activation scale
+   per tensor (batch x 1500 frames), which cost 1.9 WER points on the 13-min sample.
+6. **Threads**: the encoder's big GEMMs use all physical cores; the decoding loop runs
+   on one thread: its per-step ops are tiny, and waking a second thread for each costs
+   more than it saves (base, 60 steps x 3 windows: 2.1 CPU-s on 1 thread, 12 on 2).
+7. **CUDA**: fp16 weights (``model.half()``) and bigger batches.
 
 Numbers for each lever: docs/PERFORMANCE.md, "Transcription".
 """
@@ -40,8 +44,8 @@ import numpy as np
 from .audio import SAMPLE_RATE
 
 # OpenMP threads that spin while waiting collapse when the cores are shared (measured on the
-# 2-core box with other jobs running: decoder 5x slower with 2 spinning threads than with 1).
-# Passive waiting keeps 2 threads as fast as 1 under load, and costs little when idle.
+# 2-core box with other jobs running: tiny.en decoder 27.5 s with 2 spinning threads, 4.6 s
+# with 2 passive ones, 5.3 s with 1 thread).
 # libgomp reads this once, when torch is first imported: this module is imported before that.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -72,11 +76,13 @@ class BatchedOptions:
     """Settings of the batched engine; all of them change the output or its speed."""
 
     batch_size: int | None = None  # windows per encoder/decoder batch; None = 8 on CPU, 16 on CUDA
-    quantize: str = "auto"  # "int8" | "none" | "auto" (= int8 on CPU, fp16 weights on CUDA)
+    quantize: str = "auto"  # "int8" | "none" | "auto" (= int8 decoder on CPU, fp16 weights on CUDA)
+    encoder_bf16: bool = True  # CPU: run the encoder under bf16 autocast where the CPU has native bf16
     timestamps: bool = True  # decode timestamp tokens -> sentence-level segments
     max_chunk_s: float = 30.0  # s, longest window
     sdpa: bool = True  # torch scaled_dot_product_attention in whisper's attention
-    threads: int | None = None  # torch intra-op threads; None = physical cores
+    threads: int | None = None  # torch intra-op threads for the encoder; None = physical cores
+    decode_threads: int = 1  # threads for the decoding loop: its ops are too small to split (see module doc)
     vad: VadOptions = VadOptions()
 
 
@@ -143,16 +149,19 @@ def speech_regions(*, samples: np.ndarray, options: VadOptions = VadOptions()) -
     return merged
 
 
+CUT_FROM = 0.7  # cut no earlier than 70 % of a full window (21 s): fewer, fuller windows
+
+
 def _quietest_cut(levels: np.ndarray, start: float, end: float, max_s: float) -> float:
     """Where to end the first window of the speech region ``[start, end)``: the quietest
-    point of the second half of a full window, ``[start + max_s / 2, start + max_s)``.
+    point of ``[start + CUT_FROM * max_s, start + max_s)``.
 
-    A wide search finds real sentence breaks. Measured on the 1-min sample with tiny.en
-    (fp32; one word is 0.5 points): this rule 11.5 % WER; cutting at the quietest point
-    of the last 8 s (fuller windows, 25 + 26 + 6 s) 17.7 %; balanced windows with a
-    +-4 s search 15.1 %; whisper's sequential loop 9.9 %.
+    Measured on the 13-min sample with base (int8 decoder, bf16 encoder): searching from
+    50 % of a window gave 49 windows, 120 s, WER 9.03 %; from 70 %: 36 windows, 76 s,
+    WER 7.76 % (sequential whisper: 7.84 %). Only searching the last 8 s was worse
+    (1-min, tiny.en: a 6-s tail window without context, WER 17.7 % vs 11.5 %).
     """
-    lo = int((start + max_s / 2) / FRAME_S)
+    lo = int((start + CUT_FROM * max_s) / FRAME_S)
     hi = min(int((start + max_s) / FRAME_S) - 1, int(end / FRAME_S) - 1, len(levels) - 1)
     if hi <= lo:
         return start + max_s
@@ -218,45 +227,37 @@ def _swap_linears(module) -> int:
     return swapped
 
 
-def _fast_decoder_forward(self, x, xa, kv_cache=None):
-    """whisper's ``TextDecoder.forward`` with the vocabulary projection through ``self.vocab_proj``."""
-    offset = next(iter(kv_cache.values())).shape[1] if kv_cache else 0
-    x = self.token_embedding(x) + self.positional_embedding[offset: offset + x.shape[-1]]
-    x = x.to(xa.dtype)
-    for block in self.blocks:
-        x = block(x, xa, mask=self.mask, kv_cache=kv_cache)
-    x = self.ln(x)
-    return self.vocab_proj(x).float()
-
-
 def quantize_int8(model):
-    """int8 dynamic quantization of every linear layer of a (CPU, fp32) whisper model, in place.
+    """int8 dynamic quantization of the decoder's linear layers of a (CPU, fp32) whisper model, in place.
 
-    Returns the number of linear layers that ended up quantized (vocabulary projection included).
+    Only the decoder: torch's dynamic quantization uses one activation scale per tensor, and
+    an encoder tensor holds batch x 1500 frames, so one loud frame costs all others their
+    precision (measured, base, 13-min: int8 everywhere WER 10.9 % vs 9.0 % fp32). Returns the
+    number of quantized layers.
     """
-    import types
-
     import torch
     from torch import nn
-
-    _swap_linears(model)
-    dec = model.decoder
-    proj = nn.Linear(dec.token_embedding.embedding_dim, dec.token_embedding.num_embeddings, bias=False)
-    proj.weight = dec.token_embedding.weight  # tied: shares storage until quantized
-    dec.vocab_proj = proj
-    dec.forward = types.MethodType(_fast_decoder_forward, dec)
-    # per-tensor scales: per-channel ones (CTranslate2's choice) measured worse here, 1-min sample WER
-    # tiny.en 13.5 % vs 12.0 %, base 12.0 % vs 8.3 % (greedy decoding amplifies small changes)
-    torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
     from torch.ao.nn.quantized.dynamic import Linear as QLinear
 
+    _swap_linears(model.decoder)
+    torch.ao.quantization.quantize_dynamic(model.decoder, {nn.Linear}, dtype=torch.qint8, inplace=True)
     return sum(isinstance(m, QLinear) for m in model.modules())
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 / AMX)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def prepare_model(model, *, device: str, quantize: str = "auto"):
     """A copy of ``model`` set up for the batched engine, memoised per (model, device, quantize).
 
-    quantize: "int8" (CPU only; ignored on CUDA), "none", or "auto" = int8 on CPU.
+    quantize: "int8" (decoder, CPU only; ignored on CUDA), "none", or "auto" = int8 on CPU.
     On CUDA the copy holds fp16 weights. The caller's model is never modified.
     """
     int8 = device == "cpu" and quantize in ("int8", "auto")
@@ -360,7 +361,7 @@ def transcribe_batched(
     from whisper.tokenizer import get_tokenizer
 
     t0 = time.perf_counter()
-    torch.set_num_threads(options.threads or physical_cores())
+    enc_threads = options.threads or physical_cores()
     net = prepare_model(model, device=device, quantize=options.quantize)
     t_prep = time.perf_counter()
     regions = speech_regions(samples=samples, options=options.vad)
@@ -368,6 +369,7 @@ def transcribe_batched(
     t_vad = time.perf_counter()
     batch_size = options.batch_size or (16 if device == "cuda" else 8)
     fp16 = device == "cuda"
+    bf16 = device == "cpu" and options.encoder_bf16 and cpu_has_bf16()
     if not model.is_multilingual:
         language = "en"
     timing = {"prepare_s": t_prep - t0, "vad_s": t_vad - t_prep, "mel_s": 0.0, "encode_s": 0.0, "decode_s": 0.0,
@@ -385,7 +387,11 @@ def transcribe_batched(
                 if fp16:
                     mel = mel.half()
                 tb = time.perf_counter()
-                features = net.encoder(mel)
+                torch.set_num_threads(enc_threads)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    features = net.encoder(mel)
+                features = features.float() if bf16 else features
+                torch.set_num_threads(options.decode_threads)
                 tc = time.perf_counter()
                 if language is None:
                     _, probs = net.detect_language(features[:1], get_tokenizer(True, num_languages=model.num_languages))
@@ -409,6 +415,7 @@ def transcribe_batched(
                 timing["encode_s"] += tc - tb
     finally:
         MultiHeadAttention.use_sdpa = prev_sdpa
+        torch.set_num_threads(enc_threads)
 
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language or "en")
     segments = []

@@ -11,8 +11,10 @@ staged changes and uncommitted edits stay byte-for-byte as they were.
 Hooks: only plumbing is used (read-tree, hash-object, update-index, write-tree,
 commit-tree, update-ref), which runs no commit/checkout/merge hooks; and every
 command that writes gets ``-c core.hooksPath=/dev/null`` so that not even the
-``reference-transaction`` hook (run by update-ref since git 2.28) executes. The
-blog repo's hooks therefore never run with text that came from a transcript.
+``reference-transaction`` hook (run by update-ref since git 2.28) executes, and
+``-c core.fsmonitor=false`` so that a ``core.fsmonitor`` program configured in the
+blog repo is not started either. The blog repo's hooks therefore never run with
+text that came from a transcript.
 Nothing is ever pushed.
 
 Default branch rule (``default_branch``): the local branch that
@@ -26,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -41,7 +44,9 @@ LOCK_WAIT_S = 10.0  # s to wait for another run's lock before giving up
 LOCK_POLL_S = 0.2  # s between lock attempts
 ZERO_SHA = "0" * 40
 DRAFT_PREFIX = "drafts/"
-NO_HOOKS = ("-c", f"core.hooksPath={os.devnull}")  # not even reference-transaction hooks run
+# not even reference-transaction hooks run, nor a configured core.fsmonitor program
+# (git runs it from update-index/write-tree/status/read-tree, even on a temporary index)
+NO_HOOKS = ("-c", f"core.hooksPath={os.devnull}", "-c", "core.fsmonitor=false")
 FALLBACK_IDENTITY = {  # used only when the repo/user has no identity configured
     "GIT_AUTHOR_NAME": "ramble2post",
     "GIT_AUTHOR_EMAIL": "ramble2post@localhost",
@@ -73,6 +78,24 @@ def open_repo(path: Path) -> git.Repo:
     return repo
 
 
+_DISK_FULL = ("no space left", "file too large", "disk quota exceeded", "sigxfsz")
+
+
+def _git_error(what: str, repo: git.Repo, status, stderr: str) -> BlogRepoError:
+    """One-line BlogRepoError for a failed git command; a full disk gets the same hint as our own writes."""
+    detail = " ".join(stderr.split())[:300]
+    if isinstance(status, int) and status < 0:  # killed by a signal (SIGXFSZ: file size limit)
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        detail = f"{detail}; " if detail else ""
+        detail += f"killed by {name}" + (" (file size limit exceeded)" if name == "SIGXFSZ" else "")
+    full = any(k in detail.lower() for k in _DISK_FULL)
+    return BlogRepoError(f"{what} failed in {repo.working_tree_dir}: {detail or f'exit status {status}'}",
+                         hint="free disk space; finished stages are cached, rerun to resume" if full else None)
+
+
 def _git(repo: git.Repo, *args: str, env: Mapping[str, str] | None = None) -> str:
     """Run one git command (no shell); GitCommandError becomes BlogRepoError."""
     try:
@@ -80,7 +103,7 @@ def _git(repo: git.Repo, *args: str, env: Mapping[str, str] | None = None) -> st
                                 strip_newline_in_stdout=True)
     except git.GitCommandError as e:
         stderr = (e.stderr or "").strip().replace("stderr: ", "").strip("'\n ")
-        raise BlogRepoError(f"git {args[0]} failed in {repo.working_tree_dir}: {stderr or e}") from e
+        raise _git_error(f"git {args[0]}", repo, e.status, stderr) from e
 
 
 def _hash_blob(repo: git.Repo, data: bytes) -> str:
@@ -92,7 +115,7 @@ def _hash_blob(repo: git.Repo, data: bytes) -> str:
         cwd=repo.working_tree_dir, input=data, capture_output=True, check=False,
     )
     if proc.returncode != 0:
-        raise BlogRepoError(f"git hash-object failed: {proc.stderr.decode(errors='replace').strip()}")
+        raise _git_error("git hash-object", repo, proc.returncode, proc.stderr.decode(errors="replace"))
     return proc.stdout.decode().strip()
 
 

@@ -31,11 +31,12 @@ from .llm import LLM, LLMInfo, load_llm, registered, resolve_gguf, sha256_of
 from .prompts import Prompt, load_prompts, versions
 from .records import Transcript
 from .select import ROLES, Selection, select_roles
-from .verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
+from .verify import embedding_cosine, is_verbatim, lexical_overlap, merge_counts, problems, verify_items
 
 SCHEMA_VERSION = 1
 STRUCTURE_VERSION = 1  # bump when the algorithm changes: part of the cache key
 TITLE_MAX_WORDS = 12
+TITLE_FOCUS_MIN = 0.4  # share of a model title's content words that must come from layer 1
 MAX_TAGS = 4
 REWRITE_WORDS = {"focus": 50, "reason": 40, "example": 45, "analogy": 35, "connections": 40, "tradeoffs": 40}
 TOKENS_PER_WORD = 1.6  # generous: caps max_tokens of a rewrite
@@ -149,9 +150,12 @@ def make_sections(sentences: list[Sentence], *, count: Callable[[str], int], bud
 
 
 def salvage_text(answer: str, key: str) -> str:
-    """The string field of a JSON answer; if max_tokens cut it off, its complete sentences."""
+    """The string field of a JSON answer; if max_tokens cut it off, its complete sentences.
+
+    A leading list marker ("1. ", "- ") is dropped: it is formatting, not content.
+    """
     try:
-        return str(json.loads(answer)[key]).strip()
+        return re.sub(r"^\s*(\d+[.)]|[-*•])\s+", "", str(json.loads(answer)[key])).strip()
     except (json.JSONDecodeError, KeyError, TypeError):
         pass
     m = re.match(r'\s*\{\s*"' + re.escape(key) + r'"\s*:\s*"(.*)', answer, re.S)
@@ -175,7 +179,8 @@ be my your our their this these so as at on by from i we you they there where wh
 
 def speaker_title(text: str) -> str:
     """A <= 12-word title from the speaker's own sentence (no model)."""
-    t = re.sub(r"^(so|and|but|well|alright|okay|ok|now|like|um|with that out of the way)[, ]+", "", text.strip(), flags=re.I)
+    t = re.sub(r"^((so|and|but|well|alright|okay|ok|now|like|um|you know|with that out of the way)[, ]+)+", "",
+               text.strip(), flags=re.I)
     t = re.sub(r"^(so|and|but|i think that|i think)[, ]+", "", t, flags=re.I)
     t = re.sub(r"^what (i|we) (wanted|want|am going|are going|'m gonna|'re gonna) to talk about( today)?"
                r"( (is|was))?[, ]*", "", t, flags=re.I)
@@ -373,6 +378,9 @@ def structure_transcript(*, transcript: Transcript, llm: str | None, prompts_dir
         # grounded in the whole (cleaned) talk, so a summary title may use words from any part
         # of it; no embedding cosine: a title is too short for a meaningful one
         why = problems(_sentence_case(cand), all_text) if cand else ["empty"]
+        focus_overlap = lexical_overlap(cand, focus_src) if cand else 0.0
+        if cand and focus_overlap < TITLE_FOCUS_MIN:  # ...but it must name what layer 1 is about
+            why.append(f"overlap with layer 1 {focus_overlap:.2f} < {TITLE_FOCUS_MIN}")
         if not why:
             title = {"text": cand, "origin": "speaker" if is_verbatim(cand, all_text) else "model",
                      "sources": sorted({s for it in layers["focus"] for s in it["sources"]})}

@@ -75,6 +75,40 @@ def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOption
     return stable_key({"audio": audio_sha256, "model": model_sha256, "options": opts})
 
 
+# Real-time factors (wall s per s of audio) measured on 2 CPU cores, used only for
+# the --plan estimate; see docs/PERFORMANCE.md. GPU figures are conservative guesses.
+RTF_ESTIMATE = {
+    ("tiny.en", "cpu"): {"batched": 0.04, "sequential": 0.08},
+    ("base", "cpu"): {"batched": 0.08, "sequential": 0.17},
+}
+RTF_FALLBACK = {"cpu": 0.5, "cuda": 0.02}  # unknown (bigger) models
+BYTES_PER_AUDIO_SECOND = 16_000 * (2 + 4)  # s16le pipe buffer + float32 copy, bytes/s
+
+
+def plan_transcription(*, audio_path: str | Path, options: TranscribeOptions = TranscribeOptions()) -> dict[str, Any]:
+    """Estimate time and memory from the file header alone (nothing is decoded).
+
+    audio_path: the audio file; only its header is read.
+    options: model, device and engine the estimate is for.
+    """
+    from .audio import probe_duration
+
+    duration = probe_duration(audio_path)
+    device = resolve_device(options.device)
+    name = options.model or "base"
+    rtf = RTF_ESTIMATE.get((name, device), {}).get(options.engine) or RTF_FALLBACK.get(device, 0.5)
+    return {
+        "audio_path": str(audio_path),
+        "duration_s": round(duration, 2),
+        "model": name,
+        "device": device,
+        "engine": options.engine,
+        "estimated_wall_s": round(duration * rtf, 1),
+        "estimated_audio_memory_bytes": int(duration * BYTES_PER_AUDIO_SECOND),
+        "real_time_factor_assumed": rtf,
+    }
+
+
 def transcribe_file(
     *, audio_path: str | Path, options: TranscribeOptions = TranscribeOptions(), use_cache: bool = True
 ) -> Transcript:

@@ -50,8 +50,9 @@ _SENT = re.compile(r"(?<=[.!?])\s+")
 
 
 def _stem(w: str) -> str:
+    w = w[:-2] if w.endswith("'s") else w
     for suf in ("ingly", "ing", "edly", "ed", "es", "s", "ly"):
-        if len(w) > len(suf) + 3 and w.endswith(suf):
+        if len(w) > len(suf) + (2 if suf == "s" else 3) and w.endswith(suf):
             return w[: -len(suf)]
     return w
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -81,6 +80,7 @@ def test_speaker_title_and_salvage():
     assert len(t.split()) <= 12 and t.startswith("The idea of the KV cache")
     assert salvage_text('{ "text": "One full sentence. And a cut', "text") == "One full sentence."
     assert salvage_text('{"text": "ok"}', "text") == "ok"
+    assert salvage_text('{"text": "1. One idea here."}', "text") == "One idea here."
 
 
 def test_make_sections_cover_everything():

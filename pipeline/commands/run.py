@@ -137,6 +137,7 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
         ramble2post ramble.m4a
         ramble2post ramble.m4a --blog-repo ~/src/blog --experiments none --json
     """
+    from ..audio import check_readable
     from ..draft import create_draft
     from ..transcribe import CACHE_STAGE, TranscribeOptions, resolve_device, transcribe_file
 
@@ -146,6 +147,7 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
     device = resolve_device(device or settings.device)
     selection = (experiments or settings.experiments or "auto").strip()
     timings: dict[str, float] = {}
+    check_readable(audio)  # a typo in the audio path is reported first, before any repo is created
     repo_path = _preflight_blog(blog_repo, posts_dir)
 
     t = _stage(1, "transcribe", f"{audio} with Whisper {model} on {device}")

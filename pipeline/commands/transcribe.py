@@ -9,7 +9,7 @@ import click
 
 from ..cache import atomic_write_text
 from ..cli import device_option, whisper_model_option
-from ..transcribe import TranscribeOptions, transcribe_file
+from ..transcribe import TranscribeOptions, plan_transcription, transcribe_file
 from ..writers import WRITERS
 
 
@@ -31,7 +31,9 @@ from ..writers import WRITERS
               help="batched: skip silence, decode 30-s windows in batches, int8 on CPU (fastest); "
                    "sequential: whisper's own loop, each window conditioned on the previous text.")
 @click.option("--no-cache", is_flag=True, help="Transcribe again even if a cached transcript exists.")
-def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_size, engine, no_cache):
+@click.option("--plan", is_flag=True,
+              help="Only print the audio length and estimated time and memory (reads the header, decodes nothing).")
+def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_size, engine, no_cache, plan):
     """Transcribe AUDIO (any format ffmpeg reads) with Whisper, locally.
 
     \b
@@ -41,6 +43,12 @@ def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_siz
     """
     options = TranscribeOptions(model=model, device=device or "auto", language=language, prompt=prompt,
                                 beam_size=beam_size, engine=engine)
+    if plan:
+        p = plan_transcription(audio_path=audio, options=options)
+        click.echo(f"{audio}: {p['duration_s'] / 60:.1f} min of audio; {p['model']} on {p['device']} ({p['engine']}) "
+                   f"needs about {p['estimated_wall_s'] / 60:.1f} min and "
+                   f"{p['estimated_audio_memory_bytes'] / 2**20:.0f} MiB for the decoded audio")
+        return
     transcript = transcribe_file(audio_path=audio, options=options, use_cache=not no_cache)
     text = WRITERS[fmt](transcript)
     if output:

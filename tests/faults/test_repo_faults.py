@@ -161,3 +161,12 @@ def test_two_concurrent_runs_one_waits_and_both_land_consistently(tmp_path, warm
     for key in ("HEAD", "index", "status", "worktrees", "locks", "files"):
         assert after[key] == before[key], key
     assert not (blog / ".git" / LOCK_NAME).exists()
+
+
+def test_debug_before_the_audio_path_shows_the_traceback_instead(tmp_path, warm, fakes):
+    """`ramble2post --debug audio.m4a ...` is the main command with tracebacks on (not 'No such command')."""
+    from pipeline.errors import BlogRepoError
+
+    blog, _ = _not_git(tmp_path)
+    with pytest.raises(BlogRepoError, match="is not a git repository"):
+        invoke(["--debug", *RUN, "--blog-repo", blog], home=warm.home)
