@@ -27,6 +27,10 @@ def _say(msg: str) -> None:
 
 
 def _stage(n: int, name: str, detail: str) -> float:
+    from ..cli import interrupt_pending
+
+    if interrupt_pending():  # a signal whose KeyboardInterrupt some library swallowed: stop here
+        raise KeyboardInterrupt("interrupted during the previous stage")
     _say(f"[{n}/{len(STAGES)}] {name}: {detail}")
     return time.perf_counter()
 

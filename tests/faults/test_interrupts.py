@@ -101,7 +101,7 @@ def test_signal_in_each_stage_leaves_nothing_half_done(case, sig, tmp_path, warm
     cached_before = {s: cache_files(home, s) for s in ("transcribe", "structure")}
     extra = ("--experiments", "fault-sleep") if stage == "experiments" else ()
     run = Running(_cmd(blog, *extra), home=home, env={**env, "TMPDIR": tmp_path / "tmp"})
-    _interrupt(run, marker, sig)
+    r = _interrupt(run, marker, sig)
 
     assert_unchanged(blog, before)  # refs, index, work tree, status, worktrees, no lock
     assert branches(blog) == refs
@@ -112,8 +112,9 @@ def test_signal_in_each_stage_leaves_nothing_half_done(case, sig, tmp_path, warm
     done = {"transcribe": 0, "structure": 1, "experiments": 2, "draft": 3}[stage]
     if done >= 1:
         assert cache_files(home, "transcribe") and cache_files(home, "transcribe") == cached_before["transcribe"]
-    else:
-        assert cache_files(home, "transcribe") == {}
+    else:  # no entry; or, when a library swallowed the KeyboardInterrupt, the stage finished, was
+        # cached whole, and the run stopped at the next stage boundary (interrupt_pending)
+        assert len(cache_files(home, "transcribe")) <= 1 and "[2/4]" not in r.stderr
     if done == 1:
         assert cache_files(home, "structure") == cached_before["structure"] == {}
     if done >= 2:

@@ -10,6 +10,7 @@ decoded it would show in the peak memory measured here.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -97,7 +98,7 @@ def test_plan_for_three_hours_does_not_decode(three_hours, tmp_path):
     assert long_run.returncode == 0, long_run.stderr
     assert "Traceback" not in long_run.stderr
     shown = long_run.stdout + long_run.stderr
-    assert any(s in shown for s in ("3:00:00", "10800", "180 min", "3.0 h", "3 h")), shown
+    assert re.search(r"3:00:00|10800|180(\.0)? min|3(\.0)? h", shown), shown
     short_run, short_peak, _ = _plan(SAMPLE_1MIN, tmp_path / "home")
     assert short_run.returncode == 0, short_run.stderr
     # memory does not grow with the recording's length: no decoding happened
