@@ -233,7 +233,9 @@ class _Asker:
         prefix = self.context.render(sentences=_lines(self.sections[self.where.get(sentence_id, 0)]))
         try:
             a = self.llm.ask(prefix=prefix, question=question, schema=schema, max_tokens=max_tokens)
-        except LLMOutputError as e:
+        except (LLMOutputError, RuntimeError) as e:
+            # RuntimeError: llama.cpp failed (e.g. llama_decode error). The item keeps the
+            # speaker's words, like any answer that fails verification; the error is logged.
             self.stats["failures"] += 1
             self.log.append({"step": step, "error": str(e)})
             return None

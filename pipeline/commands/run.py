@@ -17,7 +17,7 @@ import click
 from ..blog import BLOG_ENVVAR
 from ..cli import device_option, whisper_model_option
 from ..config import home_dir, load_settings
-from ..errors import DependencyError, Ramble2PostError
+from ..errors import DependencyError, InputError, Ramble2PostError
 
 STAGES = ("transcribe", "structure", "experiments", "draft")
 
@@ -89,6 +89,21 @@ def _cache_entries(stage: str) -> set[str]:
         return set()
 
 
+def _check_experiment_names(selection: str) -> None:
+    """Refuse unknown experiment names up front (auto, none and all are keywords)."""
+    if selection.lower() in ("auto", "none", "all"):
+        return
+    try:
+        from experiments import get
+    except ImportError:
+        return
+    for name in (n.strip() for n in selection.split(",") if n.strip()):
+        try:
+            get(name)
+        except Exception as e:  # ExperimentError names the known experiments
+            raise InputError(f"unknown experiment {name!r}", hint=getattr(e, "hint", None) or str(e)) from e
+
+
 def _run_experiments(*, selection: str, transcript, device: str, model: str | None, llm: str | None) -> list:
     if selection == "none":
         return []
@@ -152,6 +167,7 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
     selection = (experiments or settings.experiments or "auto").strip()
     timings: dict[str, float] = {}
     check_readable(audio)  # a typo in the audio path is reported first, before any repo is created
+    _check_experiment_names(selection)  # and a typo in --experiments, before an hour of work
     repo_path = _preflight_blog(blog_repo, posts_dir)
 
     t = _stage(1, "transcribe", f"{audio} with Whisper {model} on {device}")

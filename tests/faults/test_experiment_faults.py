@@ -22,3 +22,14 @@ def test_failing_experiments_are_recorded_in_the_draft(tmp_path, warm, fakes):
     assert "simulated bug in an experiment" in md and "out of memory" in md
     assert out["verify_marks"] >= 2  # each failure is a VERIFY mark: publishing refuses until reviewed
     assert md.count("VERIFY") >= 2
+
+
+def test_unknown_experiment_name_is_refused_before_any_work(tmp_path):
+    from tests.faults.helpers import invoke
+
+    home = tmp_path / "home"
+    r = invoke([SAMPLE_1MIN, "--experiments", "quantisation-los"], home=home)
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[0] == "Error: unknown experiment 'quantisation-los'"
+    assert "quantization-loss" in r.stderr  # the hint lists the real names
+    assert not (home / "blog").exists() and not (home / "cache").exists()
