@@ -65,3 +65,13 @@ def test_other_formats_on_stdout(fmt, marker):
     assert result.exit_code == 0
     assert marker in result.stdout
     assert "Detected language" not in result.stdout
+
+
+def test_auto_engine_is_sequential_for_short_audio_and_batched_for_long():
+    from pipeline.transcribe import BATCHED_MIN_DURATION, choose_engine
+
+    assert choose_engine("auto", 57.0) == "sequential"
+    assert choose_engine("auto", BATCHED_MIN_DURATION) == "batched"
+    assert choose_engine("auto", 803.5) == "batched"
+    assert choose_engine("batched", 57.0) == "batched"  # an explicit choice wins
+    assert choose_engine("batched", 803.5, word_timestamps=True) == "sequential"

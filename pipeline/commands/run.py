@@ -104,7 +104,8 @@ def _check_experiment_names(selection: str) -> None:
             raise InputError(f"unknown experiment {name!r}", hint=getattr(e, "hint", None) or str(e)) from e
 
 
-def _run_experiments(*, selection: str, transcript, device: str, model: str | None, llm: str | None) -> list:
+def _run_experiments(*, selection: str, transcript, device: str, model: str | None, llm: str | None,
+                     quick: bool = False) -> list:
     if selection == "none":
         return []
     try:
@@ -116,7 +117,8 @@ def _run_experiments(*, selection: str, transcript, device: str, model: str | No
     try:
         outcomes = run_detected(
             transcript=transcript, output_dir=run_dir / "experiments", selection=selection, device=device,
-            whisper_model=model, llm=llm, audio_path=transcript.audio_path, progress=lambda m: _say(f"      {m}"),
+            whisper_model=model, llm=llm, audio_path=transcript.audio_path, quick=quick,
+            progress=lambda m: _say(f"      {m}"),
         )
     except Ramble2PostError as e:  # e.g. an unknown experiment name: the draft is still produced
         _say(f"      experiments failed: {e}")
@@ -144,8 +146,10 @@ def _run_experiments(*, selection: str, transcript, device: str, model: str | No
               help="Spoken language code (e.g. en). Default: detect; English-only models use en.")
 @click.option("--experiments", "experiments", default=None, envvar="RAMBLE2POST_EXPERIMENTS",
               help="auto (run what the ramble talks about), none, or a comma-separated list of experiment names.")
+@click.option("--quick", is_flag=True, envvar="RAMBLE2POST_QUICK",
+              help="Run experiments in quick mode (each under 2 minutes on 2 CPU cores) instead of full.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (draft path, branch, commit, timings).")
-def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experiments, as_json):
+def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experiments, quick, as_json):
     """Draft a blog post from AUDIO: transcribe, structure, measure, commit.
 
     The draft lands on a new branch drafts/<slug> of the blog repo; your
@@ -190,7 +194,8 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
     timings["structure"] = _done(t, f"title “{(post.get('title') or {}).get('text', '')}”, {flagged} flagged")
 
     t = _stage(3, "experiments", selection)
-    results = _run_experiments(selection=selection, transcript=transcript, device=device, model=model, llm=llm)
+    results = _run_experiments(selection=selection, transcript=transcript, device=device, model=model, llm=llm,
+                               quick=quick)
     timings["experiments"] = _done(t, f"{len(results)} result(s)")
 
     t = _stage(4, "draft", "render and commit on a new branch")

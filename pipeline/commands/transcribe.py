@@ -27,9 +27,10 @@ from ..writers import WRITERS
               help='Initial prompt with jargon to spell right, e.g. "KV cache, HBM, MI300, tensor cores".')
 @click.option("--beam-size", type=click.IntRange(1, 10), default=None,
               help="Beam search width. Default: greedy decoding (fastest).")
-@click.option("--engine", type=click.Choice(["batched", "sequential"]), default="batched", show_default=True,
-              help="batched: skip silence, decode 30-s windows in batches, int8 on CPU (fastest); "
-                   "sequential: whisper's own loop, each window conditioned on the previous text.")
+@click.option("--engine", type=click.Choice(["auto", "batched", "sequential"]), default="auto", show_default=True,
+              help="batched: cut at pauses, decode <=30-s windows in batches, decoder int8 on CPU (fastest "
+                   "on long audio); sequential: whisper's own loop, each window conditioned on the previous "
+                   "text; auto: batched from 5 minutes of audio, else sequential.")
 @click.option("--no-cache", is_flag=True, help="Transcribe again even if a cached transcript exists.")
 @click.option("--plan", is_flag=True,
               help="Only print the audio length and estimated time and memory (reads the header, decodes nothing).")
