@@ -369,20 +369,22 @@ class LlamaCppLLM:
                 if a != b:
                     break
                 reused += 1
+        # Not streamed: streaming costs a Python round trip per token (measured ~10 % of
+        # tokens/s on SmolLM2, scripts/bench_llm_speed.py). The prompt/generation split
+        # comes from llama.cpp's own performance counters instead.
+        import llama_cpp
+
+        ctx = self._llama._ctx.ctx
+        llama_cpp.llama_perf_context_reset(ctx)
         t0 = time.perf_counter()
-        t_first = None
-        pieces: list[str] = []
-        n_gen = 0
-        for chunk in self._llama.create_completion(
-                tokens, max_tokens=max_tokens, temperature=TEMPERATURE, top_k=1,
-                repeat_penalty=REPEAT_PENALTY, grammar=grammar, stream=True, seed=0):
-            if t_first is None:
-                t_first = time.perf_counter()
-            pieces.append(chunk["choices"][0]["text"])
-            n_gen += 1
-        t1 = time.perf_counter()
-        t_first = t_first or t1
-        return Answer("".join(pieces), len(tokens), reused, n_gen, t_first - t0, t1 - t_first)
+        out = self._llama.create_completion(
+            tokens, max_tokens=max_tokens, temperature=TEMPERATURE, top_k=1,
+            repeat_penalty=REPEAT_PENALTY, grammar=grammar, stream=False, seed=0)
+        wall = time.perf_counter() - t0
+        perf = llama_cpp.llama_perf_context(ctx)
+        prompt_s = perf.t_p_eval_ms / 1000.0
+        n_gen = int(out["usage"]["completion_tokens"])
+        return Answer(out["choices"][0]["text"], len(tokens), reused, n_gen, prompt_s, max(wall - prompt_s, 0.0))
 
 
 def choose_threads() -> int:
