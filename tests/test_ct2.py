@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,16 +91,25 @@ def test_corrupt_cached_checkpoint_is_reconverted():
 
 @pytest.mark.slow
 def test_conversion_transcribes_like_faster_whisper_on_same_weights():
-    faster_whisper = pytest.importorskip("faster_whisper")
+    """Word for word like faster-whisper (CTranslate2) on the same tiny.en weights, greedy.
+
+    With faster-whisper installed (requirements-bench.txt, as in CI) both run here; without it
+    the comparison is against faster-whisper 1.2.1's output stored in tests/data.
+    """
     import whisper
 
     from pipeline.audio import load_audio
     from tests.conftest import SAMPLE_1MIN
 
     samples = load_audio(SAMPLE_1MIN).samples
-    fw = faster_whisper.WhisperModel(str(_tiny_dir()), device="cpu", compute_type="float32", cpu_threads=2)
-    segments, _ = fw.transcribe(samples, beam_size=1, temperature=0.0, language="en")
-    theirs = " ".join(s.text.strip() for s in segments).split()
+    try:
+        import faster_whisper
+
+        fw = faster_whisper.WhisperModel(str(_tiny_dir()), device="cpu", compute_type="float32", cpu_threads=2)
+        segments, _ = fw.transcribe(samples, beam_size=1, temperature=0.0, language="en")
+        theirs = " ".join(s.text.strip() for s in segments).split()
+    except ImportError:
+        theirs = (Path(__file__).parent / "data" / "tiny_en_1min_faster_whisper.txt").read_text().split()
     model, _ = load_whisper_model(name_or_path="tiny.en", device="cpu")
     ours = whisper.transcribe(model, samples, temperature=0.0, language="en", fp16=False, verbose=None)
     assert " ".join(s["text"].strip() for s in ours["segments"]).split() == theirs

@@ -224,7 +224,8 @@ def test_main_command_with_stand_in_stages(tmp_path, monkeypatch):
 
     exp_calls = []
 
-    def fake_run_detected(*, transcript, output_dir, selection, device, whisper_model, llm, audio_path, progress):
+    def fake_run_detected(*, transcript, output_dir, selection, device, whisper_model, llm, audio_path, progress,
+                          quick=False):
         exp_calls.append(selection)
         out = Path(output_dir) / "batching-speedup"
         out.mkdir(parents=True)
