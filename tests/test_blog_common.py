@@ -58,13 +58,9 @@ def make_repo(root: Path, *, posts_dir: str | None = "src/data/blog", branch: st
 
 def make_busy_repo(root: Path) -> Path:
     """v5 repo on a checked-out feature branch with staged, unstaged and untracked edits."""
-    make_repo(root)
-    git(root, "checkout", "-q", "-b", "feature/wip")
-    (root / "src/data/blog/wip.md").write_text("---\ntitle: WIP\n---\nstaged\n")
-    git(root, "add", "src/data/blog/wip.md")
-    (root / "src/data/blog/hello.md").write_text("edited but not staged\n")
-    (root / "notes.txt").write_text("untracked\n")
-    return root
+    from tests.faults.helpers import dirty  # one definition of "a busy checkout" for both suites
+
+    return dirty(make_repo(root))
 
 
 def snapshot(root: Path) -> dict:
