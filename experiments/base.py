@@ -315,8 +315,12 @@ def _jsonable(v: Any) -> Any:
 
 
 def utc_now_iso() -> str:
-    """Start time of a run, ISO 8601 in UTC with a Z."""
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """Start time of a run, ISO 8601 in UTC with a Z, to the millisecond.
+
+    Milliseconds because the time names the stored result file: two quick runs of
+    one experiment on one machine can start within the same second.
+    """
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Stopwatch:
