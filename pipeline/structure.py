@@ -31,11 +31,11 @@ from .llm import LLM, LLMInfo, load_llm, registered, resolve_gguf, sha256_of
 from .prompts import Prompt, load_prompts, versions
 from .records import Transcript
 from .select import ROLES, Selection, select_roles
+from .titles import salient_title, sentence_case, speaker_title, trim_title
 from .verify import embedding_cosine, is_verbatim, lexical_overlap, merge_counts, problems, verify_items
 
 SCHEMA_VERSION = 1
-STRUCTURE_VERSION = 1  # bump when the algorithm changes: part of the cache key
-TITLE_MAX_WORDS = 12
+STRUCTURE_VERSION = 2  # bump when the algorithm changes: part of the cache key
 TITLE_FOCUS_MIN = 0.4  # share of a model title's content words that must come from layer 1
 MAX_TAGS = 4
 REWRITE_WORDS = {"focus": 50, "reason": 40, "example": 45, "analogy": 35, "connections": 40, "tradeoffs": 40}
@@ -171,37 +171,6 @@ def _parse(answer: str, key: str) -> Any:
         return json.loads(answer)[key]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise LLMOutputError(f"unparseable answer {answer[:80]!r}") from e
-
-
-_TITLE_TAIL_STOP = set("""to the a an of and or but which that with in for it when is are was would could should can
-be my your our their this these so as at on by from i we you they there where who like just""".split())
-
-
-def speaker_title(text: str) -> str:
-    """A <= 12-word title from the speaker's own sentence (no model)."""
-    t = re.sub(r"^((so|and|but|well|alright|okay|ok|now|like|um|you know|with that out of the way)[, ]+)+", "",
-               text.strip(), flags=re.I)
-    t = re.sub(r"^(so|and|but|i think that|i think)[, ]+", "", t, flags=re.I)
-    t = re.sub(r"^what (i|we) (wanted|want|am going|are going|'m gonna|'re gonna) to talk about( today)?"
-               r"( (is|was))?[, ]*", "", t, flags=re.I)
-    clause = t.split(",")[0] if len(t.split(",")[0].split()) >= 4 else t
-    return _trim_title(clause)
-
-
-def _trim_title(text: str) -> str:
-    """At most 12 words, no dangling 'and'/'the'/... at the end, first letter upper-case."""
-    words = text.split()[:TITLE_MAX_WORDS]
-    while words and words[-1].lower().strip(".,;:!?") in _TITLE_TAIL_STOP:
-        words.pop()
-    out = " ".join(words).strip(" .,;:!?")
-    return out[:1].upper() + out[1:]
-
-
-def _sentence_case(title: str) -> str:
-    """'The Bridge To Understanding' -> 'The bridge to understanding' (acronyms kept) for the name check."""
-    words = title.split()
-    return " ".join(w if i == 0 or not (w[:1].isupper() and w[1:].islower()) else w.lower()
-                    for i, w in enumerate(words))
 
 
 def _keyword_tags(tag_list: dict[str, str], text: str) -> list[str]:
@@ -358,9 +327,12 @@ def structure_transcript(*, transcript: Transcript, llm: str | None, prompts_dir
     cos = embedding_cosine()
     focus_src = " ".join(it["speaker_text"] for it in layers["focus"])
     focus_best = max(chosen["focus"], key=lambda k: sel.scores["focus"][k])
-    title = {"text": speaker_title(by_id[focus_best].text), "origin": "speaker",
-             "sources": list(by_id[focus_best].segments)}
     all_text = " ".join(s.text for s in sentences)
+    focus_ids = [sid for it in layers["focus"] for sid in it["sentences"]]
+    cut = salient_title([by_id[sid].text for sid in focus_ids], talk=all_text)
+    title_sid = focus_ids[cut[1]] if cut else focus_best
+    title = {"text": cut[0] if cut else speaker_title(by_id[focus_best].text), "origin": "speaker",
+             "sources": list(by_id[title_sid].segments)}
     # tags the post's own sentences support (the whole talk if they support fewer than two)
     post_text = " ".join(it["speaker_text"] for r in ROLES for it in layers[r])
     tags = _keyword_tags(tag_list, post_text)
@@ -373,13 +345,13 @@ def structure_transcript(*, transcript: Transcript, llm: str | None, prompts_dir
         ans = asker.ask("title", first, q, {"type": "object", "properties": {
             "title": {"type": "string", "maxLength": 90}}, "required": ["title"]}, 40)
         try:
-            cand = _trim_title(str(_parse(ans, "title"))) if ans else ""
+            cand = trim_title(str(_parse(ans, "title"))) if ans else ""
         except LLMOutputError:
             cand = ""
         tb = {"items": 1, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0, "details": []}
         # grounded in the whole (cleaned) talk, so a summary title may use words from any part
         # of it; no embedding cosine: a title is too short for a meaningful one
-        why = problems(_sentence_case(cand), all_text) if cand else ["empty"]
+        why = problems(sentence_case(cand), all_text) if cand else ["empty"]
         focus_overlap = lexical_overlap(cand, focus_src) if cand else 0.0
         if cand and focus_overlap < TITLE_FOCUS_MIN:  # ...but it must name what layer 1 is about
             why.append(f"overlap with layer 1 {focus_overlap:.2f} < {TITLE_FOCUS_MIN}")

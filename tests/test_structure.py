@@ -83,6 +83,22 @@ def test_speaker_title_and_salvage():
     assert salvage_text('{"text": "1. One idea here."}', "text") == "One idea here."
 
 
+def test_salient_title_names_the_topic_the_talk_returns_to():
+    from pipeline.titles import salient_title
+
+    talk = ("I want to explain an idea in three layers. The first layer points at the idea. "
+            "The second layer gives a reason, an example and an analogy. The third layer connects the idea "
+            "to others. Layers help the audience.")
+    focus = ["You just point at it, you move on, and you explain the idea in three different layers."]
+    title, k = salient_title(focus, talk=talk)
+    assert k == 0
+    assert "layers" in title.lower() and "idea" in title.lower()  # the words the talk keeps coming back to
+    assert title.lower() in focus[0].lower()  # verbatim: nothing added
+    assert not title.lower().startswith(("you", "just", "point at it"))
+    assert 3 <= len(title.split()) <= 9 and title[0].isupper()
+    assert salient_title(["so and the of it"], talk=talk) is None  # no content word: no title
+
+
 def test_make_sections_cover_everything():
     from pipeline.clean import clean_segments
 
