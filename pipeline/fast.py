@@ -31,11 +31,13 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
 6. **Threads**: the encoder's big GEMMs use all physical cores; the decoding loop runs
    on one thread: its per-step ops are tiny, and waking a second thread for each costs
    more than it saves (base, 60 steps x 3 windows: 2.1 CPU-s on 1 thread, 12 on 2).
-   ``workers=2`` instead runs two batches at once, each op on 1 thread (a decoder copy per
-   worker). Measured on the 13-min sample with other jobs on the box: 51 s (44-59) vs 46 s
-   for 1 worker, +1.1 GB peak RSS, same WER; so not the default. (With batches resized so
-   that both workers get 3 of 6: 27.5 s vs 36 s, but WER 8.43 % vs 8.00 %: greedy output
-   moves with the batch composition.)
+   ``workers`` runs several batches at once instead, each op on 1 thread (a decoder copy
+   per worker; the text is identical, checked on both samples with base and tiny.en).
+   ``None`` (auto) = 2 workers on a 2-3-core CPU with >= 2 batches and >= 4 GiB free,
+   else 1: on an idle 2-core machine the single worker leaves a core idle while it
+   decodes (13-min sample, base: 20.1 s with 2 workers vs 25.5 s with 1, +1.1 GB peak
+   RSS). With other jobs on the box it was no better (51 s (44-59) vs 46 s); on more
+   cores the one worker's encoder uses them all, and 2 workers were not measured there.
 7. **CUDA**: fp16 weights (``model.half()``) and bigger batches.
 
 Numbers for each lever: docs/PERFORMANCE.md, "Transcription".
@@ -83,13 +85,32 @@ class BatchedOptions:
     sdpa: bool = True  # torch scaled_dot_product_attention in whisper's attention
     threads: int | None = None  # torch intra-op threads for the encoder; None = physical cores
     decode_threads: int = 1  # threads for the decoding loop (workers == 1): its ops are too small to split
-    workers: int = 1  # CPU: batches processed concurrently by this many threads, each op on 1 thread (see module doc)
+    workers: int | None = None  # CPU: batches run at once, each op on 1 thread; None = auto (see module doc)
     vad: VadOptions = VadOptions()
 
 
 # ---------------------------------------------------------------------------- model preparation
 
 _PREPARED: dict[tuple[int, str, bool, str], Any] = {}
+
+
+AUTO_WORKERS_MAX_CORES = 3  # auto picks 2 workers only on 2-3 physical cores (measured on 2; see module doc)
+WORKER_RAM_BYTES = 4 << 30  # bytes free needed for a second worker (its decoder copy and caches: ~1.1 GB)
+
+
+def auto_workers(n_batches: int) -> int:
+    """Workers for ``n_batches`` batches on this CPU when the caller did not choose (see module doc)."""
+    cores = physical_cores()
+    if n_batches < 2 or not 2 <= cores <= AUTO_WORKERS_MAX_CORES:
+        return 1
+    try:
+        import psutil
+
+        if psutil.virtual_memory().available < WORKER_RAM_BYTES:
+            return 1
+    except (ImportError, OSError):
+        return 1
+    return 2
 
 
 def physical_cores() -> int:
@@ -353,9 +374,10 @@ def transcribe_batched(
     regions = speech_regions(samples=samples, options=options.vad)
     chunks = plan_chunks(samples=samples, regions=regions, max_chunk_s=options.max_chunk_s)
     t_vad = time.perf_counter()
-    workers = 1 if device != "cpu" else max(1, options.workers)
-    workers = min(workers, max(1, len(chunks)))
     batch_size = options.batch_size or (16 if device == "cuda" else 8)
+    n_batches = -(-len(chunks) // batch_size)
+    workers = 1 if device != "cpu" else (options.workers or auto_workers(n_batches))
+    workers = max(1, min(workers, n_batches))
     fp16 = device == "cuda"
     bf16 = device == "cpu" and options.encoder_bf16 and cpu_has_bf16()
     if not model.is_multilingual:

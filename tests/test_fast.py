@@ -198,3 +198,20 @@ def test_workers_give_the_same_text_as_one_worker(tiny):
     assert texts[0] == texts[1]
     fast.transcribe_batched(model=model, samples=samples, device="cpu", language="en",  # a worker per window
                             options=BatchedOptions(quantize="int8", batch_size=1, workers=8))
+
+
+def test_auto_workers_only_on_small_cpus_with_several_batches_and_free_memory(monkeypatch):
+    import collections
+
+    import psutil
+
+    mem = collections.namedtuple("mem", "available")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: mem(available=16 << 30))
+    monkeypatch.setattr(fast, "physical_cores", lambda: 2)
+    assert fast.auto_workers(5) == 2
+    assert fast.auto_workers(1) == 1  # one batch: nothing to run beside it
+    monkeypatch.setattr(fast, "physical_cores", lambda: 16)
+    assert fast.auto_workers(5) == 1  # many cores: one worker's encoder uses them all
+    monkeypatch.setattr(fast, "physical_cores", lambda: 2)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: mem(available=1 << 30))
+    assert fast.auto_workers(5) == 1  # no room for a second decoder copy
