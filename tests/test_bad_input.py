@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import SAMPLE_1MIN
+from tests.faults.helpers import record
 
 
 def _run(args, home, **env):
@@ -58,6 +59,7 @@ def test_bad_audio(case, tmp_path):
     assert message in error_lines[0], result.stderr
     assert not list(home.glob("cache/transcribe/*.json"))  # no cache entry for a failed run
     assert result.stdout == ""
+    record(exit=result.returncode, message=error_lines[0])
 
 
 def test_missing_ffmpeg(tmp_path):
@@ -66,6 +68,7 @@ def test_missing_ffmpeg(tmp_path):
     assert result.returncode == 3
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("Error: ffmpeg not found")
+    record(exit=result.returncode, message=result.stderr.splitlines()[0])
 
 
 def test_debug_flag_shows_traceback(tmp_path):

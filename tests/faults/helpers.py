@@ -28,8 +28,6 @@ import threading
 import time
 from pathlib import Path
 
-
-
 from tests.conftest import REPO_ROOT, SAMPLE_1MIN
 
 GIT_ENV = {
@@ -43,6 +41,21 @@ CLI_TIMEOUT_S = 300  # s; a hung run fails the test instead of the whole suite
 MODEL = "tiny.en"
 FAST = ("-m", MODEL, "--device", "cpu", "--experiments", "none")  # flags of every main-command run here
 LOCK_NAME = "ramble2post.lock"
+
+# Every outcome the checks below accepted in this session, one dict each: the fault matrix
+# (case -> exit code -> message -> repo unchanged -> resumed) that conftest.py prints at the end.
+LEDGER: list[dict] = []
+
+
+def _current_case() -> str:
+    """The running test's id, e.g. ``test_audio_faults.py::test_bad_audio[empty]``."""
+    current = os.environ.get("PYTEST_CURRENT_TEST", "?")
+    return current.rsplit(" (", 1)[0].rsplit("/", 1)[-1]
+
+
+def record(**fields) -> None:
+    """Add one checked outcome of the running test to ``LEDGER``."""
+    LEDGER.append({"case": _current_case(), **fields})
 
 
 # ---------------------------------------------------------------- git / repos
@@ -118,6 +131,7 @@ def assert_unchanged(root: Path, before: dict) -> None:
     after = snapshot(root)
     for key in before:
         assert after[key] == before[key], f"blog repo changed: {key}"
+    record(unchanged=True)
 
 
 def assert_only_new_branch(root: Path, before: dict, before_branches: dict[str, str]) -> str:
@@ -132,6 +146,7 @@ def assert_only_new_branch(root: Path, before: dict, before_branches: dict[str, 
     branch = new[0].removeprefix("refs/heads/")
     assert git(root, "rev-list", "--count", f"main..{branch}").strip() == "1"
     assert git(root, "rev-parse", f"{branch}^").strip() == before_branches["refs/heads/main"]
+    record(new_branch=branch)
     return branch
 
 
@@ -185,6 +200,7 @@ def assert_clean_failure(result, *, contains: str = "", hint: bool = True, code:
     if hint:
         assert any(ln.startswith("Hint:") for ln in result.stderr.splitlines()), out
     assert not result.stdout.strip() or "Error" not in result.stdout, out
+    record(exit=result.returncode, message=errors[0])
     return errors[0]
 
 
@@ -192,6 +208,7 @@ def assert_success(result) -> dict | None:
     out = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, out
     assert "Traceback" not in result.stderr and not error_lines(result.stderr), out
+    record(exit=0, resumed="cached: not transcribed again" in result.stderr)
     try:
         return json.loads(result.stdout)
     except ValueError:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from tests.conftest import SAMPLE_1MIN
+from tests.faults.helpers import record
 
 SR = 16000  # Hz
 
@@ -39,6 +40,7 @@ def _assert_one_clear_error(result, *, contains: str):
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
     assert len(errors) == 1, result.stderr
     assert contains in errors[0], result.stderr
+    record(exit=result.returncode, message=errors[0])
 
 
 def test_zero_length_audio(tmp_path):
@@ -62,6 +64,8 @@ def test_white_noise_gives_no_speech_or_a_transcript_never_a_crash(tmp_path):
     assert "Traceback" not in result.stderr
     if result.returncode != 0:
         _assert_one_clear_error(result, contains="no speech recognised")
+    else:
+        record(exit=0, message=f"(a transcript: {result.stdout.strip()[:60]!r})")
 
 
 def test_unsupported_codec(tmp_path):
@@ -98,3 +102,4 @@ def test_unreadable_file(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["transcribe", str(path), "-m", "tiny.en"])
     assert result.exit_code == 2
     assert result.output.startswith("Error: cannot read") and "permission denied" in result.output
+    record(exit=result.exit_code, message=result.output.splitlines()[0])

@@ -17,7 +17,7 @@ from tests.conftest import SAMPLE_1MIN
 from tests.faults.fakecli import HOLDING_LOCK
 from tests.faults.helpers import (FAST, LOCK_NAME, Running, assert_only_new_branch, assert_success,
                                   assert_unchanged, branches, cache_files, cold_home, make_blog, no_temp_leftovers,
-                                  snapshot, warm_home)
+                                  record, snapshot, warm_home)
 
 INTERRUPTED = 130
 RESUME_MSG = "Interrupted. Finished stages are cached: run the same command again to resume."
@@ -36,6 +36,7 @@ def _interrupt(run: Running, wait_for: str, sig: signal.Signals):
     assert "Traceback" not in r.stderr and RESUME_MSG in r.stderr
     assert not [ln for ln in r.stderr.splitlines() if ln.startswith("Error:")]
     assert not r.stdout.strip()  # no half summary
+    record(exit=r.returncode, message=RESUME_MSG)
     return r
 
 
