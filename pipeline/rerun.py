@@ -206,8 +206,8 @@ def _stage(exp, result, prior: Sequence[dict], out_dir: Path, *, layout, slug: s
 
 def _column_name(r: Mapping[str, Any], counts: Mapping[str, int]) -> str:
     m = str(r.get("machine") or "unknown")
-    if counts[m] > 1:  # same machine measured more than once: a dated run each
-        m += f" ({str(r.get('started_at', ''))[:16].replace('T', ' ')})"
+    if counts[m] > 1:  # same machine measured more than once: a dated run each, to the second
+        m += f" ({str(r.get('started_at', ''))[:19].replace('T', ' ')} UTC)"
     return m
 
 
