@@ -161,6 +161,15 @@ def is_verbatim(text: str, source: str) -> bool:
     return bool(t) and t in _plain(source)
 
 
+def _as_spoken(copy: str, source: str) -> str:
+    """A verbatim ``copy`` of (part of) ``source`` as the speaker's text has it: the whole source
+    when it is all of it (the model may have changed case or punctuation), else the span with a
+    capital first letter."""
+    if _plain(copy) == _plain(source):
+        return source
+    return copy[:1].upper() + copy[1:]
+
+
 def _same(a: str, b: str) -> bool:
     ca, cb = content_words(a), content_words(b)
     return bool(ca and cb) and len(ca & cb) / min(len(ca), len(cb)) >= REPEAT_OVERLAP
@@ -225,12 +234,12 @@ def verify_items(items: Iterable[dict[str, Any]], *, segment_ids: set[int],
         if not why:
             item["verified"] = True
             counts["passed"] += 1
-            if is_verbatim(item["text"], src):  # the model only copied: credit the speaker
-                item.update(origin="speaker", note="model kept the speaker's words")
+            if is_verbatim(item["text"], src):  # the model only copied: credit the speaker, in their spelling
+                item.update(text=_as_spoken(item["text"], src), origin="speaker", note="model kept the speaker's words")
             continue
         if fixed:
             verbatim = is_verbatim(fixed, src)
-            item.update(text=fixed, verified=True, origin="speaker" if verbatim else "model",
+            item.update(text=_as_spoken(fixed, src) if verbatim else fixed, verified=True, origin="speaker" if verbatim else "model",
                         note=("model output cut back to the speaker's words: " if verbatim
                               else "model rewrite repaired: ") + "; ".join(why))
             counts["repaired"] += 1

@@ -84,3 +84,12 @@ def test_repeats_and_fragments():
     items = [{"text": "explain KV cache", "origin": "model", "sources": [3]}]
     block = verify_items(items, segment_ids={3}, speaker_text=lambda it: SRC)
     assert block["replaced"] == 1 and items[0]["text"] == SRC and items[0]["origin"] == "speaker"
+
+
+def test_a_copy_is_shown_in_the_speakers_spelling():
+    lower = SRC[0].lower() + SRC[1:].replace(",", "")  # the model dropped the capital and the commas
+    span = "if I were to explain KV cache, it's a container that fills up very quickly"
+    items = [{"text": lower, "origin": "model", "sources": [3]}, {"text": span, "origin": "model", "sources": [3]}]
+    verify_items(items, segment_ids={3}, speaker_text=lambda it: SRC)
+    assert items[0]["text"] == SRC and items[0]["origin"] == "speaker"  # the whole sentence: exactly as said
+    assert items[1]["text"] == "I" + span[1:] and items[1]["origin"] == "speaker"  # a span: capitalised
