@@ -90,11 +90,13 @@ def choose_engine(engine: str, duration: float, *, word_timestamps: bool = False
     return engine
 
 
-# Real-time factors (wall s per s of audio) measured on 2 CPU cores, used only for
-# the --plan estimate; see docs/PERFORMANCE.md. GPU figures are conservative guesses.
+# Real-time factors (wall s per s of audio), used only for the --plan estimate: measured on
+# 2 idle Zen 4 cores (docs/PERFORMANCE.md, 2026-11-29: batched 0.014 tiny.en / 0.026 base,
+# sequential 0.068 / 0.10-0.13) and rounded up ~1.3x for slower or busier machines.
+# GPU figures are conservative guesses.
 RTF_ESTIMATE = {
-    ("tiny.en", "cpu"): {"batched": 0.04, "sequential": 0.08},
-    ("base", "cpu"): {"batched": 0.08, "sequential": 0.17},
+    ("tiny.en", "cpu"): {"batched": 0.02, "sequential": 0.09},
+    ("base", "cpu"): {"batched": 0.035, "sequential": 0.17},
 }
 RTF_FALLBACK = {"cpu": 0.5, "cuda": 0.02}  # unknown (bigger) models
 BYTES_PER_AUDIO_SECOND = 16_000 * (2 + 4)  # s16le pipe buffer + float32 copy, bytes/s
