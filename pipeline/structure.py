@@ -35,7 +35,7 @@ from .titles import salient_title, sentence_case, speaker_title, trim_title
 from .verify import embedding_cosine, is_verbatim, lexical_overlap, merge_counts, problems, verify_items
 
 SCHEMA_VERSION = 1
-STRUCTURE_VERSION = 2  # bump when the algorithm changes: part of the cache key
+STRUCTURE_VERSION = 3  # bump when the algorithm changes: part of the cache key
 TITLE_FOCUS_MIN = 0.4  # share of a model title's content words that must come from layer 1
 MAX_TAGS = 4
 REWRITE_WORDS = {"focus": 50, "reason": 40, "example": 45, "analogy": 35, "connections": 40, "tradeoffs": 40}
