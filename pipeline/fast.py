@@ -52,7 +52,7 @@ import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -350,6 +350,7 @@ def transcribe_batched(
     temperature: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
     beam_size: int | None = None,
     options: BatchedOptions = BatchedOptions(),
+    progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """Transcribe 16 kHz mono ``samples`` with the batched engine.
 
@@ -360,6 +361,8 @@ def transcribe_batched(
     temperature: fallback schedule; windows failing whisper's thresholds at one
         temperature are re-decoded at the next, from the cached encoder output.
     beam_size: None = greedy.
+    progress: called with the seconds of audio in each batch once it is decoded (from worker
+        threads when there are several), e.g. to advance a progress bar.
     Returns ``{"segments": [{start, end, text, avg_logprob, no_speech_prob}], "language", "timing", "chunks"}``.
     """
     import torch
@@ -427,6 +430,8 @@ def transcribe_batched(
         with lock:  # with several workers these add up the workers' times (more than the wall time)
             for key, v in spent.items():
                 timing[key] += v
+            if progress:
+                progress(sum(c.end - c.start for c in batch))
 
     prev_sdpa = MultiHeadAttention.use_sdpa
     MultiHeadAttention.use_sdpa = options.sdpa

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import tqdm
+
 from . import fast  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from .audio import load_audio
 from .cache import StageCache, sha256_file, stable_key
@@ -157,9 +159,14 @@ def transcribe_file(
     decode = _decode_options(options, device, english_only=not model.is_multilingual)
     engine = choose_engine(options.engine, audio.duration, word_timestamps=options.word_timestamps)
     if engine == "batched":
-        result = fast.transcribe_batched(model=model, samples=audio.samples, device=device,
-                                         language=decode["language"], prompt=options.prompt,
-                                         temperature=options.temperature, beam_size=options.beam_size)
+        # the same kind of bar as whisper's sequential loop shows, in seconds of audio
+        with tqdm.tqdm(total=round(audio.duration, 1), unit="s", desc="audio decoded", file=sys.stderr,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]") as bar:
+            result = fast.transcribe_batched(model=model, samples=audio.samples, device=device,
+                                             language=decode["language"], prompt=options.prompt,
+                                             temperature=options.temperature, beam_size=options.beam_size,
+                                             progress=bar.update)
+            bar.update(bar.total - bar.n)  # silence the VAD skipped counts as done
         decode = {**decode, "engine": "batched", "condition_on_previous_text": False}
     else:
         # whisper prints "Detected language" to stdout; keep stdout clean for the transcript

@@ -215,3 +215,14 @@ def test_auto_workers_only_on_small_cpus_with_several_batches_and_free_memory(mo
     monkeypatch.setattr(fast, "physical_cores", lambda: 2)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: mem(available=1 << 30))
     assert fast.auto_workers(5) == 1  # no room for a second decoder copy
+
+
+@pytest.mark.slow
+def test_progress_reports_every_batch_once(tiny):
+    model, samples = tiny
+    seen = []
+    r = fast.transcribe_batched(model=model, samples=samples, device="cpu", language="en",
+                                options=BatchedOptions(batch_size=1, workers=2), progress=seen.append)
+    assert len(seen) == len(r["chunks"])  # batch 1: one call per window, from both workers
+    assert sum(seen) == pytest.approx(sum(c["end"] - c["start"] for c in r["chunks"]), abs=1e-6)
+    assert 0 < sum(seen) <= len(samples) / 16_000 + 1e-6  # seconds of audio, never more than the file
