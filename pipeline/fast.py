@@ -35,8 +35,8 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
    per worker; the text is identical, checked on both samples with base and tiny.en).
    ``None`` (auto) = 2 workers on a 2-3-core CPU with >= 2 batches and >= 4 GiB free,
    else 1: on an idle 2-core machine the single worker leaves a core idle while it
-   decodes (13-min sample, base: 20.1 s with 2 workers vs 25.5 s with 1, +1.1 GB peak
-   RSS). With other jobs on the box it was no better (51 s (44-59) vs 46 s); on more
+   decodes (13-min sample, base, 3 interleaved runs: 21.0 s (20.5-21.3) with 2 workers vs
+   24.1 s (23.8-24.4) with 1, +1.2 GB peak RSS). With other jobs on the box it was no better (51 s (44-59) vs 46 s); on more
    cores the one worker's encoder uses them all, and 2 workers were not measured there.
 7. **CUDA**: fp16 weights (``model.half()``) and bigger batches.
 
@@ -95,7 +95,7 @@ _PREPARED: dict[tuple[int, str, bool, str], Any] = {}
 
 
 AUTO_WORKERS_MAX_CORES = 3  # auto picks 2 workers only on 2-3 physical cores (measured on 2; see module doc)
-WORKER_RAM_BYTES = 4 << 30  # bytes free needed for a second worker (its decoder copy and caches: ~1.1 GB)
+WORKER_RAM_BYTES = 4 << 30  # bytes free needed for a second worker (its decoder copy and caches: ~1.2 GB)
 
 
 def auto_workers(n_batches: int) -> int:
