@@ -36,8 +36,9 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
    ``None`` (auto) = 2 workers on a 2-3-core CPU with >= 2 batches and >= 4 GiB free,
    else 1: on an idle 2-core machine the single worker leaves a core idle while it
    decodes (13-min sample, base, 3 interleaved runs: 21.0 s (20.5-21.3) with 2 workers vs
-   24.1 s (23.8-24.4) with 1, +1.2 GB peak RSS). With other jobs on the box it was no better (51 s (44-59) vs 46 s); on more
-   cores the one worker's encoder uses them all, and 2 workers were not measured there.
+   24.1 s (23.8-24.4) with 1, +1.2 GB peak RSS). With other jobs on the box it was no
+   better (51 s (44-59) vs 46 s); on more cores the one worker's encoder uses them all,
+   and 2 workers were not measured there.
 7. **CUDA**: fp16 weights (``model.half()``) and bigger batches.
 
 Numbers for each lever: docs/PERFORMANCE.md, "Transcription".

@@ -101,6 +101,7 @@ RTF_ESTIMATE = {
     ("base", "cpu"): {"batched": 0.035, "sequential": 0.17},
 }
 RTF_FALLBACK = {"cpu": 0.5, "cuda": 0.02}  # unknown (bigger) models
+PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"  # batched engine
 BYTES_PER_AUDIO_SECOND = 16_000 * (2 + 4)  # s16le pipe buffer + float32 copy, bytes/s
 
 
@@ -161,7 +162,7 @@ def transcribe_file(
     if engine == "batched":
         # the same kind of bar as whisper's sequential loop shows, in seconds of audio
         with tqdm.tqdm(total=round(audio.duration, 1), unit="s", desc="audio decoded", file=sys.stderr,
-                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]") as bar:
+                       bar_format=PROGRESS_FORMAT) as bar:
             result = fast.transcribe_batched(model=model, samples=audio.samples, device=device,
                                              language=decode["language"], prompt=options.prompt,
                                              temperature=options.temperature, beam_size=options.beam_size,

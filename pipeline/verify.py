@@ -239,7 +239,8 @@ def verify_items(items: Iterable[dict[str, Any]], *, segment_ids: set[int],
             continue
         if fixed:
             verbatim = is_verbatim(fixed, src)
-            item.update(text=_as_spoken(fixed, src) if verbatim else fixed, verified=True, origin="speaker" if verbatim else "model",
+            item.update(text=_as_spoken(fixed, src) if verbatim else fixed, verified=True,
+                        origin="speaker" if verbatim else "model",
                         note=("model output cut back to the speaker's words: " if verbatim
                               else "model rewrite repaired: ") + "; ".join(why))
             counts["repaired"] += 1

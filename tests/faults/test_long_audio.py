@@ -99,5 +99,6 @@ def test_plan_for_three_hours_does_not_decode(three_hours, tmp_path):
     assert long_peak - short_peak < PLAN_EXTRA_RSS_MAX, (long_peak, short_peak)
     assert long_peak < DECODED_BYTES + short_peak
     assert long_wall < 60
-    record(exit=0, message=f"(plan only: peak RSS {long_peak / 2**20:.0f} MiB vs {short_peak / 2**20:.0f} MiB for 1 min, "
-                           f"{long_wall:.1f} s)")
+    mib = 2**20
+    record(exit=0, message=f"(plan only: peak RSS {long_peak / mib:.0f} MiB vs {short_peak / mib:.0f} MiB "
+                           f"for 1 min, {long_wall:.1f} s)")
