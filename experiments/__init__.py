@@ -6,7 +6,7 @@ refers to; ``run_detected`` (experiments.pipeline_hook) runs them for the
 main command.
 """
 
-from .base import (
+from ramble2post.experiments.base import (
     RESULT_SCHEMA,
     Context,
     Experiment,

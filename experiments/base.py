@@ -32,12 +32,15 @@ import dataclasses
 import datetime as dt
 import io
 import math
+import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
-from pipeline.cache import atomic_write_bytes, atomic_write_json, atomic_write_text
-from pipeline.errors import ExperimentError
+from ramble2post.cache import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ramble2post.config import DEFAULT_LLM, DEFAULT_WHISPER
+from ramble2post.errors import ExperimentError
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -77,8 +80,8 @@ class Context:
 
     device: str = "cpu"  # "cpu" | "cuda" (already resolved, see resolve_device)
     quick: bool = False
-    whisper_model: str | None = "base"  # Whisper name or checkpoint path (None: pipeline default)
-    llm: str | None = "smollm2"  # GGUF name or path (None: pipeline default)
+    whisper_model: str = DEFAULT_WHISPER  # Whisper name or checkpoint path
+    llm: str = DEFAULT_LLM  # GGUF name or path
     audio_path: Path | None = None  # None: the experiment's own default (sample audio)
     reference_text: str | None = None  # what was said in audio_path, if known
     output_dir: Path | None = None
@@ -93,7 +96,7 @@ class Context:
 
 def resolve_device(device: str | None) -> str:
     """``auto``/None -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
-    from pipeline.transcribe import resolve_device as _resolve
+    from ramble2post.transcribe.stage import resolve_device as _resolve
 
     return _resolve(device or "auto")
 
@@ -145,7 +148,7 @@ class Result:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Result":
+    def from_dict(cls, d: Mapping[str, Any]) -> Result:
         d = dict(d)
         d["models"] = tuple(ModelUsed(**m) for m in d.get("models", ()))
         d["rows"] = tuple(tuple(r) for r in d["rows"])
@@ -185,8 +188,21 @@ RESULT_SCHEMA: dict[str, Any] = {
     "title": "ramble2post experiment result",
     "type": "object",
     "required": [
-        "experiment", "version", "params", "models", "hardware", "machine", "started_at",
-        "duration_s", "columns", "units", "rows", "summary", "reading", "plots", "device",
+        "experiment",
+        "version",
+        "params",
+        "models",
+        "hardware",
+        "machine",
+        "started_at",
+        "duration_s",
+        "columns",
+        "units",
+        "rows",
+        "summary",
+        "reading",
+        "plots",
+        "device",
         "schema_version",
     ],
     "additionalProperties": False,
@@ -211,8 +227,16 @@ RESULT_SCHEMA: dict[str, Any] = {
         },
         "hardware": {
             "type": "object",
-            "required": ["cpu_model", "cpu_cores_physical", "cpu_cores_logical", "ram_bytes",
-                         "gpus", "torch", "os", "python"],
+            "required": [
+                "cpu_model",
+                "cpu_cores_physical",
+                "cpu_cores_logical",
+                "ram_bytes",
+                "gpus",
+                "torch",
+                "os",
+                "python",
+            ],
         },
         "machine": {"type": "string", "minLength": 1},
         "started_at": {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$"},
@@ -280,7 +304,7 @@ class Experiment:
         notes: Iterable[str] = (),
     ) -> Result:
         """Build a :class:`Result` stamped with this machine's fingerprint."""
-        from .hardware import fingerprint, machine_label
+        from ramble2post.experiments.hardware import fingerprint, machine_label
 
         fp = fingerprint()
         rows = tuple(tuple(r) for r in rows)
@@ -298,7 +322,7 @@ class Experiment:
             duration_s=round(float(duration_s), 3),
             columns=tuple(columns),
             units={c: units.get(c, "") for c in columns},
-            rows=rows,
+            rows=tuple(tuple(r) for r in rows),
             summary=dict(summary),
             reading=reading,
             notes=tuple(notes),
@@ -320,13 +344,13 @@ def utc_now_iso() -> str:
     Milliseconds because the time names the stored result file: two quick runs of
     one experiment on one machine can start within the same second.
     """
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Stopwatch:
     """``with Stopwatch() as sw: ...; sw.seconds`` (wall clock, perf_counter)."""
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self._t0 = time.perf_counter()
         self.seconds = 0.0
         return self
@@ -357,8 +381,28 @@ def register(cls: type[Experiment]) -> type[Experiment]:
 _IMPORT_ERRORS: dict[str, str] = {}  # module -> why it could not be imported
 
 
+ENTRY_POINT_GROUP = "ramble2post.experiments"  # third-party packages register experiments here
+_LOADED = False
+
+
+def _experiment_modules() -> list[str]:
+    """Every module of this package (an experiment registers itself when imported), plus plugins.
+
+    No hand-kept list: a new module in ``experiments/`` that applies ``@register`` is found.
+    Plugins name a module in the ``ramble2post.experiments`` entry-point group.
+    """
+    import importlib.metadata
+    import pkgutil
+
+    package = __name__.rsplit(".", 1)[0]
+    here = sys.modules[package].__path__
+    names = [f"{package}.{m.name}" for m in pkgutil.iter_modules(here) if not m.name.startswith("_")]
+    names += [ep.value.split(":")[0] for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    return names
+
+
 def _load_builtin() -> None:
-    """Import the modules that register the built-in experiments.
+    """Import the modules that register experiments (once per process).
 
     A module that fails to import (a missing optional dependency, a bug) is
     recorded in ``_IMPORT_ERRORS`` instead of breaking every other experiment;
@@ -366,23 +410,15 @@ def _load_builtin() -> None:
     """
     import importlib
 
-    for mod in _BUILTIN_MODULES:
-        if mod in _IMPORT_ERRORS:
-            continue
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for mod in _experiment_modules():
         try:
             importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                _IMPORT_ERRORS[mod] = f"{type(e).__name__}: {e}"
         except Exception as e:  # noqa: BLE001 - see docstring
             _IMPORT_ERRORS[mod] = f"{type(e).__name__}: {e}"
-
-
-_BUILTIN_MODULES = (
-    "experiments.quantization_loss",
-    "experiments.batching",
-    "experiments.kvcache",
-)
 
 
 def all_experiments() -> list[Experiment]:
@@ -399,8 +435,7 @@ def get(name: str) -> Experiment:
         broken = "; ".join(f"{m} failed to load ({why})" for m, why in _IMPORT_ERRORS.items())
         raise ExperimentError(
             f"no experiment called {name!r}" + (f" ({broken})" if broken else ""),
-            hint=f"known experiments: {', '.join(sorted(_REGISTRY)) or 'none'} "
-            "(see `ramble2post experiments list`)",
+            hint=f"known experiments: {', '.join(sorted(_REGISTRY)) or 'none'} (see `ramble2post experiments list`)",
         )
     return cls()
 

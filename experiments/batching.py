@@ -20,45 +20,80 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from pipeline.errors import ExperimentError
-
-from . import roofline as rl
-from .base import Context, Experiment, ModelUsed, Param, Result, Trigger, register, utc_now_iso
-from .decode_bench import LlamaBatchDecoder, WhisperDecoderBench, timing_plan
+from ramble2post.errors import ExperimentError
+from ramble2post.experiments import roofline as rl
+from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, Result, Trigger, register, utc_now_iso
+from ramble2post.experiments.decode_bench import LlamaBatchDecoder, WhisperDecoderBench, timing_plan
 
 MB = 1e6  # bytes per MB
 CTX_PAD = 256  # llama.cpp KV cells are allocated in multiples of this (cells)
 MEMORY_SHARE = 0.5  # a batch is skipped when its KV cache would need more than this share of free RAM
 
 COLUMNS = (
-    "part", "model", "batch", "tokens_per_s", "speedup", "latency_ms_per_token", "bytes_per_step_MB",
-    "GB_per_s", "GFLOP_per_s", "arith_intensity", "MBU_pct",
+    "part",
+    "model",
+    "batch",
+    "tokens_per_s",
+    "speedup",
+    "latency_ms_per_token",
+    "bytes_per_step_MB",
+    "GB_per_s",
+    "GFLOP_per_s",
+    "arith_intensity",
+    "MBU_pct",
 )
 UNITS = {
-    "batch": "sequences", "tokens_per_s": "tokens/s (all sequences)", "speedup": "x batch 1",
-    "latency_ms_per_token": "ms (step time each sequence waits)", "bytes_per_step_MB": "MB (1e6 bytes)",
-    "GB_per_s": "GB/s", "GFLOP_per_s": "GFLOP/s", "arith_intensity": "FLOP/byte", "MBU_pct": "% of measured peak",
+    "batch": "sequences",
+    "tokens_per_s": "tokens/s (all sequences)",
+    "speedup": "x batch 1",
+    "latency_ms_per_token": "ms (step time each sequence waits)",
+    "bytes_per_step_MB": "MB (1e6 bytes)",
+    "GB_per_s": "GB/s",
+    "GFLOP_per_s": "GFLOP/s",
+    "arith_intensity": "FLOP/byte",
+    "MBU_pct": "% of measured peak",
 }
 
 _BATCH = r"batch(?:ing|ed|es)?"
 TRIGGERS = (
-    Trigger(rf"\b{_BATCH}\b[^.?!]{{0,60}}\b(?:tokens?|throughput|sequences|requests|decod\w*|inference|"
-            r"generat\w*|users?|prompts?)\b", 1.0, "batching + decoding"),
-    Trigger(r"\b(?:tokens?|throughput|sequences|requests|decod\w*|inference|generat\w*)\b[^.?!]{0,60}"
-            rf"\b{_BATCH}\b", 1.0, "decoding + batching"),
-    Trigger(r"\bbatch (?:it|them|those|these|that|up|together)\b|\bcontinuous[\s-]batching\b|"
-            r"\bbatch(?:ed)? (?:inference|decoding|generation)\b|\bbatch[\s-]sizes?\b", 1.0, "batch it"),
+    Trigger(
+        rf"\b{_BATCH}\b[^.?!]{{0,60}}\b(?:tokens?|throughput|sequences|requests|decod\w*|inference|"
+        r"generat\w*|users?|prompts?)\b",
+        1.0,
+        "batching + decoding",
+    ),
+    Trigger(
+        r"\b(?:tokens?|throughput|sequences|requests|decod\w*|inference|generat\w*)\b[^.?!]{0,60}"
+        rf"\b{_BATCH}\b",
+        1.0,
+        "decoding + batching",
+    ),
+    Trigger(
+        r"\bbatch (?:it|them|those|these|that|up|together)\b|\bcontinuous[\s-]batching\b|"
+        r"\bbatch(?:ed)? (?:inference|decoding|generation)\b|\bbatch[\s-]sizes?\b",
+        1.0,
+        "batch it",
+    ),
     Trigger(r"\bbatching\b", 0.75, "batching"),
-    Trigger(r"\btokens? (?:per|a|/)\s?(?:second|sec|s)\b|\btok(?:ens)?/s\b|\bt\.?\s?p\.?\s?s\b", 0.75,
-            "tokens per second"),
-    Trigger(r"\bmemory[\s-](?:bandwidth|bound)\b|\bbandwidth[\s-]bound\b|\bmatrix[\s-]vector\b|\bmat[\s-]?vec\b"
-            r"|\bg\.?\s?e\.?\s?m\.?\s?v\b|\broofline\b|\barithmetic intensity\b|\bcompute[\s-]bound\b", 0.75,
-            "memory bound"),
-    Trigger(r"\bthroughput\b|\bparallel (?:requests|sequences|users)\b|\b(?:nearly|almost|basically) free\b|\bfor free\b"
-            r"|\bmatrix[\s-]matrix\b|\btensor cores?\b|\bmodel bandwidth utili[sz]ation\b|\bm\.?\s?b\.?\s?u\b",
-            0.25, "throughput word", context=True),
+    Trigger(
+        r"\btokens? (?:per|a|/)\s?(?:second|sec|s)\b|\btok(?:ens)?/s\b|\bt\.?\s?p\.?\s?s\b", 0.75, "tokens per second"
+    ),
+    Trigger(
+        r"\bmemory[\s-](?:bandwidth|bound)\b|\bbandwidth[\s-]bound\b|\bmatrix[\s-]vector\b|\bmat[\s-]?vec\b"
+        r"|\bg\.?\s?e\.?\s?m\.?\s?v\b|\broofline\b|\barithmetic intensity\b|\bcompute[\s-]bound\b",
+        0.75,
+        "memory bound",
+    ),
+    Trigger(
+        r"\bthroughput\b|\bparallel (?:requests|sequences|users)\b|\b(?:nearly|almost|basically) free\b|\bfor free\b"
+        r"|\bmatrix[\s-]matrix\b|\btensor cores?\b|\bmodel bandwidth utili[sz]ation\b|\bm\.?\s?b\.?\s?u\b",
+        0.25,
+        "throughput word",
+        context=True,
+    ),
 )
 
 
@@ -75,8 +110,9 @@ class BatchingSpeedup(Experiment):
         "parts": Param(("llm", "whisper", "roofline"), "what to measure: llm, whisper, roofline"),
         "threads": Param("auto", "CPU threads for llama.cpp and torch; auto: all usable cores, 1 if busy"),
         "clock": Param("auto", "step timer: wall, cpu (process CPU time), or auto (cpu only when the machine is busy)"),
-        "roofline_batches": Param((1, 2, 4, 8, 16, 32, 64, 128, 256), "batch sizes of the matmul sweep",
-                                  quick=(1, 2, 4, 8, 16, 32, 64)),
+        "roofline_batches": Param(
+            (1, 2, 4, 8, 16, 32, 64, 128, 256), "batch sizes of the matmul sweep", quick=(1, 2, 4, 8, 16, 32, 64)
+        ),
     }
 
     def run(self, context: Context) -> Result:
@@ -87,15 +123,19 @@ class BatchingSpeedup(Experiment):
         batches = sorted(set(int_list(p["batches"], "batches")))
         p["roofline_batches"] = int_list(p["roofline_batches"], "roofline_batches")
         if not batches or batches[0] != 1:
-            raise ExperimentError("batches must include 1 (the speedup baseline)", hint="e.g. --param 'batches=[1,2,4]'")
+            raise ExperimentError(
+                "batches must include 1 (the speedup baseline)", hint="e.g. --param 'batches=[1,2,4]'"
+            )
         threads, clock, why = timing_plan(context.device)
         if p["threads"] != "auto" or p["clock"] != "auto":
             threads = threads if p["threads"] == "auto" else int(p["threads"])
             clock = clock if p["clock"] == "auto" else str(p["clock"])
             why = f"{threads} thread(s), {clock} clock (set by parameter)"
-        notes = [f"Timing: {why}.",
-                 "All timings come from one run, interleaved round by round on a machine that may be shared; "
-                 "each value is the median over rounds of the median step time."]
+        notes = [
+            f"Timing: {why}.",
+            "All timings come from one run, interleaved round by round on a machine that may be shared; "
+            "each value is the median over rounds of the median step time.",
+        ]
         parts = set(str_list(p["parts"]))
         old_threads, old_clock = torch.get_num_threads(), rl.set_clock(clock)
         torch.set_num_threads(threads)
@@ -103,8 +143,9 @@ class BatchingSpeedup(Experiment):
         try:
             with contextlib.ExitStack() as stack:
                 context.report("measuring memory bandwidth and peak FLOP/s")
-                bw = rl.measure_bandwidth(device=context.device, nbytes=rl.COPY_BYTES_QUICK if context.quick
-                                          else rl.COPY_BYTES)
+                bw = rl.measure_bandwidth(
+                    device=context.device, nbytes=rl.COPY_BYTES_QUICK if context.quick else rl.COPY_BYTES
+                )
                 peak_flops = rl.measure_peak_flops(device=context.device)
                 llm = wh = None
                 if "llm" in parts:
@@ -112,8 +153,10 @@ class BatchingSpeedup(Experiment):
                     stack.callback(llm.close)
                     models.append(llm_used)
                     if context.device == "cuda" and not llm.gpu_offload:
-                        notes.append("This llama-cpp-python build cannot offload to the GPU: the LLM rows ran on "
-                                     "the CPU, while MBU is relative to the GPU's measured bandwidth.")
+                        notes.append(
+                            "This llama-cpp-python build cannot offload to the GPU: the LLM rows ran on "
+                            "the CPU, while MBU is relative to the GPU's measured bandwidth."
+                        )
                 if "whisper" in parts:
                     wh, wh_used = _load_whisper(context)
                     models.append(wh_used)
@@ -127,8 +170,13 @@ class BatchingSpeedup(Experiment):
                     rows += _whisper_rows(wh, times["whisper"], p["steps"], bw.peak_bytes_per_s)
                 shapes = _roofline_shapes(llm, wh) if "roofline" in parts else []
                 context.report("roofline: matrix-vector vs matrix-matrix at the models' layer shapes")
-                points = [pt for label, n, k in shapes for pt in rl.matmul_sweep(
-                    label=label, n=n, k=k, batches=p["roofline_batches"], device=context.device)]
+                points = [
+                    pt
+                    for label, n, k in shapes
+                    for pt in rl.matmul_sweep(
+                        label=label, n=n, k=k, batches=p["roofline_batches"], device=context.device
+                    )
+                ]
         finally:
             torch.set_num_threads(old_threads)
             rl.set_clock(old_clock)
@@ -137,13 +185,21 @@ class BatchingSpeedup(Experiment):
         rows = _peak_rows(bw, peak_flops) + rows + _roofline_rows(points, bw.peak_bytes_per_s)
         summary = {**_summary(rows, bw, peak_flops, points, threads), "clock": clock}
         return self.make_result(
-            context, params={**p, "threads": threads, "clock": clock}, models=models, started_at=started,
-            duration_s=time.perf_counter() - t0, columns=COLUMNS, units=UNITS, rows=rows,
-            summary=summary, reading=reading(summary), notes=notes,
+            context,
+            params={**p, "threads": threads, "clock": clock},
+            models=models,
+            started_at=started,
+            duration_s=time.perf_counter() - t0,
+            columns=COLUMNS,
+            units=UNITS,
+            rows=rows,
+            summary=summary,
+            reading=reading(summary),
+            notes=notes,
         )
 
     def plot(self, results: Sequence[Result]) -> dict[str, bytes]:
-        from .plots_batching import batching_png
+        from ramble2post.experiments.plots_batching import batching_png
 
         return {"batching-speedup.png": batching_png(results)}
 
@@ -165,13 +221,14 @@ def int_list(value: Any, name: str) -> list[int]:
     try:
         return [int(v) for v in (str_list(value) if isinstance(value, str) else value)]
     except (TypeError, ValueError) as e:
-        raise ExperimentError(f"parameter {name} must be a list of integers, got {value!r}",
-                              hint=f"e.g. --param '{name}=[1,2,4]'") from e
+        raise ExperimentError(
+            f"parameter {name} must be a list of integers, got {value!r}", hint=f"e.g. --param '{name}=[1,2,4]'"
+        ) from e
 
 
 def _load_llm(context: Context, threads: int) -> tuple[LlamaBatchDecoder, ModelUsed]:
-    from pipeline import llm as llm_mod
-    from pipeline.cache import sha256_file
+    from ramble2post.cache import sha256_file
+    from ramble2post.structure import llm as llm_mod
 
     name, path, _source, _expected = llm_mod.resolve_gguf(context.llm)
     sha = getattr(llm_mod, "_sha256_cached", sha256_file)(path)
@@ -181,13 +238,13 @@ def _load_llm(context: Context, threads: int) -> tuple[LlamaBatchDecoder, ModelU
 
 
 def _load_whisper(context: Context) -> tuple[WhisperDecoderBench, ModelUsed]:
-    from pipeline.models import load_whisper_model
+    from ramble2post.transcribe.models import load_whisper_model
 
     context.report(f"loading Whisper {context.whisper_model} and encoding one 30-s window")
     model, info = load_whisper_model(name_or_path=context.whisper_model, device=context.device)
     audio = None
     if context.audio_path is not None:
-        from pipeline.audio import load_audio
+        from ramble2post.transcribe.audio import load_audio
 
         audio = _samples(load_audio(context.audio_path, check_silence=False))
     bench = WhisperDecoderBench(model=model, audio=audio, device=context.device)
@@ -261,8 +318,15 @@ def _interleaved(context, llm, wh, batches_llm, batches_wh, steps, rounds) -> di
 def _decode_row(part, model, b, step_s, base_tps, bytes_step, flops_step, peak_bps) -> tuple:
     tps = b / step_s
     return (
-        part, model, b, round(tps, 2), round(tps / base_tps, 3) if base_tps else None, round(step_s * 1e3, 3),
-        round(bytes_step / MB, 2), round(bytes_step / step_s / rl.GB, 3), round(flops_step / step_s / rl.GFLOP, 3),
+        part,
+        model,
+        b,
+        round(tps, 2),
+        round(tps / base_tps, 3) if base_tps else None,
+        round(step_s * 1e3, 3),
+        round(bytes_step / MB, 2),
+        round(bytes_step / step_s / rl.GB, 3),
+        round(flops_step / step_s / rl.GFLOP, 3),
         round(rl.arithmetic_intensity(flops=flops_step, bytes_moved=bytes_step), 3),
         round(100 * rl.mbu(bytes_per_step=bytes_step, seconds_per_step=step_s, peak_bytes_per_s=peak_bps), 2),
     )
@@ -293,20 +357,54 @@ def _whisper_rows(wh: WhisperDecoderBench, by_batch, steps, peak_bps) -> list[tu
         step_s = _median_step(by_batch[b])
         base = base or (b / step_s if b == 1 else None)
         bytes_step = w_bytes + b * (wh.cross_kv_bytes() + avg_ctx * wh.kv_bytes_per_token())
-        rows.append(_decode_row("whisper decoder (torch)", "whisper", b, step_s, base, bytes_step,
-                                2 * n_weights * b, peak_bps))
+        rows.append(
+            _decode_row("whisper decoder (torch)", "whisper", b, step_s, base, bytes_step, 2 * n_weights * b, peak_bps)
+        )
     return rows
 
 
 def _peak_rows(bw: rl.Bandwidth, peak_flops: float) -> list[tuple]:
     nb = bw.buffer_bytes / MB
     return [
-        ("peak", "copy (read+write)", None, None, None, None, round(2 * nb, 1), round(bw.copy_bytes_per_s / rl.GB, 3),
-         None, None, round(100 * bw.copy_bytes_per_s / bw.peak_bytes_per_s, 2)),
-        ("peak", "read (sum)", None, None, None, None, round(nb, 1), round(bw.read_bytes_per_s / rl.GB, 3),
-         None, None, round(100 * bw.read_bytes_per_s / bw.peak_bytes_per_s, 2)),
-        ("peak", f"fp32 matmul (best of {rl.PEAK_FLOPS_N}^3 and the sweep)", None, None, None, None, None, None,
-         round(peak_flops / rl.GFLOP, 3), None, None),
+        (
+            "peak",
+            "copy (read+write)",
+            None,
+            None,
+            None,
+            None,
+            round(2 * nb, 1),
+            round(bw.copy_bytes_per_s / rl.GB, 3),
+            None,
+            None,
+            round(100 * bw.copy_bytes_per_s / bw.peak_bytes_per_s, 2),
+        ),
+        (
+            "peak",
+            "read (sum)",
+            None,
+            None,
+            None,
+            None,
+            round(nb, 1),
+            round(bw.read_bytes_per_s / rl.GB, 3),
+            None,
+            None,
+            round(100 * bw.read_bytes_per_s / bw.peak_bytes_per_s, 2),
+        ),
+        (
+            "peak",
+            f"fp32 matmul (best of {rl.PEAK_FLOPS_N}^3 and the sweep)",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            round(peak_flops / rl.GFLOP, 3),
+            None,
+            None,
+        ),
     ]
 
 
@@ -335,15 +433,25 @@ def _llm_ff(s) -> int:
 
 def _roofline_rows(points: Sequence[rl.MatmulPoint], peak_bps) -> list[tuple]:
     rows = []
-    base = {}
+    base: dict[Any, Any] = {}
     for pt in points:
         tps = pt.batch / pt.seconds
         base.setdefault(pt.label, tps)
-        rows.append((
-            "roofline fp32", f"{pt.label} x{pt.layers} layers", pt.batch, round(tps, 2), round(tps / base[pt.label], 3),
-            round(pt.seconds * 1e3, 3), round(pt.bytes_moved / MB, 2), round(pt.bytes_per_s / rl.GB, 3),
-            round(pt.flops_per_s / rl.GFLOP, 3), round(pt.intensity, 3), round(100 * pt.bytes_per_s / peak_bps, 2),
-        ))
+        rows.append(
+            (
+                "roofline fp32",
+                f"{pt.label} x{pt.layers} layers",
+                pt.batch,
+                round(tps, 2),
+                round(tps / base[pt.label], 3),
+                round(pt.seconds * 1e3, 3),
+                round(pt.bytes_moved / MB, 2),
+                round(pt.bytes_per_s / rl.GB, 3),
+                round(pt.flops_per_s / rl.GFLOP, 3),
+                round(pt.intensity, 3),
+                round(100 * pt.bytes_per_s / peak_bps, 2),
+            )
+        )
     return rows
 
 
@@ -387,13 +495,14 @@ def reading(summary: dict[str, Any]) -> str:
                 f"({summary[f'{key}_best_speedup']:.1f}x at batch {summary[f'{key}_best_batch']})"
             )
     head = ("On this machine, batching " + " and ".join(parts) + ". ") if parts else ""
-    return (head + f"Memory delivers {summary['peak_GB_per_s']:.1f} GB/s and the cores "
-            f"{summary['peak_GFLOP_per_s']:.0f} GFLOP/s, so an fp32 layer turns compute-bound near batch "
-            f"{summary['compute_bound_batch_fp32']:.0f}; below that, extra sequences mostly reuse weights "
-            "already being read.")
+    return (
+        head + f"Memory delivers {summary['peak_GB_per_s']:.1f} GB/s and the cores "
+        f"{summary['peak_GFLOP_per_s']:.0f} GFLOP/s, so an fp32 layer turns compute-bound near batch "
+        f"{summary['compute_bound_batch_fp32']:.0f}; below that, extra sequences mostly reuse weights "
+        "already being read."
+    )
 
 
 def speedups(result: Result, part: str) -> dict[int, float]:
     """batch -> speedup for one part of a result ("llm (llama.cpp)", "whisper decoder (torch)", ...)."""
     return {r[2]: r[4] for r in result.rows if r[0] == part}
-

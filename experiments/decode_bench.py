@@ -17,14 +17,14 @@ import ctypes
 import dataclasses
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from pipeline.errors import DependencyError, ExperimentError
-
-from .roofline import median, now
+from ramble2post.errors import DependencyError, ExperimentError
+from ramble2post.experiments.roofline import median, now
 
 PROMPT = "The history of computing is"  # prefilled into every sequence before timing
 UNTIMED_STEPS = 2  # first decode steps of a run left out of the median (allocations, caches)
@@ -52,8 +52,14 @@ def timing_plan(device: str = "cpu") -> tuple[int, str, str]:
     if device == "cuda":
         return cores, "wall", f"wall clock with torch.cuda.synchronize(); {cores} CPU threads for llama.cpp"
     if load1 >= cores:
-        return 1, "cpu", (f"1 thread timed by process CPU time: load average {load1:.1f} >= {cores} usable "
-                          "cores (the machine is shared; wall-clock would measure the other programs)")
+        return (
+            1,
+            "cpu",
+            (
+                f"1 thread timed by process CPU time: load average {load1:.1f} >= {cores} usable "
+                "cores (the machine is shared; wall-clock would measure the other programs)"
+            ),
+        )
     return cores, "wall", f"{cores} threads (all usable cores), wall clock; load average {load1:.1f}"
 
 
@@ -127,8 +133,7 @@ class LlamaBatchDecoder:
         try:
             import llama_cpp
         except ImportError as e:
-            raise DependencyError(f"llama-cpp-python is not installed: {e}",
-                                  hint="pip install llama-cpp-python") from e
+            raise DependencyError(f"llama-cpp-python is not installed: {e}", hint="pip install llama-cpp-python") from e
         self._ll = llama_cpp
         self.threads = threads
         self.gpu_offload = bool(n_gpu_layers) and bool(llama_cpp.llama_supports_gpu_offload())
@@ -145,8 +150,10 @@ class LlamaBatchDecoder:
         arch = _meta(self.model, "general.architecture") or ""
         key_len = _meta(self.model, f"{arch}.attention.key_length")
         self.shape = GgufShape(
-            n_layer=llama_cpp.llama_model_n_layer(self.model), n_head=n_head,
-            n_head_kv=llama_cpp.llama_model_n_head_kv(self.model), n_embd=n_embd,
+            n_layer=llama_cpp.llama_model_n_layer(self.model),
+            n_head=n_head,
+            n_head_kv=llama_cpp.llama_model_n_head_kv(self.model),
+            n_embd=n_embd,
             head_dim=int(key_len) if key_len else n_embd // n_head,
             n_vocab=llama_cpp.llama_vocab_n_tokens(self.vocab),
             n_ctx_train=llama_cpp.llama_model_n_ctx_train(self.model),
@@ -165,7 +172,7 @@ class LlamaBatchDecoder:
             self._ll.llama_model_free(self.model)
             self.model = None
 
-    def __enter__(self) -> "LlamaBatchDecoder":
+    def __enter__(self) -> LlamaBatchDecoder:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -190,8 +197,10 @@ class LlamaBatchDecoder:
         with captured_llama_log() as log:
             ctx = ll.llama_init_from_model(self.model, cp)
         if not ctx:
-            raise ExperimentError(f"llama.cpp could not create a context for {n_seq} sequences x {n_ctx} cells",
-                                  hint="lower the batch sizes or the context length")
+            raise ExperimentError(
+                f"llama.cpp could not create a context for {n_seq} sequences x {n_ctx} cells",
+                hint="lower the batch sizes or the context length",
+            )
         try:
             yield ctx, "".join(log)
         finally:
@@ -242,8 +251,9 @@ class LlamaBatchDecoder:
     def _decode(self, ctx, lb) -> None:
         rc = self._ll.llama_decode(ctx, lb)
         if rc != 0:
-            raise ExperimentError(f"llama_decode failed with code {rc}",
-                                  hint="the KV cache is full: lower batch sizes or steps")
+            raise ExperimentError(
+                f"llama_decode failed with code {rc}", hint="the KV cache is full: lower batch sizes or steps"
+            )
 
     def _argmax(self, ctx, i: int) -> int:
         ptr = self._ll.llama_get_logits_ith(ctx, i)
@@ -277,8 +287,9 @@ class WhisperDecoderBench:
             self.features = model.encoder(mel.to(next(model.parameters()).dtype))
         import whisper.tokenizer as wt
 
-        tok = wt.get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language="en",
-                               task="transcribe")
+        tok = wt.get_tokenizer(
+            model.is_multilingual, num_languages=model.num_languages, language="en", task="transcribe"
+        )
         self.sot = list(tok.sot_sequence_including_notimestamps)
         self.dtype_bytes = next(model.parameters()).element_size()
 

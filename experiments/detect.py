@@ -14,16 +14,26 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from pipeline.records import Segment, Transcript
+from ramble2post.records import Segment, Transcript
 
 THRESHOLD = 1.0  # summed trigger weight that makes a detection
 WINDOW_SEGMENTS = 3  # neighbouring segments whose hits add up (~20-40 s of speech)
 
 NUMBER_WORDS = {
-    1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 8: "eight",
-    16: "sixteen", 32: "thirty[\\s-]?two", 64: "sixty[\\s-]?four", 128: "(?:one[\\s-])?hundred(?:\\s+and)?[\\s-]twenty[\\s-]eight",
+    1: "one",
+    2: "two",
+    3: "three",
+    4: "four",
+    5: "five",
+    6: "six",
+    8: "eight",
+    16: "sixteen",
+    32: "thirty[\\s-]?two",
+    64: "sixty[\\s-]?four",
+    128: "(?:one[\\s-])?hundred(?:\\s+and)?[\\s-]twenty[\\s-]eight",
 }
 
 
@@ -67,7 +77,7 @@ def _segments(transcript: Transcript | Sequence[Segment] | Mapping[str, Any] | s
     if isinstance(transcript, Transcript):
         return list(transcript.segments)
     if isinstance(transcript, Mapping):
-        return list(Transcript.from_dict(transcript).segments)
+        return list(Transcript.from_dict(dict(transcript)).segments)
     if isinstance(transcript, str):
         return segments_from_text(transcript)
     return list(transcript)
@@ -107,10 +117,17 @@ def _hits(segments: Sequence[Segment], pats) -> list[list[Evidence]]:
                 if a == b or any(a < y and x < b for x, y in taken):
                     continue
                 taken.append((a, b))
-                found.append(Evidence(
-                    segment_id=seg.id, start=seg.start, end=seg.end, quote=m.group(0).strip(),
-                    label=trig.label or trig.pattern, weight=trig.weight, context=trig.context,
-                ))
+                found.append(
+                    Evidence(
+                        segment_id=seg.id,
+                        start=seg.start,
+                        end=seg.end,
+                        quote=m.group(0).strip(),
+                        label=trig.label or trig.pattern,
+                        weight=trig.weight,
+                        context=trig.context,
+                    )
+                )
         per_seg.append(found)
     return per_seg
 
@@ -137,7 +154,7 @@ def detect_experiments(
     every registered experiment.
     """
     if experiments is None:
-        from .base import all_experiments
+        from ramble2post.experiments.base import all_experiments
 
         experiments = all_experiments()
     segments = _segments(transcript)
@@ -146,11 +163,11 @@ def detect_experiments(
         if not pats:
             continue
         per_seg = _hits(segments, pats)
-        best, best_i = 0.0, -1
+        best = 0.0
         for i in range(len(per_seg)):
             s = _window_score(per_seg[i : i + window])
             if s > best:
-                best, best_i = s, i
+                best = s
         if best + 1e-9 < threshold:
             continue
         # evidence: every hit in a window that reaches the threshold (not only the best one)
@@ -159,7 +176,6 @@ def detect_experiments(
             if _window_score(per_seg[i : i + window]) + 1e-9 >= threshold:
                 keep.update(range(i, min(i + window, len(per_seg))))
         evidence = tuple(e for i in sorted(keep) for e in per_seg[i])
-        detections.append(Detection(experiment=exp.name, claim=exp.claim, score=round(best, 3),
-                                    evidence=evidence))
+        detections.append(Detection(experiment=exp.name, claim=exp.claim, score=round(best, 3), evidence=evidence))
     detections.sort(key=lambda d: (-d.score, d.experiment))
     return detections

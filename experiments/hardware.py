@@ -63,7 +63,9 @@ def _nvidia_smi() -> dict[str, Any]:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=_NVIDIA_SMI_TIMEOUT_S,
+            capture_output=True,
+            text=True,
+            timeout=_NVIDIA_SMI_TIMEOUT_S,
         )
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -82,13 +84,15 @@ def _gpus() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if torch.cuda.is_available():
             for i in range(torch.cuda.device_count()):
                 p = torch.cuda.get_device_properties(i)
-                gpus.append({
-                    "index": i,
-                    "name": p.name,
-                    "memory_bytes": int(p.total_memory),
-                    "compute_capability": f"{p.major}.{p.minor}",
-                    "multiprocessors": int(p.multi_processor_count),
-                })
+                gpus.append(
+                    {
+                        "index": i,
+                        "name": p.name,
+                        "memory_bytes": int(p.total_memory),
+                        "compute_capability": f"{p.major}.{p.minor}",
+                        "multiprocessors": int(p.multi_processor_count),
+                    }
+                )
     except Exception:  # noqa: BLE001 - a broken CUDA install must not stop a CPU run
         pass
     smi = _nvidia_smi()
@@ -96,8 +100,9 @@ def _gpus() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if not gpus and smi.get("smi_rows"):  # torch without CUDA on a GPU machine
         for i, row in enumerate(smi["smi_rows"]):
             mem = int(float(row[1])) * 2**20 if len(row) > 1 and row[1].replace(".", "").isdigit() else None
-            gpus.append({"index": i, "name": row[0], "memory_bytes": mem, "compute_capability": None,
-                         "multiprocessors": None})
+            gpus.append(
+                {"index": i, "name": row[0], "memory_bytes": mem, "compute_capability": None, "multiprocessors": None}
+            )
     return gpus, extra
 
 

@@ -12,14 +12,15 @@ import dataclasses
 import gc
 import time
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from pipeline.errors import ExperimentError, Ramble2PostError
-from pipeline.records import Transcript
-
-from .base import Context, Result, all_experiments, get, save_result
-from .detect import Detection, detect_experiments
+from ramble2post.config import DEFAULT_LLM, DEFAULT_WHISPER
+from ramble2post.errors import ExperimentError, Ramble2PostError
+from ramble2post.experiments.base import Context, Result, all_experiments, get, save_result
+from ramble2post.experiments.detect import Detection, detect_experiments
+from ramble2post.records import Transcript
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,10 +47,16 @@ class RunOutcome:
             d = self.result.to_dict()
             d["result_dir"] = self.result_dir
         else:
-            from .hardware import machine_label
+            from ramble2post.experiments.hardware import machine_label
 
-            d = {"experiment": self.experiment, "error": self.error, "machine": machine_label(),
-                 "columns": [], "rows": [], "plots": []}
+            d = {
+                "experiment": self.experiment,
+                "error": self.error,
+                "machine": machine_label(),
+                "columns": [],
+                "rows": [],
+                "plots": [],
+            }
         if self.detection is not None:
             d["detection"] = self.detection.to_dict()
         return d
@@ -97,7 +104,7 @@ def run_detected(
     if audio_path is None and isinstance(transcript, Transcript):
         audio_path = transcript.audio_path
     if device in (None, "", "auto"):
-        from .base import resolve_device
+        from ramble2post.experiments.base import resolve_device
 
         device = resolve_device(device)
     chosen = select(transcript=transcript, selection=selection)
@@ -105,24 +112,46 @@ def run_detected(
     for name, detection in chosen:
         exp = get(name)
         say = (lambda m, _n=name: progress(f"{_n}: {m}")) if progress else None
-        ctx = Context(device=device, quick=quick, whisper_model=whisper_model, llm=llm,
-                      audio_path=Path(audio_path) if audio_path else None, reference_text=reference_text,
-                      output_dir=Path(output_dir) / name, progress=say)
+        ctx = Context(
+            device=device,
+            quick=quick,
+            whisper_model=whisper_model or DEFAULT_WHISPER,
+            llm=llm or DEFAULT_LLM,
+            audio_path=Path(audio_path) if audio_path else None,
+            reference_text=reference_text,
+            output_dir=Path(output_dir) / name,
+            progress=say,
+        )
         t0 = time.perf_counter()
         try:
             result = exp.run(ctx)
+            assert ctx.output_dir is not None  # set above, one folder per experiment
             result = save_result(result, ctx.output_dir)
-            outcomes.append(RunOutcome(name, "ok", result=result, result_dir=str(ctx.output_dir),
-                                       detection=detection, wall_s=time.perf_counter() - t0))
+            outcomes.append(
+                RunOutcome(
+                    name,
+                    "ok",
+                    result=result,
+                    result_dir=str(ctx.output_dir),
+                    detection=detection,
+                    wall_s=time.perf_counter() - t0,
+                )
+            )
         except KeyboardInterrupt:
             raise
         except BaseException as e:  # noqa: BLE001 - OOM, CUDA and bugs alike become a recorded failure
             if isinstance(e, SystemExit):
                 raise
-            outcomes.append(RunOutcome(
-                name, "failed", error=_one_line(e), detail="".join(traceback.format_exception(e))[-4000:],
-                detection=detection, wall_s=time.perf_counter() - t0,
-            ))
+            outcomes.append(
+                RunOutcome(
+                    name,
+                    "failed",
+                    error=_one_line(e),
+                    detail="".join(traceback.format_exception(e))[-4000:],
+                    detection=detection,
+                    wall_s=time.perf_counter() - t0,
+                )
+            )
             _free_memory()
     return outcomes
 

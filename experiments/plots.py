@@ -7,14 +7,14 @@ can share one figure. Every axis names its quantity and unit.
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display needed; must precede pyplot import
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .base import Result  # noqa: E402
+from ramble2post.experiments.base import Result  # noqa: E402
 
 DPI = 120  # dots per inch of saved PNGs
 FIGSIZE = (11.0, 4.6)  # inches: ~1320 x 550 px at DPI
@@ -52,7 +52,7 @@ def quantization_loss_png(results: Sequence[Result]) -> bytes:
             rs = sorted(rs, key=lambda r: r["bits_per_weight"])
             xs = [r["bits_per_weight"] for r in rs]
             ys = [max(r["mean_KLD"], 1e-9) for r in rs]
-            label = (f"{fam} ({res.machine})" if multi else fam)
+            label = f"{fam} ({res.machine})" if multi else fam
             ax1.plot(xs, ys, marker=marker, linestyle="-" if fam != "float" else "none", label=label)
             for r, x, y in zip(rs, xs, ys):
                 text = r["scheme"] + (" (=0, drawn at 1e-9)" if r["mean_KLD"] <= 0 else "")
@@ -71,8 +71,15 @@ def quantization_loss_png(results: Sequence[Result]) -> bytes:
     ax2.set_ylabel("same top-1 token as fp32 (%)")
     ax2.set_ylim(0, 105)
     ax2.axhline(95, color="grey", linestyle="--", linewidth=1)
-    ax2.annotate("95%", (0, 95), xycoords=("axes fraction", "data"), xytext=(2, 2),
-                 textcoords="offset points", fontsize=7, color="grey")
+    ax2.annotate(
+        "95%",
+        (0, 95),
+        xycoords=("axes fraction", "data"),
+        xytext=(2, 2),
+        textcoords="offset points",
+        fontsize=7,
+        color="grey",
+    )
     ax2.set_title("How often the most likely next token is unchanged")
     ax2.grid(True, axis="y", alpha=0.3)
     if multi:

@@ -6,10 +6,10 @@ machine shows every machine side by side.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from .base import Result
-from .plots import FIGSIZE, MARKERS, fig_to_png, plt
+from ramble2post.experiments.base import Result
+from ramble2post.experiments.plots import FIGSIZE, MARKERS, fig_to_png, plt
 
 DECODE_PARTS = ("llm (llama.cpp)", "whisper decoder (torch)")
 
@@ -36,16 +36,32 @@ def batching_png(results: Sequence[Result]) -> bytes:
             xs = [r["batch"] for r in rs]
             ax1.plot(xs, [r["tokens_per_s"] for r in rs], marker=marker, color=c, label=part + suffix)
             base = rs[0]["tokens_per_s"] / rs[0]["batch"]
-            ax1.plot(xs, [base * x for x in xs], linestyle="--", color=c, alpha=0.5,
-                     label=f"ideal linear, {part.split(' ')[0]}{suffix}")
+            ax1.plot(
+                xs,
+                [base * x for x in xs],
+                linestyle="--",
+                color=c,
+                alpha=0.5,
+                label=f"ideal linear, {part.split(' ')[0]}{suffix}",
+            )
         roof = [r for r in rows if r["part"].startswith("roofline")]
         for li, label in enumerate(dict.fromkeys(r["model"] for r in roof)):
             rs = sorted((r for r in roof if r["model"] == label), key=lambda r: r["arith_intensity"])
-            ax2.plot([r["arith_intensity"] for r in rs], [r["GFLOP_per_s"] for r in rs], marker=marker,
-                     color=colors[(li + 4 + 2 * mi) % len(colors)], label=label + suffix)
+            ax2.plot(
+                [r["arith_intensity"] for r in rs],
+                [r["GFLOP_per_s"] for r in rs],
+                marker=marker,
+                color=colors[(li + 4 + 2 * mi) % len(colors)],
+                label=label + suffix,
+            )
             for r in rs:
-                ax2.annotate(f"B={r['batch']}", (r["arith_intensity"], r["GFLOP_per_s"]),
-                             textcoords="offset points", xytext=(3, -9), fontsize=6)
+                ax2.annotate(
+                    f"B={r['batch']}",
+                    (r["arith_intensity"], r["GFLOP_per_s"]),
+                    textcoords="offset points",
+                    xytext=(3, -9),
+                    fontsize=6,
+                )
         s = res.summary
         if s.get("peak_GB_per_s") and s.get("peak_GFLOP_per_s"):
             xs = [2 ** (e / 4) for e in range(-12, 41)]
@@ -80,11 +96,19 @@ def kvcache_png(results: Sequence[Result]) -> bytes:
         suffix = f" ({res.machine})" if multi else ""
         growth = [r for r in rows if r["kind"] == "growth"]
         for label in dict.fromkeys((r["model"], r["attention"], r["batch"]) for r in growth):
-            rs = sorted((r for r in growth if (r["model"], r["attention"], r["batch"]) == label),
-                        key=lambda r: r["context_tokens"])
+            rs = sorted(
+                (r for r in growth if (r["model"], r["attention"], r["batch"]) == label),
+                key=lambda r: r["context_tokens"],
+            )
             ls = "-" if label[1].startswith("as shipped") else "--"
-            ax.plot([r["context_tokens"] for r in rs], [r["kv_bytes"] / 2**20 for r in rs], marker=marker,
-                    linestyle=ls, markersize=3, label=f"{label[0]}, {label[1]}, batch {label[2]}{suffix}")
+            ax.plot(
+                [r["context_tokens"] for r in rs],
+                [r["kv_bytes"] / 2**20 for r in rs],
+                marker=marker,
+                linestyle=ls,
+                markersize=3,
+                label=f"{label[0]}, {label[1]}, batch {label[2]}{suffix}",
+            )
         free = res.summary.get("free_memory_bytes")
         if free:
             ax.axhline(free / 2**20, color="grey", linestyle=":", label=f"free memory{suffix}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -148,11 +148,13 @@ def round_trip_float(w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 # ------------------------------------------------------------------ handlers
 # One handler per scheme kind: weight -> (round-tripped weight, bytes to store it).
 
+
 def _fp32(w: torch.Tensor, s: Scheme) -> tuple[torch.Tensor, int]:
     return w.detach().clone(), w.numel() * FP32_BYTES
 
 
 def _float(w: torch.Tensor, s: Scheme) -> tuple[torch.Tensor, int]:
+    assert s.dtype is not None, f"{s.name}: a float scheme names its dtype"
     return round_trip_float(w, s.dtype), w.numel() * 2
 
 
@@ -162,6 +164,7 @@ def _channel(w: torch.Tensor, s: Scheme) -> tuple[torch.Tensor, int]:
 
 
 def _group(w: torch.Tensor, s: Scheme) -> tuple[torch.Tensor, int]:
+    assert s.group_size is not None, f"{s.name}: a group scheme names its group size"
     q, sc = quantize_groupwise(w, s.bits, s.group_size)
     w_hat = dequantize_groupwise(q, sc, w.shape[1]).to(w.dtype)
     return w_hat, math.ceil(w.numel() * s.bits / 8) + sc.numel() * SCALE_BYTES

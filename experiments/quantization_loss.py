@@ -23,16 +23,26 @@ import copy
 import math
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
-from pipeline.errors import ExperimentError
-
-from . import quant
-from .base import Context, Experiment, ModelUsed, Param, Result, Stopwatch, Trigger, register, utc_now_iso
-from .detect import num
+from ramble2post.errors import ExperimentError
+from ramble2post.experiments import quant
+from ramble2post.experiments.base import (
+    Context,
+    Experiment,
+    ModelUsed,
+    Param,
+    Result,
+    Stopwatch,
+    Trigger,
+    register,
+    utc_now_iso,
+)
+from ramble2post.experiments.detect import num
 
 WINDOW_S = 30.0  # s, Whisper's input length
 SAMPLE_RATE = 16_000  # Hz
@@ -40,13 +50,32 @@ TIMING_WARMUP = 2  # forward passes not timed
 TIMING_REPS = 5  # timed forward passes (median reported)
 
 COLUMNS = (
-    "scheme", "bits_per_weight", "model_MB", "weight_rel_error", "perplexity", "ppl_ratio",
-    "mean_KLD", "p99_KLD", "same_top1_pct", "rms_dp_pct", "WER_pct", "delta_WER_pp", "forward_ms",
+    "scheme",
+    "bits_per_weight",
+    "model_MB",
+    "weight_rel_error",
+    "perplexity",
+    "ppl_ratio",
+    "mean_KLD",
+    "p99_KLD",
+    "same_top1_pct",
+    "rms_dp_pct",
+    "WER_pct",
+    "delta_WER_pp",
+    "forward_ms",
 )
 UNITS = {
-    "bits_per_weight": "bit", "model_MB": "MB (1e6 bytes)", "weight_rel_error": "ratio",
-    "perplexity": "", "ppl_ratio": "x fp32", "mean_KLD": "nats/token", "p99_KLD": "nats/token",
-    "same_top1_pct": "%", "rms_dp_pct": "%", "WER_pct": "%", "delta_WER_pp": "percentage points",
+    "bits_per_weight": "bit",
+    "model_MB": "MB (1e6 bytes)",
+    "weight_rel_error": "ratio",
+    "perplexity": "",
+    "ppl_ratio": "x fp32",
+    "mean_KLD": "nats/token",
+    "p99_KLD": "nats/token",
+    "same_top1_pct": "%",
+    "rms_dp_pct": "%",
+    "WER_pct": "%",
+    "delta_WER_pp": "percentage points",
     "forward_ms": "ms",
 }
 
@@ -60,24 +89,46 @@ TRIGGERS = (
     Trigger(r"\b(?:de)?quanti[sz](?:e|es|ed|ing|ation|ations|er|ers)\b", 1.0, "quantize"),
     Trigger(rf"\bi\.?\s?n\.?\s?t[\s-]?{Q}\b", 1.0, "intN"),
     Trigger(rf"\bint[\s-]?{Q}\b", 1.0, "intN"),
-    Trigger(rf"(?<!sixty[\s-])(?<!thirty[\s-])\b{num(1, 2, 3, 4, 5, 6, 8)}[\s-]?bits?\b(?!\s+(?:of|more|less|per second))",
-            1.0, "N-bit"),
-    Trigger(r"\b(?:bits?[\s-]per[\s-](?:weight|parameter)|bit[\s-]?widths?|low(?:er)?[\s-]bits?|fewer bits)\b",
-            1.0, "bit width"),
+    Trigger(
+        rf"(?<!sixty[\s-])(?<!thirty[\s-])\b{num(1, 2, 3, 4, 5, 6, 8)}[\s-]?bits?\b(?!\s+(?:of|more|less|per second))",
+        1.0,
+        "N-bit",
+    ),
+    Trigger(
+        r"\b(?:bits?[\s-]per[\s-](?:weight|parameter)|bit[\s-]?widths?|low(?:er)?[\s-]bits?|fewer bits)\b",
+        1.0,
+        "bit width",
+    ),
     Trigger(rf"\b(?:fp|nf|mxfp|f\.?\s?p\.?)[\s-]?{num(8, 4)}\b", 1.0, "fp8/fp4"),
-    Trigger(r"\bg\.?\s?p\.?\s?t[\s-]?q\b|\ba\.?\s?w\.?\s?q\b|\bsmooth[\s-]?quant\b|\bbits[\s-]?and[\s-]?bytes\b"
-            r"|\bq[\s-]?lora\b|\bq[2-8]_?(?:k|0|1)(?:_[sml])?\b|\bk[\s-]quants?\b|\bllm\.int8\b", 1.0, "method"),
-    Trigger(r"how much (?:worse|better|quality|accuracy|do you lose|you lose)\b[^.?!]{0,40}?"
-            rf"\b(?:in|int|into|inte)[\s-]?{Q}\b", 1.0, "how much worse is intN"),
+    Trigger(
+        r"\bg\.?\s?p\.?\s?t[\s-]?q\b|\ba\.?\s?w\.?\s?q\b|\bsmooth[\s-]?quant\b|\bbits[\s-]?and[\s-]?bytes\b"
+        r"|\bq[\s-]?lora\b|\bq[2-8]_?(?:k|0|1)(?:_[sml])?\b|\bk[\s-]quants?\b|\bllm\.int8\b",
+        1.0,
+        "method",
+    ),
+    Trigger(
+        r"how much (?:worse|better|quality|accuracy|do you lose|you lose)\b[^.?!]{0,40}?"
+        rf"\b(?:in|int|into|inte)[\s-]?{Q}\b",
+        1.0,
+        "how much worse is intN",
+    ),
     Trigger(rf"\b(?:in|into|inte|ent)[\s-]{num(4, 8)}\b{_NOT_TIME}", 0.5, "intN (heard as 'in eight')"),
     Trigger(rf"\b(?:fp|f\.?\s?p\.?|float)[\s-]?{num(16)}\b|\bhalf[\s-]precision\b", 0.5, "fp16"),
     Trigger(rf"\b(?:bf|b\.?\s?f\.?|bfloat|brain[\s-]float)[\s-]?{num(16)}\b", 0.5, "bf16"),
-    Trigger(r"\bquants\b|\b(?:reduced?|lower(?:ing)?|drop(?:ping)?|cut(?:ting)?)\s+(?:the\s+)?precision\b"
-            r"|\bmixed[\s-]precision\b|\bcompress(?:ing)?\s+(?:the\s+)?weights\b|\bweight[\s-]only\b", 0.5,
-            "lower precision"),
+    Trigger(
+        r"\bquants\b|\b(?:reduced?|lower(?:ing)?|drop(?:ping)?|cut(?:ting)?)\s+(?:the\s+)?precision\b"
+        r"|\bmixed[\s-]precision\b|\bcompress(?:ing)?\s+(?:the\s+)?weights\b|\bweight[\s-]only\b",
+        0.5,
+        "lower precision",
+    ),
     Trigger(r"\bperplexity\b|\bkl[\s-]divergence\b|\bk\.?\s?l\.?\s?d\b", 0.25, "quality metric", context=True),
-    Trigger(r"\b(?:how much )?worse\b|\baccuracy\b|\bquality\b|\bdegrad\w*|\blos(?:e|es|ing|s)\b|\boutliers?\b"
-            r"|\bweights\b|\bprecision\b|\brounding\b", 0.25, "quality word", context=True),
+    Trigger(
+        r"\b(?:how much )?worse\b|\baccuracy\b|\bquality\b|\bdegrad\w*|\blos(?:e|es|ing|s)\b|\boutliers?\b"
+        r"|\bweights\b|\bprecision\b|\brounding\b",
+        0.25,
+        "quality word",
+        context=True,
+    ),
 )
 
 
@@ -89,10 +140,15 @@ class QuantizationLoss(Experiment):
     triggers = TRIGGERS
     params = {
         "schemes": Param(FULL_SCHEMES, "weight formats to compare against fp32", quick=QUICK_SCHEMES),
-        "wer_schemes": Param("all", "schemes that also get a full transcription for WER ('all' or a list)",
-                             quick=("int8", "int4")),
-        "wer_min_top1_pct": Param(50.0, "skip the WER transcription when same-top-1 is below this (%): a "
-                                  "broken model only loops to the token limit and scores ~100% or worse", quick=0.0),
+        "wer_schemes": Param(
+            "all", "schemes that also get a full transcription for WER ('all' or a list)", quick=("int8", "int4")
+        ),
+        "wer_min_top1_pct": Param(
+            50.0,
+            "skip the WER transcription when same-top-1 is below this (%): a "
+            "broken model only loops to the token limit and scores ~100% or worse",
+            quick=0.0,
+        ),
         "audio_seconds": Param(60.0, "seconds of audio used from the start of the file (s)", quick=60.0),
         "max_windows": Param(4, "30-s windows teacher-forced at most", quick=2),
         "include_embedding": Param(True, "also quantize the tied token embedding (the output projection)"),
@@ -132,8 +188,17 @@ class QuantizationLoss(Experiment):
         do_time = p["time_forward"] == "always" or (p["time_forward"] == "cuda" and device == "cuda")
         fp32_stats = quant.apply_scheme(model, "fp32", include_embedding=p["include_embedding"], state_dict=ref_sd)[1]
         wer_fp32 = _wer(reference, fp32_text)
-        rows = [_row(quant.get_scheme("fp32"), fp32_stats, fp32_stats, _metrics(ref_logp, ref_logp, batches),
-                     wer_fp32, wer_fp32, _time_forward(model, batches[0], "fp32", device) if do_time else None)]
+        rows = [
+            _row(
+                quant.get_scheme("fp32"),
+                fp32_stats,
+                fp32_stats,
+                _metrics(ref_logp, ref_logp, batches),
+                wer_fp32,
+                wer_fp32,
+                _time_forward(model, batches[0], "fp32", device) if do_time else None,
+            )
+        ]
         results: dict[str, dict[str, Any]] = {}
         skipped_wer: list[str] = []
         for i, s in enumerate(schemes, 1):
@@ -162,32 +227,55 @@ class QuantizationLoss(Experiment):
         survivors = quant.int8_fp16_survivors()
         casualties, first_bad = quant.int16_fp16_casualties()
         summary = _summary(results, rows[0], schemes, n_tokens, len(windows), len(audio) / SAMPLE_RATE)
-        summary.update(int8_fp16_int8_survivors=survivors, int16_fp16_int16_casualties=casualties,
-                       int16_smallest_failing_abs=first_bad, reference_source=ref_source,
-                       **{f"wall_s_{k}": round(v, 2) for k, v in wall.items()})
+        summary.update(
+            int8_fp16_int8_survivors=survivors,
+            int16_fp16_int16_casualties=casualties,
+            int16_smallest_failing_abs=first_bad,
+            reference_source=ref_source,
+            **{f"wall_s_{k}": round(v, 2) for k, v in wall.items()},
+        )
         notes = [
             "Quantization is simulated: weights are quantized and dequantized, so every row computes in "
             "fp32 and differs only in weight values; forward_ms therefore does not show int-kernel speedups.",
             "Integer schemes: symmetric absmax round-to-nearest, scales stored as fp16; intN-gG = one scale per "
             f"G inputs. Tied token embedding {'included' if p['include_embedding'] else 'left in fp32'}.",
-            *([f"WER not measured for {', '.join(skipped_wer)}: same-top-1 below {p['wer_min_top1_pct']:.0f}%, "
-               "the transcription would only loop to the token limit."] if skipped_wer else []),
+            *(
+                [
+                    f"WER not measured for {', '.join(skipped_wer)}: same-top-1 below {p['wer_min_top1_pct']:.0f}%, "
+                    "the transcription would only loop to the token limit."
+                ]
+                if skipped_wer
+                else []
+            ),
             f"Reference text: {ref_source}. Windows: {len(windows)} x <= 30 s, {n_tokens} tokens teacher-forced.",
             f"Exhaustive casts: {survivors}/256 int8 values survive int8->fp16->int8; {casualties} of 65536 int16 "
             f"values do not survive int16->fp16->int16 (first failure at |x| = {first_bad}).",
         ]
-        model_used = ModelUsed(role="whisper", name=info.name, path=info.path, sha256=info.sha256,
-                               source_sha256=getattr(info, "source_sha256", None))
+        model_used = ModelUsed(
+            role="whisper",
+            name=info.name,
+            path=info.path,
+            sha256=info.sha256,
+            source_sha256=getattr(info, "source_sha256", None),
+        )
         params = dict(p, audio=str(audio_path), language=language)
         del model
         return self.make_result(
-            context, params=params, models=[model_used], started_at=started,
-            duration_s=time.perf_counter() - t0, columns=COLUMNS, units=UNITS, rows=rows,
-            summary=summary, reading=reading(summary, results, model_name=info.name), notes=notes,
+            context,
+            params=params,
+            models=[model_used],
+            started_at=started,
+            duration_s=time.perf_counter() - t0,
+            columns=COLUMNS,
+            units=UNITS,
+            rows=rows,
+            summary=summary,
+            reading=reading(summary, results, model_name=info.name),
+            notes=notes,
         )
 
     def plot(self, results: Sequence[Result]) -> dict[str, bytes]:
-        from .plots import quantization_loss_png
+        from ramble2post.experiments.plots import quantization_loss_png
 
         return {"quantization-loss.png": quantization_loss_png(results)}
 
@@ -197,15 +285,15 @@ class QuantizationLoss(Experiment):
 
 def _load_model(name: str, device: str):
     try:
-        from pipeline.models import load_whisper_model
+        from ramble2post.transcribe.models import load_whisper_model
     except ImportError as e:  # pragma: no cover - pipeline.models ships with the package
-        raise ExperimentError("pipeline.models is missing: cannot load Whisper") from e
+        raise ExperimentError("ramble2post.transcribe.models is missing: cannot load Whisper") from e
     return load_whisper_model(name_or_path=name, device=device)
 
 
 def _audio_and_reference(context: Context, seconds: float):
-    from pipeline.audio import load_audio
-    from pipeline.config import SAMPLE_AUDIO
+    from ramble2post.config import SAMPLE_AUDIO
+    from ramble2post.transcribe.audio import load_audio
 
     path = Path(context.audio_path) if context.audio_path else SAMPLE_AUDIO
     audio = load_audio(path).samples[: int(seconds * SAMPLE_RATE)]
@@ -219,8 +307,9 @@ def _audio_and_reference(context: Context, seconds: float):
 
 def _transcribe(model, audio, device: str, *, language: str | None = None):
     lang = "en" if not model.is_multilingual else language
-    out = model.transcribe(audio, language=lang, temperature=0.0, fp16=False,
-                           condition_on_previous_text=False, verbose=None)
+    out = model.transcribe(
+        audio, language=lang, temperature=0.0, fp16=False, condition_on_previous_text=False, verbose=None
+    )
     segs = [(float(s["start"]), float(s["end"]), s["text"]) for s in out["segments"]]
     return out["text"].strip(), segs, out.get("language") or lang or "en"
 
@@ -253,8 +342,12 @@ def _windows(segments, reference: str, duration: float, max_windows: int) -> lis
 def _tokenizer(model, language: str):
     from whisper.tokenizer import get_tokenizer
 
-    return get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
-                         language=language if model.is_multilingual else None, task="transcribe")
+    return get_tokenizer(
+        model.is_multilingual,
+        num_languages=model.num_languages,
+        language=language if model.is_multilingual else None,
+        task="transcribe",
+    )
 
 
 def _prepare(model, tokenizer, audio, window, device: str) -> dict[str, Any]:
@@ -270,7 +363,7 @@ def _prepare(model, tokenizer, audio, window, device: str) -> dict[str, Any]:
     return {
         "mel": mel.unsqueeze(0).to(device),
         "tokens": torch.tensor([tokens[:-1]], device=device),
-        "targets": torch.tensor(tokens[len(prefix):], device=device),
+        "targets": torch.tensor(tokens[len(prefix) :], device=device),
         "first": len(prefix) - 1,  # position whose output predicts the first text token
     }
 
@@ -278,7 +371,7 @@ def _prepare(model, tokenizer, audio, window, device: str) -> dict[str, Any]:
 def _logprobs(model, batch) -> torch.Tensor:
     """Teacher-forced next-token log-probabilities at the text positions, [T, vocab] fp32."""
     audio_features = model.embed_audio(batch["mel"])
-    logits = model.logits(batch["tokens"], audio_features)[0, batch["first"]:]
+    logits = model.logits(batch["tokens"], audio_features)[0, batch["first"] :]
     return torch.log_softmax(logits.float(), dim=-1)
 
 
@@ -301,7 +394,7 @@ def _metrics(ref: list[torch.Tensor], new: list[torch.Tensor], batches) -> dict[
 
 
 def _wer(reference: str, hypothesis: str) -> float:
-    from pipeline.wer import word_error_rate
+    from ramble2post.transcribe.wer import word_error_rate
 
     try:
         return 100.0 * word_error_rate(reference=reference, hypothesis=hypothesis)
@@ -332,13 +425,26 @@ def _time_forward(model, batch, scheme: str, device: str) -> float:
 
 
 def _row(s, stats, fp32_stats, m, wer, wer_fp32, fwd) -> tuple:
-    bpw = s.bits if s.kind in ("fp32", "float") else (
-        (stats.model_bytes - (fp32_stats.model_bytes - fp32_stats.n_params_quantized * quant.FP32_BYTES))
-        * 8 / max(1, stats.n_params_quantized))
+    bpw = (
+        s.bits
+        if s.kind in ("fp32", "float")
+        else (
+            (stats.model_bytes - (fp32_stats.model_bytes - fp32_stats.n_params_quantized * quant.FP32_BYTES))
+            * 8
+            / max(1, stats.n_params_quantized)
+        )
+    )
     return (
-        s.name, round(bpw, 3), round(stats.model_bytes / 1e6, 2), round(stats.mean_rel_error, 6),
-        round(m["perplexity"], 4), round(m["ppl_ratio"], 5), round(m["mean_KLD"], 6), round(m["p99_KLD"], 5),
-        round(m["same_top1_pct"], 2), round(m["rms_dp_pct"], 3),
+        s.name,
+        round(bpw, 3),
+        round(stats.model_bytes / 1e6, 2),
+        round(stats.mean_rel_error, 6),
+        round(m["perplexity"], 4),
+        round(m["ppl_ratio"], 5),
+        round(m["mean_KLD"], 6),
+        round(m["p99_KLD"], 5),
+        round(m["same_top1_pct"], 2),
+        round(m["rms_dp_pct"], 3),
         None if wer is None or math.isnan(wer) else round(wer, 2),
         None if wer is None or math.isnan(wer) or math.isnan(wer_fp32) else round(wer - wer_fp32, 2),
         None if fwd is None else round(fwd, 2),
@@ -348,8 +454,12 @@ def _row(s, stats, fp32_stats, m, wer, wer_fp32, fwd) -> tuple:
 def _summary(results, fp32_row, schemes, n_tokens, n_windows, audio_s) -> dict[str, Any]:
     fp32 = dict(zip(COLUMNS, fp32_row))
     out: dict[str, Any] = {
-        "tokens": n_tokens, "windows": n_windows, "audio_seconds": round(audio_s, 2),
-        "fp32_perplexity": fp32["perplexity"], "fp32_WER_pct": fp32["WER_pct"], "fp32_model_MB": fp32["model_MB"],
+        "tokens": n_tokens,
+        "windows": n_windows,
+        "audio_seconds": round(audio_s, 2),
+        "fp32_perplexity": fp32["perplexity"],
+        "fp32_WER_pct": fp32["WER_pct"],
+        "fp32_model_MB": fp32["model_MB"],
     }
     for name, r in results.items():
         key = re.sub(r"[^a-z0-9]+", "_", name)
@@ -363,7 +473,8 @@ def _summary(results, fp32_row, schemes, n_tokens, n_windows, audio_s) -> dict[s
     groups = [n for n in results if n.startswith("int4-g")]
     if "int4" in results and groups:
         out["int4_groupwise_beats_per_channel"] = all(
-            results[g]["mean_KLD"] < results["int4"]["mean_KLD"] for g in groups)
+            results[g]["mean_KLD"] < results["int4"]["mean_KLD"] for g in groups
+        )
     return out
 
 
@@ -375,29 +486,37 @@ def reading(summary: dict[str, Any], results: dict[str, dict[str, Any]], *, mode
         parts.append(
             f"With int8 weights, Whisper {model_name} kept the same most-likely next token "
             f"{r['same_top1_pct']:.1f}% of the time (mean KL divergence {r['mean_KLD']:.4f} nats/token, "
-            f"perplexity x{r['ppl_ratio']:.3f}) at {r['model_MB']:.0f} MB instead of {summary['fp32_model_MB']:.0f} MB.")
+            f"perplexity x{r['ppl_ratio']:.3f}) at {r['model_MB']:.0f} MB instead of {summary['fp32_model_MB']:.0f} MB."
+        )
     if "int4" in results:
         r = results["int4"]
-        s = (f"Per-channel int4 moved perplexity x{r['ppl_ratio']:.3f} with {r['same_top1_pct']:.1f}% same top token")
+        s = f"Per-channel int4 moved perplexity x{r['ppl_ratio']:.3f} with {r['same_top1_pct']:.1f}% same top token"
         best = min((n for n in results if n.startswith("int4-g")), key=lambda n: results[n]["mean_KLD"], default=None)
         if best and results[best]["mean_KLD"] > 0:
             ratio = r["mean_KLD"] / results[best]["mean_KLD"]
-            s += f"; group-wise {best} cut its KL divergence {ratio:.1f}x" if ratio >= 1 else \
-                f"; group-wise {best} did not help (KL divergence x{1 / ratio:.1f} higher)"
+            s += (
+                f"; group-wise {best} cut its KL divergence {ratio:.1f}x"
+                if ratio >= 1
+                else f"; group-wise {best} did not help (KL divergence x{1 / ratio:.1f} higher)"
+            )
         parts.append(s + ".")
     low = [n for n in ("int2", "int3") if n in results]
     if low:
         r = results[low[0]]
         verdict = "the model breaks down" if r["ppl_ratio"] > 2 or r["same_top1_pct"] < 50 else "quality drops further"
-        parts.append(f"At {low[0][3:]} bits per weight {verdict}: perplexity x{r['ppl_ratio']:.3g}, "
-                     f"same top token {r['same_top1_pct']:.0f}% of the time.")
+        parts.append(
+            f"At {low[0][3:]} bits per weight {verdict}: perplexity x{r['ppl_ratio']:.3g}, "
+            f"same top token {r['same_top1_pct']:.0f}% of the time."
+        )
     for name in ("fp16", "bf16"):
         if name in results:
             r = results[name]
             if r["weight_rel_error"] == 0:
                 parts.append(f"{name} changed no weight at all: this checkpoint's weights are already {name} values.")
             else:
-                parts.append(f"{name} is the near-lossless baseline (mean KL divergence {r['mean_KLD']:.2g} nats/token).")
+                parts.append(
+                    f"{name} is the near-lossless baseline (mean KL divergence {r['mean_KLD']:.2g} nats/token)."
+                )
             break
     parts.append(f"Measured over {summary['tokens']} tokens of {summary['audio_seconds']:.0f} s of audio.")
     return " ".join(parts)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -141,14 +141,15 @@ def measure_bandwidth(*, device: str = "cpu", nbytes: int = COPY_BYTES, reps: in
     n = nbytes // 4
     src = torch.rand(n, device=device, dtype=torch.float32)
     dst = torch.empty_like(src)
-    t_copy = median(time_call(lambda: dst.copy_(src), device=device, reps=reps))
-    t_read = median(time_call(lambda: src.sum(), device=device, reps=reps))
+    t_copy = median(time_call(lambda: dst.copy_(src), device=device, reps=reps))  # noqa: F821 - freed below
+    t_read = median(time_call(lambda: src.sum(), device=device, reps=reps))  # noqa: F821
     del src, dst
     return Bandwidth(copy_bytes_per_s=2 * n * 4 / t_copy, read_bytes_per_s=n * 4 / t_read, buffer_bytes=n * 4)
 
 
-def measure_peak_flops(*, device: str = "cpu", n: int = PEAK_FLOPS_N, dtype: torch.dtype = torch.float32,
-                       reps: int = 5) -> float:
+def measure_peak_flops(
+    *, device: str = "cpu", n: int = PEAK_FLOPS_N, dtype: torch.dtype = torch.float32, reps: int = 5
+) -> float:
     """FLOP/s of a large square matmul (the compute roof)."""
     torch.manual_seed(SEED)
     a = torch.rand(n, n, device=device, dtype=dtype)
@@ -183,9 +184,17 @@ class MatmulPoint:
         return arithmetic_intensity(flops=self.flops, bytes_moved=self.bytes_moved)
 
 
-def matmul_sweep(*, label: str, n: int, k: int, batches: Sequence[int], device: str = "cpu",
-                 dtype: torch.dtype = torch.float32, reps: int = REPS,
-                 min_stream_bytes: int = STREAM_BYTES_MIN) -> list[MatmulPoint]:
+def matmul_sweep(
+    *,
+    label: str,
+    n: int,
+    k: int,
+    batches: Sequence[int],
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    reps: int = REPS,
+    min_stream_bytes: int = STREAM_BYTES_MIN,
+) -> list[MatmulPoint]:
     """Time ``x @ W`` for each batch size at one layer shape.
 
     The weight is stacked ``layers`` deep (enough copies to exceed ``min_stream_bytes``)
@@ -201,16 +210,23 @@ def matmul_sweep(*, label: str, n: int, k: int, batches: Sequence[int], device: 
         x = torch.randn(b, k, device=device, dtype=dtype)
         out = torch.empty(b, n, device=device, dtype=dtype)
 
-        def step() -> None:
+        def step(x: torch.Tensor = x, out: torch.Tensor = out) -> None:
             for w in weights:
                 torch.matmul(x, w, out=out)
 
         t = median(time_call(step, device=device, reps=reps))
-        points.append(MatmulPoint(
-            label=label, batch=b, n=n, k=k, layers=layers, seconds=t,
-            bytes_moved=layers * matmul_bytes(batch=b, n=n, k=k, bytes_per_element=esize),
-            flops=layers * matmul_flops(batch=b, n=n, k=k),
-        ))
+        points.append(
+            MatmulPoint(
+                label=label,
+                batch=b,
+                n=n,
+                k=k,
+                layers=layers,
+                seconds=t,
+                bytes_moved=layers * matmul_bytes(batch=b, n=n, k=k, bytes_per_element=esize),
+                flops=layers * matmul_flops(batch=b, n=n, k=k),
+            )
+        )
     return points
 
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .config import cache_dir
+from ramble2post.config import cache_dir
 
 _CHUNK = 1 << 20  # 1 MiB read size for hashing
 

@@ -8,16 +8,31 @@ variable (click ``envvar=``) > config file (``$RAMBLE2POST_HOME/config.toml``)
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import os
 import tomllib
 from pathlib import Path
 
-from .errors import InputError
+from ramble2post.errors import InputError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout (editable install)
-PROMPTS_DIR = REPO_ROOT / "prompts"
-BLOG_TEMPLATE_DIR = REPO_ROOT / "blog"
-SAMPLE_AUDIO = REPO_ROOT / "samples" / "explain-format-ramble-1min.m4a"
+DEFAULT_WHISPER = "base"  # Whisper model name
+DEFAULT_LLM = "smollm2"  # packaged GGUF (SmolLM2-135M-Instruct)
+
+
+def _data_dir(package: str) -> Path:
+    """A folder of package data (prompts, blog templates, samples), from a wheel or the checkout.
+
+    The top-level folders ``prompts/``, ``blog/`` and ``samples/`` are installed as
+    the packages ``ramble2post.prompts``, ``ramble2post.blog`` and ``ramble2post.samples``
+    (pyproject ``package-dir``); an editable install maps them back to the checkout.
+    """
+    return Path(str(importlib.resources.files(package)))
+
+
+PROMPTS_DIR = _data_dir("ramble2post.prompts")
+BLOG_TEMPLATE_DIR = _data_dir("ramble2post.blog")
+SAMPLE_AUDIO = _data_dir("ramble2post.samples") / "explain-format-ramble-1min.m4a"
+CHECKOUT_DIR = Path(__file__).resolve().parent.parent  # the git checkout, for an editable install
 
 
 def home_dir() -> Path:
@@ -47,8 +62,8 @@ def config_path() -> Path:
 class Settings:
     """Defaults for options that may also come from the config file."""
 
-    model: str = "base"  # Whisper model name or path
-    llm: str = "smollm2"  # GGUF name or path
+    model: str = DEFAULT_WHISPER  # Whisper model name or path
+    llm: str = DEFAULT_LLM  # GGUF name or path
     device: str = "auto"  # auto | cpu | cuda
     blog_repo: str | None = None  # default: $RAMBLE2POST_HOME/blog
     language: str | None = None  # None = detect (English-only models force "en")

@@ -56,7 +56,7 @@ class Transcript:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Transcript":
+    def from_dict(cls, d: dict[str, Any]) -> Transcript:
         d = dict(d)
         d["segments"] = tuple(Segment(**s) for s in d["segments"])
         d["model"] = ModelInfo(**d["model"])

@@ -51,13 +51,20 @@ def main() -> int:
 
     from llama_cpp import Llama, LlamaGrammar
 
-    from pipeline.llm import REPEAT_PENALTY, TEMPERATURE, LlamaCppLLM, resolve_gguf, schema_grammar
+    from ramble2post.structure.llm import REPEAT_PENALTY, TEMPERATURE, LlamaCppLLM, resolve_gguf, schema_grammar
 
     name, path, source, expected = resolve_gguf(args.llm)
     ours = LlamaCppLLM(name=name, path=path, source=source, expected_sha256=expected, reuse_prefix=False)
     ours_kv = LlamaCppLLM(name=name, path=path, source=source, expected_sha256=expected, reuse_prefix=True)
-    raw = Llama(model_path=str(path), n_ctx=ours.n_ctx, n_threads=ours.n_threads, n_batch=512,
-                n_gpu_layers=-1 if ours.gpu_offload else 0, verbose=False, seed=0)
+    raw = Llama(
+        model_path=str(path),
+        n_ctx=ours.n_ctx,
+        n_threads=ours.n_threads,
+        n_batch=512,
+        n_gpu_layers=-1 if ours.gpu_offload else 0,
+        verbose=False,
+        seed=0,
+    )
     grammar = LlamaGrammar.from_string(schema_grammar(SCHEMA), verbose=False)
     prefix = _prefix(args.transcript)
 
@@ -65,8 +72,15 @@ def main() -> int:
         tokens = ours._tokens(prefix, q)  # identical token ids to what ours sends
         raw.reset()
         t0 = time.perf_counter()
-        out = raw.create_completion(tokens, max_tokens=MAX_TOKENS, temperature=TEMPERATURE, top_k=1,
-                                    repeat_penalty=REPEAT_PENALTY, grammar=grammar, seed=0)
+        out = raw.create_completion(
+            tokens,
+            max_tokens=MAX_TOKENS,
+            temperature=TEMPERATURE,
+            top_k=1,
+            repeat_penalty=REPEAT_PENALTY,
+            grammar=grammar,
+            seed=0,
+        )
         dt = time.perf_counter() - t0
         return len(tokens) + out["usage"]["completion_tokens"], dt
 
@@ -81,8 +95,11 @@ def main() -> int:
     for _ in range(args.rounds):
         acc = {k: [0, 0.0] for k in totals}
         for q in QUESTIONS:
-            for key, fn in (("raw", lambda: run_raw(q)), ("ours", lambda: run_ours(ours, q)),
-                            ("ours+kv", lambda: run_ours(ours_kv, q))):
+            for key, fn in (
+                ("raw", lambda q=q: run_raw(q)),
+                ("ours", lambda q=q: run_ours(ours, q)),
+                ("ours+kv", lambda q=q: run_ours(ours_kv, q)),
+            ):
                 n, dt = fn()
                 acc[key][0] += n
                 acc[key][1] += dt
@@ -90,15 +107,27 @@ def main() -> int:
             totals[key].append(n / dt)
 
     med = {k: statistics.median(v) for k, v in totals.items()}
-    print(f"model {name} ({path.name}), {ours.n_threads} thread(s), {len(QUESTIONS)} questions x {args.rounds} rounds,"
-          f" prefix {ours.count_tokens(prefix)} tokens")
+    print(
+        f"model {name} ({path.name}), {ours.n_threads} thread(s), {len(QUESTIONS)} questions x {args.rounds} rounds,"
+        f" prefix {ours.count_tokens(prefix)} tokens"
+    )
     print(f"{'path':<10}{'tok/s median':>14}{'min':>10}{'max':>10}{'ratio vs raw':>14}")
     for k, v in totals.items():
         print(f"{k:<10}{med[k]:>14.1f}{min(v):>10.1f}{max(v):>10.1f}{med[k] / med['raw']:>14.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": name, "threads": ours.n_threads, "tok_per_s": totals,
-                                    "median": med, "ratio_ours_raw": med["ours"] / med["raw"],
-                                    "ratio_ours_kv_raw": med["ours+kv"] / med["raw"]}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "model": name,
+                "threads": ours.n_threads,
+                "tok_per_s": totals,
+                "median": med,
+                "ratio_ours_raw": med["ours"] / med["raw"],
+                "ratio_ours_kv_raw": med["ours+kv"] / med["raw"],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

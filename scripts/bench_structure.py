@@ -27,13 +27,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.cache import atomic_write_json  # noqa: E402
-from pipeline.llm import load_llm, register_backend, unregister_backend  # noqa: E402
-from pipeline.records import Transcript  # noqa: E402
-from pipeline.structure import structure_transcript  # noqa: E402
+from ramble2post.cache import atomic_write_json  # noqa: E402
+from ramble2post.records import Transcript  # noqa: E402
+from ramble2post.structure.llm import load_llm, register_backend, unregister_backend  # noqa: E402
+from ramble2post.structure.stage import structure_transcript  # noqa: E402
 
-KEYS = ("total_s", "questions", "prompt_tokens", "prompt_tokens_evaluated", "reused_tokens", "prompt_s",
-        "prompt_tok_per_s", "gen_tokens", "gen_s", "gen_tok_per_s", "n_threads", "context", "sections")
+KEYS = (
+    "total_s",
+    "questions",
+    "prompt_tokens",
+    "prompt_tokens_evaluated",
+    "reused_tokens",
+    "prompt_s",
+    "prompt_tok_per_s",
+    "gen_tokens",
+    "gen_s",
+    "gen_tok_per_s",
+    "n_threads",
+    "context",
+    "sections",
+)
 
 
 class Recorder:
@@ -54,9 +67,12 @@ class Recorder:
 
 
 def _sum(answers):
-    s = {"prompt_tokens_evaluated": sum(a.prompt_tokens - a.reused_tokens for a in answers),
-         "prompt_s": round(sum(a.prompt_s for a in answers), 3), "gen_tokens": sum(a.gen_tokens for a in answers),
-         "gen_s": round(sum(a.gen_s for a in answers), 3)}
+    s = {
+        "prompt_tokens_evaluated": sum(a.prompt_tokens - a.reused_tokens for a in answers),
+        "prompt_s": round(sum(a.prompt_s for a in answers), 3),
+        "gen_tokens": sum(a.gen_tokens for a in answers),
+        "gen_s": round(sum(a.gen_s for a in answers), 3),
+    }
     s["total_s"] = round(s["prompt_s"] + s["gen_s"], 3)
     return s
 
@@ -65,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("transcript", help="transcript JSON")
     ap.add_argument("--llm", default="smollm2", help="LLM name or GGUF path (default smollm2)")
-    ap.add_argument("--context", default="full", choices=["auto", "full", "excerpts"],
-                    help="shared prefix the questions are asked over (default: full transcript)")
+    ap.add_argument(
+        "--context",
+        default="full",
+        choices=["auto", "full", "excerpts"],
+        help="shared prefix the questions are asked over (default: full transcript)",
+    )
     ap.add_argument("--budget", type=float, default=3600.0, help="LLM time budget per run, s (default: no limit)")
     ap.add_argument("--skip-e2e-without", action="store_true", help="only the interleaved replay for 'without'")
     ap.add_argument("-o", "--output", help="JSON file to write")
@@ -76,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def factory(*, reuse_prefix=True):
         nonlocal rec
-        from pipeline.prompts import load_prompts
+        from ramble2post.structure.prompts import load_prompts
 
         inner = load_llm(a.llm, reuse_prefix=reuse_prefix, system=load_prompts()["structure_system"].text.strip())
         rec = Recorder(inner)
@@ -89,9 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         recorded = None
         for label, reuse in modes:
             t0 = time.perf_counter()
-            post = structure_transcript(transcript=t, llm="bench-recorder", use_cache=False, reuse_prefix=reuse,
-                                        llm_budget_s=a.budget, context=a.context,
-                                        progress=lambda m, lb=label: print(f"  [{lb}] {m}", file=sys.stderr))
+            post = structure_transcript(
+                transcript=t,
+                llm="bench-recorder",
+                use_cache=False,
+                reuse_prefix=reuse,
+                llm_budget_s=a.budget,
+                context=a.context,
+                progress=lambda m, lb=label: print(f"  [{lb}] {m}", file=sys.stderr),
+            )
             runs[label] = {k: post["timing"].get(k) for k in KEYS} | {"wall_s": round(time.perf_counter() - t0, 3)}
             if reuse:
                 recorded = rec
@@ -133,10 +159,17 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()
     except OSError:
         load = None
-    result = {"transcript": a.transcript, "llm": a.llm, "context": a.context, "end_to_end": runs,
-              "ratio_end_to_end": round(ratio_e2e, 3) if ratio_e2e else None, "replay": replay,
-              "ratio_replay": round(ratio_replay, 3), "ratio_replay_prompt": round(ratio_prompt, 3),
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg": load}}
+    result = {
+        "transcript": a.transcript,
+        "llm": a.llm,
+        "context": a.context,
+        "end_to_end": runs,
+        "ratio_end_to_end": round(ratio_e2e, 3) if ratio_e2e else None,
+        "replay": replay,
+        "ratio_replay": round(ratio_replay, 3),
+        "ratio_replay_prompt": round(ratio_prompt, 3),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg": load},
+    }
     out = Path(a.output or f"bench-results/structure-{Path(a.transcript).stem}.json")
     atomic_write_json(out, result)
     print(f"wrote {out}", file=sys.stderr)

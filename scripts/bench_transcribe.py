@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # same for both projects; see pipeline/fast.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # same for both projects; see ramble2post/transcribe/batched.py
 
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
@@ -49,12 +49,19 @@ sys.path.insert(0, str(REPO))
 
 SAMPLES = {  # name -> (audio, reference text)
     "1min": (REPO / "samples/explain-format-ramble-1min.m4a", REPO / "samples/explain-format-ramble-1min.txt"),
-    "13min": (REPO.parent / "shared/audio/explain-format-ramble.m4a",
-              REPO.parent / "shared/audio/explain-format-ramble.txt"),
+    "13min": (
+        REPO.parent / "shared/audio/explain-format-ramble.m4a",
+        REPO.parent / "shared/audio/explain-format-ramble.txt",
+    ),
 }
 ENGINES = ("ours-seq", "ours-fp32", "ours-int8", "ours-int8-1w", "fw-int8", "fw-batch-int8")
-PAIRS = (("ours-int8", "fw-int8"), ("ours-int8", "fw-batch-int8"), ("ours-int8-1w", "fw-int8"),
-         ("ours-int8-1w", "fw-batch-int8"), ("ours-fp32", "fw-int8"))
+PAIRS = (
+    ("ours-int8", "fw-int8"),
+    ("ours-int8", "fw-batch-int8"),
+    ("ours-int8-1w", "fw-int8"),
+    ("ours-int8-1w", "fw-batch-int8"),
+    ("ours-fp32", "fw-int8"),
+)
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # both projects' default fallback schedule
 WARMUP_S = 10  # s of audio decoded before timing starts
 FW_BATCH = 8  # faster-whisper BatchedInferencePipeline batch size (its default)
@@ -89,8 +96,8 @@ def ct2_dir(model: str, tmp: Path) -> Path:
 
 def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
     """Load, warm up, then time one transcription; returns the measurement."""
-    from pipeline.audio import load_audio
-    from pipeline.wer import word_error_rate
+    from ramble2post.transcribe.audio import load_audio
+    from ramble2post.transcribe.wer import word_error_rate
 
     audio_path, ref_path = SAMPLES[sample]
     samples = load_audio(audio_path).samples
@@ -101,30 +108,42 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
             import torch
             import whisper
 
-            from pipeline.fast import BatchedOptions, transcribe_batched
-            from pipeline.models import load_whisper_model
+            from ramble2post.transcribe.batched import BatchedOptions, transcribe_batched
+            from ramble2post.transcribe.models import load_whisper_model
 
             torch.set_num_threads(threads)
             net, _ = load_whisper_model(name_or_path=model, device="cpu")
             if engine == "ours-seq":
+
                 def go(x):
-                    r = whisper.transcribe(net, x, language="en", temperature=TEMPERATURES, fp16=False,
-                                           condition_on_previous_text=True, verbose=None)
+                    r = whisper.transcribe(
+                        net,
+                        x,
+                        language="en",
+                        temperature=TEMPERATURES,
+                        fp16=False,
+                        condition_on_previous_text=True,
+                        verbose=None,
+                    )
                     return " ".join(s["text"].strip() for s in r["segments"]), {}
             else:
                 int8 = engine.startswith("ours-int8")  # default engine: int8 decoder, bf16 encoder; ours-fp32: all fp32
-                opts = BatchedOptions(quantize="int8" if int8 else "none", encoder_bf16=int8, threads=threads,
-                                      workers=1 if engine == "ours-int8-1w" else None)
+                opts = BatchedOptions(
+                    quantize="int8" if int8 else "none",
+                    encoder_bf16=int8,
+                    threads=threads,
+                    workers=1 if engine == "ours-int8-1w" else None,
+                )
 
                 def go(x):
-                    r = transcribe_batched(model=net, samples=x, device="cpu", language="en",
-                                           temperature=TEMPERATURES, options=opts)
+                    r = transcribe_batched(
+                        model=net, samples=x, device="cpu", language="en", temperature=TEMPERATURES, options=opts
+                    )
                     return " ".join(s["text"] for s in r["segments"]), {**r["timing"], "chunks": len(r["chunks"])}
         else:
             from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-            fw = WhisperModel(str(ct2_dir(model, Path(tmp))), device="cpu", compute_type="int8",
-                              cpu_threads=threads)
+            fw = WhisperModel(str(ct2_dir(model, Path(tmp))), device="cpu", compute_type="int8", cpu_threads=threads)
             kwargs = dict(language="en" if english else None, beam_size=1, best_of=1, temperature=list(TEMPERATURES))
             if engine == "fw-batch-int8":
                 pipe = BatchedInferencePipeline(model=fw)
@@ -133,20 +152,33 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
                     segs, _ = pipe.transcribe(x, batch_size=FW_BATCH, **kwargs)
                     return " ".join(s.text.strip() for s in segs), {}
             else:
+
                 def go(x):
                     segs, _ = fw.transcribe(x, condition_on_previous_text=True, vad_filter=False, **kwargs)
                     return " ".join(s.text.strip() for s in segs), {}
+
         go(samples[: WARMUP_S * 16000])
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         c0, t0 = time.process_time(), time.perf_counter()
         text, extra = go(samples)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     wer = word_error_rate(reference=Path(ref_path).read_text(), hypothesis=text)
-    return {"engine": engine, "model": model, "sample": sample, "audio_s": round(duration, 3),
-            "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "rtf": round(wall / duration, 5),
-            "wer": round(wer, 5), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "rss_before_run_mb": round(rss_before / 1024, 1), "words": len(text.split()), "detail": extra, "text": text,
-            "loadavg_1m": round(os.getloadavg()[0], 2)}
+    return {
+        "engine": engine,
+        "model": model,
+        "sample": sample,
+        "audio_s": round(duration, 3),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "rtf": round(wall / duration, 5),
+        "wer": round(wer, 5),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_before_run_mb": round(rss_before / 1024, 1),
+        "words": len(text.split()),
+        "detail": extra,
+        "text": text,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 # ---------------------------------------------------------------------------- parent side
@@ -159,7 +191,7 @@ def machine() -> dict:
         info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("model name")), "?")
         info["logical_cpus"] = os.cpu_count()
         mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-        info["ram_gb"] = round(int(mem) / 1024 ** 2, 1)
+        info["ram_gb"] = round(int(mem) / 1024**2, 1)
     except (OSError, StopIteration, IndexError):
         pass
     import psutil
@@ -187,9 +219,14 @@ def summarize(runs: list[dict]) -> dict:
     for key, engines in out.items():
         rows = {}
         for eng, rs in engines.items():
-            rows[eng] = {"wall_s": _stats([r["wall_s"] for r in rs]), "cpu_s": _stats([r["cpu_s"] for r in rs]),
-                         "rtf": _stats([r["rtf"] for r in rs]), "wer": rs[0]["wer"],
-                         "wer_all": sorted({r["wer"] for r in rs}), "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)}
+            rows[eng] = {
+                "wall_s": _stats([r["wall_s"] for r in rs]),
+                "cpu_s": _stats([r["cpu_s"] for r in rs]),
+                "rtf": _stats([r["rtf"] for r in rs]),
+                "wer": rs[0]["wer"],
+                "wer_all": sorted({r["wer"] for r in rs}),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+            }
         ratios = {}
         for ours, theirs in PAIRS:
             if ours in engines and theirs in engines:
@@ -200,12 +237,16 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def print_table(table: dict) -> None:
-    print(f"\n{'sample/model':16} {'engine':14} {'wall s (min-max)':>22} {'RTF':>7} {'cpu s':>7} {'WER %':>6} {'RSS MB':>7}")
+    print(
+        f"\n{'sample/model':16} {'engine':14} {'wall s (min-max)':>22} {'RTF':>7} {'cpu s':>7} {'WER %':>6} {'RSS MB':>7}"
+    )
     for key, t in table.items():
         for eng, r in t["engines"].items():
             w = r["wall_s"]
-            print(f"{key:16} {eng:14} {w['median']:8.2f} ({w['min']:6.2f}-{w['max']:6.2f}) {r['rtf']['median']:7.4f}"
-                  f" {r['cpu_s']['median']:7.2f} {100 * r['wer']:6.2f} {r['peak_rss_mb']:7.0f}")
+            print(
+                f"{key:16} {eng:14} {w['median']:8.2f} ({w['min']:6.2f}-{w['max']:6.2f}) {r['rtf']['median']:7.4f}"
+                f" {r['cpu_s']['median']:7.2f} {100 * r['wer']:6.2f} {r['peak_rss_mb']:7.0f}"
+            )
         for name, s in t["ratios"].items():
             print(f"{key:16} ratio {name:28} {s['median']:.3f} (min {s['min']:.3f}, max {s['max']:.3f}, n={s['n']})")
 
@@ -217,8 +258,12 @@ def main() -> None:
     ap.add_argument("--models", default="tiny.en,base", help="comma list of: tiny.en, base")
     ap.add_argument("--engines", default=",".join(ENGINES), help="comma list of: " + ", ".join(ENGINES))
     ap.add_argument("--repeat", type=int, default=3, help="timed repetitions per engine (interleaved)")
-    ap.add_argument("--seq-repeat", type=int, default=1,
-                    help="repetitions of ours-seq (slowest; deterministic output, so 1 gives the WER baseline)")
+    ap.add_argument(
+        "--seq-repeat",
+        type=int,
+        default=1,
+        help="repetitions of ours-seq (slowest; deterministic output, so 1 gives the WER baseline)",
+    )
     ap.add_argument("--threads", type=int, default=0, help="threads for both projects; 0 = physical cores")
     ap.add_argument("--out", type=Path, default=REPO / "bench-results", help="folder for the JSON results")
     ap.add_argument("--child", nargs=4, metavar=("ENGINE", "MODEL", "SAMPLE", "THREADS"), help=argparse.SUPPRESS)
@@ -241,21 +286,27 @@ def main() -> None:
                 for eng in engines:
                     if eng == "ours-seq" and rep >= args.seq_repeat:
                         continue
-                    proc = subprocess.run([sys.executable, __file__, "--child", eng, model, sample, str(threads)],
-                                          capture_output=True, text=True, cwd=REPO)
+                    proc = subprocess.run(
+                        [sys.executable, __file__, "--child", eng, model, sample, str(threads)],
+                        capture_output=True,
+                        text=True,
+                        cwd=REPO,
+                    )
                     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
                     if proc.returncode or not line:
                         print(f"{eng} {model} {sample}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
                         continue
                     r = json.loads(line[7:]) | {"rep": rep}
                     runs.append(r)
-                    print(f"[{sample} {model} rep {rep + 1}] {eng:14} wall {r['wall_s']:7.2f} s  RTF {r['rtf']:.4f}"
-                          f"  WER {100 * r['wer']:.2f}%  RSS {r['peak_rss_mb']:.0f} MB  load {r['loadavg_1m']}",
-                          flush=True)
+                    print(
+                        f"[{sample} {model} rep {rep + 1}] {eng:14} wall {r['wall_s']:7.2f} s  RTF {r['rtf']:.4f}"
+                        f"  WER {100 * r['wer']:.2f}%  RSS {r['peak_rss_mb']:.0f} MB  load {r['loadavg_1m']}",
+                        flush=True,
+                    )
     table = summarize(runs)
     print_table(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"transcribe-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    path = args.out / f"transcribe-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
     info["loadavg_end"] = os.getloadavg()
     path.write_text(json.dumps({"machine": info, "summary": table, "runs": runs}, indent=1))
     print(f"\nwrote {path}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.records import ModelInfo, Segment, Transcript  # noqa: E402
+from ramble2post.records import ModelInfo, Segment, Transcript  # noqa: E402
 
 WPM = 150  # words per minute, a typical speaking rate
 WORDS_PER_SEGMENT = 25  # words; ~10 s at WPM
@@ -43,21 +43,30 @@ def transcript_from_text(text: str, *, source: str = "text") -> Transcript:
             body = re.sub(r"^-\s*", "", body)
             if not body.strip("- "):
                 continue
-            segments.append(Segment(len(segments), round(_secs(*m.group(1, 2, 3)), 3),
-                                    round(_secs(*m.group(4, 5, 6)), 3), body))
+            segments.append(
+                Segment(len(segments), round(_secs(*m.group(1, 2, 3)), 3), round(_secs(*m.group(4, 5, 6)), 3), body)
+            )
     else:
         words = text.split()
         per_word = 60.0 / WPM
         for i in range(0, len(words), WORDS_PER_SEGMENT):
-            chunk = words[i: i + WORDS_PER_SEGMENT]
-            segments.append(Segment(len(segments), round(i * per_word, 3),
-                                    round((i + len(chunk)) * per_word, 3), " ".join(chunk)))
+            chunk = words[i : i + WORDS_PER_SEGMENT]
+            segments.append(
+                Segment(len(segments), round(i * per_word, 3), round((i + len(chunk)) * per_word, 3), " ".join(chunk))
+            )
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Transcript(
-        audio_path=source, audio_sha256=sha, duration=segments[-1].end if segments else 0.0,
-        language="en", text=" ".join(s.text for s in segments), segments=tuple(segments),
+        audio_path=source,
+        audio_sha256=sha,
+        duration=segments[-1].end if segments else 0.0,
+        language="en",
+        text=" ".join(s.text for s in segments),
+        segments=tuple(segments),
         model=ModelInfo(name="text", source="text", path=source, sha256=sha),
-        device="none", options={"from_text": True}, timing={})
+        device="none",
+        options={"from_text": True},
+        timing={},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

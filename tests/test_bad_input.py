@@ -17,8 +17,9 @@ from tests.faults.helpers import record
 
 def _run(args, home, **env):
     full_env = {**os.environ, "RAMBLE2POST_HOME": str(home), **env}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
-                          env=full_env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ramble2post", *args], capture_output=True, text=True, env=full_env, timeout=300
+    )
 
 
 def _write_wav(path: Path, samples: np.ndarray) -> Path:
@@ -63,8 +64,11 @@ def test_bad_audio(case, tmp_path):
 
 
 def test_missing_ffmpeg(tmp_path):
-    result = _run(["transcribe", str(SAMPLE_1MIN), "--model", "tiny.en"], tmp_path / "home",
-                  RAMBLE2POST_FFMPEG=str(tmp_path / "no-ffmpeg"))
+    result = _run(
+        ["transcribe", str(SAMPLE_1MIN), "--model", "tiny.en"],
+        tmp_path / "home",
+        RAMBLE2POST_FFMPEG=str(tmp_path / "no-ffmpeg"),
+    )
     assert result.returncode == 3
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("Error: ffmpeg not found")

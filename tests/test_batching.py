@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments import roofline as rl
-from experiments.batching import BatchingSpeedup, speedups
-from experiments.detect import detect_experiments
+from ramble2post.experiments import roofline as rl
+from ramble2post.experiments.batching import BatchingSpeedup, speedups
+from ramble2post.experiments.detect import detect_experiments
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_1MIN_TXT = REPO / "samples" / "explain-format-ramble-1min.txt"
@@ -18,8 +18,9 @@ GPU_TALK = REPO.parent / "shared" / "seeds" / "gpu-talk-transcript.txt"
 
 
 def _hit(text: str) -> bool:
-    return any(d.experiment == "batching-speedup"
-               for d in detect_experiments(transcript=text, experiments=[BatchingSpeedup()]))
+    return any(
+        d.experiment == "batching-speedup" for d in detect_experiments(transcript=text, experiments=[BatchingSpeedup()])
+    )
 
 
 # ------------------------------------------------------------------ maths
@@ -33,8 +34,10 @@ def test_matmul_bytes_flops_and_intensity():
     assert nbytes == 4 * (2048 * 512 + 512 + 2048)
     assert rl.arithmetic_intensity(flops=flops, bytes_moved=nbytes) == pytest.approx(0.4988, abs=1e-3)
     # batch 64 reads the same weights for 64x the work
-    ai64 = rl.arithmetic_intensity(flops=rl.matmul_flops(batch=64, n=2048, k=512),
-                                   bytes_moved=rl.matmul_bytes(batch=64, n=2048, k=512, bytes_per_element=4))
+    ai64 = rl.arithmetic_intensity(
+        flops=rl.matmul_flops(batch=64, n=2048, k=512),
+        bytes_moved=rl.matmul_bytes(batch=64, n=2048, k=512, bytes_per_element=4),
+    )
     assert 25 < ai64 < 32
     with pytest.raises(ValueError):
         rl.arithmetic_intensity(flops=1, bytes_moved=0)
@@ -129,7 +132,7 @@ def test_sample_ramble_detects_nothing():
 
 @pytest.mark.skipif(not GPU_TALK.exists(), reason="shared seed transcript not present")
 def test_gpu_talk_detects_batching_with_evidence():
-    from pipeline.records import Segment
+    from ramble2post.records import Segment
 
     segs = []
     for line in GPU_TALK.read_text(encoding="utf-8").splitlines():
@@ -152,12 +155,15 @@ def test_gpu_talk_detects_batching_with_evidence():
 def test_quick_run_on_real_models(tmp_path):
     import jsonschema
 
-    import experiments
-    from experiments.base import Context, save_result
+    from ramble2post import experiments
+    from ramble2post.experiments.base import Context, save_result
 
     exp = experiments.get("batching-speedup")
-    ctx = Context(quick=True, output_dir=tmp_path,
-                  params={"batches": (1, 4, 8), "steps": 8, "rounds": 2, "roofline_batches": (1, 16)})
+    ctx = Context(
+        quick=True,
+        output_dir=tmp_path,
+        params={"batches": (1, 4, 8), "steps": 8, "rounds": 2, "roofline_batches": (1, 16)},
+    )
     res = save_result(exp.run(ctx), tmp_path)
     d = json.loads((tmp_path / "result.json").read_text())
     jsonschema.validate(d, experiments.RESULT_SCHEMA)
@@ -183,8 +189,8 @@ def test_quick_run_on_real_models(tmp_path):
 
 
 def test_list_params_accept_cli_spellings():
-    from experiments.batching import int_list, str_list
-    from pipeline.errors import ExperimentError
+    from ramble2post.errors import ExperimentError
+    from ramble2post.experiments.batching import int_list, str_list
 
     assert int_list([1, 2, 4], "b") == [1, 2, 4]
     assert int_list("1,2, 4", "b") == [1, 2, 4]
@@ -196,8 +202,8 @@ def test_list_params_accept_cli_spellings():
 
 
 def test_batches_without_one_is_a_clear_error():
-    from experiments.base import Context
-    from pipeline.errors import ExperimentError
+    from ramble2post.errors import ExperimentError
+    from ramble2post.experiments.base import Context
 
     with pytest.raises(ExperimentError, match="must include 1"):
         BatchingSpeedup().run(Context(params={"batches": [2, 4]}))

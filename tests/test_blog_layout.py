@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from test_blog_common import HARDWARE, branches, git, make_post, make_repo, make_transcript
 
-from pipeline import gitops
-from pipeline.blog import default_blog_path, detect_layout, ensure_default_blog, resolve_blog_repo
-from pipeline.draft import create_draft
-from pipeline.errors import BlogRepoError
-from pipeline.slug import MAX_SLUG_LEN, is_valid_slug, slugify, unique_slug
+from ramble2post.errors import BlogRepoError
+from ramble2post.publish import gitops
+from ramble2post.publish.blog import default_blog_path, detect_layout, ensure_default_blog, resolve_blog_repo
+from ramble2post.publish.draft import create_draft
+from ramble2post.publish.slug import MAX_SLUG_LEN, is_valid_slug, slugify, unique_slug
 
 
 @pytest.mark.parametrize(
@@ -21,8 +21,9 @@ from pipeline.slug import MAX_SLUG_LEN, is_valid_slug, slugify, unique_slug
 )
 def test_each_astropaper_layout_gets_its_draft(tmp_path, posts_dir, layout):
     root = make_repo(tmp_path / "blog", posts_dir=posts_dir)
-    d = create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root,
-                     hardware=HARDWARE)
+    d = create_draft(
+        post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root, hardware=HARDWARE
+    )
     assert d.layout == layout
     assert d.path == f"{posts_dir}/{d.slug}.md"
     assert git(root, "cat-file", "-t", f"{d.branch}:{d.path}").strip() == "blob"
@@ -33,12 +34,19 @@ def test_each_astropaper_layout_gets_its_draft(tmp_path, posts_dir, layout):
 def test_unknown_layout_is_refused_unless_posts_dir(tmp_path):
     root = make_repo(tmp_path / "blog", posts_dir="content/articles")
     with pytest.raises(BlogRepoError, match="does not look like an AstroPaper blog") as e:
-        create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root,
-                     hardware=HARDWARE)
+        create_draft(
+            post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root, hardware=HARDWARE
+        )
     assert "--posts-dir" in e.value.hint
     assert branches(root) == {"refs/heads/main"}
-    d = create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root,
-                     posts_dir="content/articles", hardware=HARDWARE)
+    d = create_draft(
+        post=make_post(),
+        transcript=make_transcript(),
+        experiment_results=[],
+        blog_repo=root,
+        posts_dir="content/articles",
+        hardware=HARDWARE,
+    )
     assert d.path.startswith("content/articles/") and d.layout == "custom"
 
 
@@ -75,8 +83,9 @@ def test_not_a_git_repo_and_bare_repo_are_refused(tmp_path):
 def test_detached_head_is_fine_when_a_default_branch_exists(tmp_path):
     root = make_repo(tmp_path / "blog")
     git(root, "checkout", "-q", "--detach", "HEAD")
-    d = create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root,
-                     hardware=HARDWARE)
+    d = create_draft(
+        post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root, hardware=HARDWARE
+    )
     assert d.base_branch == "main"
     assert git(root, "rev-parse", "--abbrev-ref", "HEAD").strip() == "HEAD"
 
@@ -107,8 +116,9 @@ def test_default_blog_is_created_once_with_v5_layout(monkeypatch, tmp_path):
     assert git(path, "log", "--oneline").count("\n") == 1
     said.clear()
     assert ensure_default_blog(say=said.append) == path and said == []
-    d = create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=None,
-                     hardware=HARDWARE)
+    d = create_draft(
+        post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=None, hardware=HARDWARE
+    )
     assert d.repo == path and d.layout == "astropaper-v5"
 
 
@@ -128,8 +138,21 @@ def test_configured_blog_repo_wins_over_default(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(
     "title",
-    ["../../etc/passwd", "<script>alert(1)</script>", "/abs/path", "..", "", "   ", "ïñ†ér·nåtiøn", "a" * 500,
-     "drafts/../../x", "name.lock", "CON", "-rf --", "\x00\n\t"],
+    [
+        "../../etc/passwd",
+        "<script>alert(1)</script>",
+        "/abs/path",
+        "..",
+        "",
+        "   ",
+        "ïñ†ér·nåtiøn",
+        "a" * 500,
+        "drafts/../../x",
+        "name.lock",
+        "CON",
+        "-rf --",
+        "\x00\n\t",
+    ],
 )
 def test_slug_is_path_and_ref_safe(title):
     s = slugify(title)
@@ -155,17 +178,24 @@ def test_unique_slug_appends_numbers():
 
 def test_second_ramble_on_same_topic_gets_new_slug(tmp_path):
     root = make_repo(tmp_path / "blog")
-    a = create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root,
-                     hardware=HARDWARE)
-    b = create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root,
-                     hardware=HARDWARE)
+    a = create_draft(
+        post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root, hardware=HARDWARE
+    )
+    b = create_draft(
+        post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root, hardware=HARDWARE
+    )
     assert b.slug == a.slug + "-2" and b.branch == f"drafts/{a.slug}-2"
     # a published post with that name also counts as taken
     (root / "src/data/blog/hello-world.md").write_text("x\n")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "post")
-    c = create_draft(post=make_post("Hello, World!"), transcript=make_transcript(), experiment_results=[],
-                     blog_repo=root, hardware=HARDWARE)
+    c = create_draft(
+        post=make_post("Hello, World!"),
+        transcript=make_transcript(),
+        experiment_results=[],
+        blog_repo=root,
+        hardware=HARDWARE,
+    )
     assert c.slug == "hello-world-2"
 
 
@@ -174,5 +204,10 @@ def test_empty_repo_is_refused(tmp_path):
     root.mkdir()
     git(root, "init", "-q")
     with pytest.raises(BlogRepoError, match="no commits"):
-        create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=Path(root),
-                     hardware=HARDWARE)
+        create_draft(
+            post=make_post(),
+            transcript=make_transcript(),
+            experiment_results=[],
+            blog_repo=Path(root),
+            hardware=HARDWARE,
+        )

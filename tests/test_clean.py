@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.clean import MAX_WORDS, clean_segments, clean_text
+from ramble2post.structure.clean import MAX_WORDS, clean_segments, clean_text
 
 
 def seg(i, text, start=None):
@@ -31,7 +31,10 @@ def test_like_and_kind_of_kept_when_meaningful():
 
 
 def test_hedge_kind_of_removed():
-    assert clean_text("It's kind of weird because it kind of dilutes the idea.") == "It's weird because it dilutes the idea."
+    assert (
+        clean_text("It's kind of weird because it kind of dilutes the idea.")
+        == "It's weird because it dilutes the idea."
+    )
 
 
 def test_emphasis_repeat_kept():
@@ -48,9 +51,11 @@ def test_sentences_keep_segment_ids_and_times():
 
 
 def test_run_on_is_split_at_a_conjunction():
-    long = ("I think the best approach is to bring the complex idea into simple terms for everyone listening, "
-            "and then I would walk through one concrete example that shows the idea from start to end in detail, "
-            "so that the audience can react to it in a simple way without any jargon at all today")
+    long = (
+        "I think the best approach is to bring the complex idea into simple terms for everyone listening, "
+        "and then I would walk through one concrete example that shows the idea from start to end in detail, "
+        "so that the audience can react to it in a simple way without any jargon at all today"
+    )
     sents = clean_segments([seg(0, long)])
     assert len(sents) >= 2
     assert all(len(s.text.split()) <= MAX_WORDS for s in sents)
@@ -62,5 +67,7 @@ def test_empty_and_dash_segments():
 
 
 def test_like_before_a_number_and_kinda():
-    assert clean_text("There's like three layers. It's like a notebook.") == "There's three layers. It's like a notebook."
+    assert (
+        clean_text("There's like three layers. It's like a notebook.") == "There's three layers. It's like a notebook."
+    )
     assert clean_text("I just kinda give the framework.") == "I just give the framework."

@@ -6,8 +6,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from pipeline import __version__
-from pipeline.cli import cli
+from ramble2post import __version__
+from ramble2post.cli.main import cli
 
 
 def _all_commands(group: click.Group, prefix=()):
@@ -47,3 +47,5 @@ def test_audio_path_routes_to_the_main_command(tmp_path):
     result = CliRunner().invoke(cli, [str(missing)])
     assert result.exit_code != 0
     assert "No such command" not in result.output
+    # the run command's own check answered: the audio path is named in its one error line
+    assert "nothing.m4a" in result.output and "Error:" in result.output

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from pipeline import ct2
-from pipeline.errors import ModelError
-from pipeline.models import PACKAGED_MODELS, _package_file, load_whisper_model, resolve_whisper_model
+from ramble2post.errors import ModelError
+from ramble2post.transcribe import ct2
+from ramble2post.transcribe.models import PACKAGED_MODELS, _package_file, load_whisper_model, resolve_whisper_model
 
 
 def _tiny_dir():
@@ -97,7 +96,7 @@ def test_conversion_transcribes_like_faster_whisper_on_same_weights():
     """
     import whisper
 
-    from pipeline.audio import load_audio
+    from ramble2post.transcribe.audio import load_audio
     from tests.conftest import SAMPLE_1MIN
 
     samples = load_audio(SAMPLE_1MIN).samples

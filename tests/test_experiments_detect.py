@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from experiments.detect import detect_experiments, num, segments_from_text
-from pipeline.records import ModelInfo, Segment, Transcript
+from ramble2post.experiments.detect import detect_experiments, num, segments_from_text
+from ramble2post.records import ModelInfo, Segment, Transcript
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_1MIN_TXT = REPO / "samples" / "explain-format-ramble-1min.txt"
@@ -79,19 +79,29 @@ def test_no_quantization_in_the_13_minute_ramble():
 
 def _transcript(texts: list[str]) -> Transcript:
     segs = tuple(Segment(id=i, start=10.0 * i, end=10.0 * i + 9.5, text=t) for i, t in enumerate(texts))
-    return Transcript(audio_path="x.m4a", audio_sha256="0" * 64, duration=10.0 * len(texts), language="en",
-                      text=" ".join(texts), segments=segs,
-                      model=ModelInfo(name="base", source="path", path="x", sha256="0" * 64),
-                      device="cpu", options={}, timing={})
+    return Transcript(
+        audio_path="x.m4a",
+        audio_sha256="0" * 64,
+        duration=10.0 * len(texts),
+        language="en",
+        text=" ".join(texts),
+        segments=segs,
+        model=ModelInfo(name="base", source="path", path="x", sha256="0" * 64),
+        device="cpu",
+        options={},
+        timing={},
+    )
 
 
 def test_evidence_carries_segment_ids_quotes_and_times():
-    t = _transcript([
-        "Okay so let me start.",
-        "I keep wondering how much we lose if we quantize the weights.",
-        "Like, is Int8 fine?",
-        "Anyway, lunch.",
-    ])
+    t = _transcript(
+        [
+            "Okay so let me start.",
+            "I keep wondering how much we lose if we quantize the weights.",
+            "Like, is Int8 fine?",
+            "Anyway, lunch.",
+        ]
+    )
     (det,) = [d for d in detect_experiments(transcript=t) if d.experiment == "quantization-loss"]
     quotes = {(e.segment_id, e.quote) for e in det.evidence}
     assert (1, "quantize") in quotes and (2, "Int8") in quotes
@@ -129,7 +139,7 @@ def test_segments_from_text_splits_sentences():
 
 
 def test_cli_detect_json_and_text(tmp_path):
-    from pipeline.cli import cli
+    from ramble2post.cli.main import cli
 
     p = tmp_path / "t.json"
     p.write_text(json.dumps(_transcript(["How much worse is int4 than int8?"]).to_dict()), encoding="utf-8")
@@ -143,7 +153,7 @@ def test_cli_detect_json_and_text(tmp_path):
 
 
 def test_cli_detect_rejects_a_non_transcript(tmp_path):
-    from pipeline.cli import cli
+    from ramble2post.cli.main import cli
 
     p = tmp_path / "bad.json"
     p.write_text('{"hello": 1}', encoding="utf-8")

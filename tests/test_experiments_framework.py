@@ -9,10 +9,10 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-import experiments
-from experiments import base
-from experiments.base import Context, Experiment, Param, Result, register
-from pipeline.errors import ExperimentError
+from ramble2post import experiments
+from ramble2post.errors import ExperimentError
+from ramble2post.experiments import base
+from ramble2post.experiments.base import Context, Experiment, Param, Result, register
 
 
 @pytest.fixture()
@@ -33,14 +33,20 @@ def _fake_result(**over) -> Result:
         ("int2", 2.04, 15.0, 0.85, 9e4, 4e4, 10.4, 13.0, 0.0, 85.0, 100.0, 90.0, None),
         ("int4-g32", 4.5, 26.0, 0.11, 2.4, 1.2, 0.25, 1.9, 88.0, 18.0, None, None, None),
     ]
-    from experiments.quantization_loss import COLUMNS, UNITS
+    from ramble2post.experiments.quantization_loss import COLUMNS, UNITS
 
     exp = experiments.get("quantization-loss")
     res = exp.make_result(
-        Context(device="cpu"), params={"schemes": ("fp16", "int8")},
+        Context(device="cpu"),
+        params={"schemes": ("fp16", "int8")},
         models=[experiments.ModelUsed("whisper", "tiny.en", "/x/tiny.en.pt", "a" * 64)],
-        started_at=base.utc_now_iso(), duration_s=1.5, columns=COLUMNS, units=UNITS, rows=rows,
-        summary={"tokens": 227, "ok": True, "nan": float("nan")}, reading="A sentence.",
+        started_at=base.utc_now_iso(),
+        duration_s=1.5,
+        columns=COLUMNS,
+        units=UNITS,
+        rows=rows,
+        summary={"tokens": 227, "ok": True, "nan": float("nan")},
+        reading="A sentence.",
     )
     return res
 
@@ -57,6 +63,7 @@ def test_registry_lists_and_gets_quantization_loss():
 
 def test_register_rejects_incomplete_and_duplicate(scratch_registry):
     with pytest.raises(TypeError):
+
         @scratch_registry
         class NoClaim(Experiment):
             name, version = "no-claim", "1"
@@ -66,6 +73,7 @@ def test_register_rejects_incomplete_and_duplicate(scratch_registry):
         name, version, claim = "dup-test", "1", "x"
 
     with pytest.raises(TypeError):
+
         @scratch_registry
         class B(Experiment):
             name, version, claim = "dup-test", "1", "y"
@@ -109,8 +117,18 @@ def test_schema_rejects_broken_results():
 def test_make_result_rejects_ragged_rows():
     exp = experiments.get("quantization-loss")
     with pytest.raises(ExperimentError):
-        exp.make_result(Context(), params={}, models=[], started_at=base.utc_now_iso(), duration_s=0,
-                        columns=("a", "b"), units={}, rows=[(1,)], summary={}, reading="x")
+        exp.make_result(
+            Context(),
+            params={},
+            models=[],
+            started_at=base.utc_now_iso(),
+            duration_s=0,
+            columns=("a", "b"),
+            units={},
+            rows=[(1,)],
+            summary={},
+            reading="x",
+        )
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -137,7 +155,7 @@ def test_save_result_writes_json_csv_and_a_real_plot(tmp_path):
 def test_plot_draws_several_machines(tmp_path):
     import dataclasses
 
-    from experiments.plots import quantization_loss_png
+    from ramble2post.experiments.plots import quantization_loss_png
 
     a = _fake_result()
     b = dataclasses.replace(a, machine="nvidia-h100-80gb-hbm3")
@@ -146,7 +164,7 @@ def test_plot_draws_several_machines(tmp_path):
 
 
 def test_hardware_fingerprint_and_label():
-    from experiments.hardware import describe, fingerprint, machine_label
+    from ramble2post.experiments.hardware import describe, fingerprint, machine_label
 
     fp = fingerprint()
     for k in ("cpu_model", "cpu_cores_logical", "ram_bytes", "gpus", "torch", "os", "python", "llama_cpp_python"):
@@ -160,8 +178,8 @@ def test_hardware_fingerprint_and_label():
 
 
 def test_pipeline_hook_records_failures_instead_of_crashing(scratch_registry, tmp_path):
-    from experiments.base import Trigger
-    from experiments.pipeline_hook import failures, run_detected
+    from ramble2post.experiments.base import Trigger
+    from ramble2post.experiments.pipeline_hook import failures, run_detected
 
     @scratch_registry
     class Boom(Experiment):
@@ -177,9 +195,18 @@ def test_pipeline_hook_records_failures_instead_of_crashing(scratch_registry, tm
         triggers = (Trigger(r"\bkaboom\b"),)
 
         def run(self, context):
-            return self.make_result(context, params={}, models=[], started_at=base.utc_now_iso(),
-                                    duration_s=0.1, columns=("x",), units={}, rows=[(1,)],
-                                    summary={"x": 1}, reading="x was 1.")
+            return self.make_result(
+                context,
+                params={},
+                models=[],
+                started_at=base.utc_now_iso(),
+                duration_s=0.1,
+                columns=("x",),
+                units={},
+                rows=[(1,)],
+                summary={"x": 1},
+                reading="x was 1.",
+            )
 
     outs = run_detected(transcript="Then it went kaboom.", output_dir=tmp_path)
     by = {o.experiment: o for o in outs}
@@ -200,7 +227,7 @@ def test_pipeline_hook_records_failures_instead_of_crashing(scratch_registry, tm
 
 
 def test_cli_list():
-    from pipeline.cli import cli
+    from ramble2post.cli.main import cli
 
     r = CliRunner().invoke(cli, ["experiments", "list"])
     assert r.exit_code == 0 and "quantization-loss" in r.output
@@ -210,7 +237,7 @@ def test_cli_list():
 
 
 def test_cli_run_unknown_experiment_is_one_line_error():
-    from pipeline.cli import cli
+    from ramble2post.cli.main import cli
 
     r = CliRunner().invoke(cli, ["experiments", "run", "nope", "--quick"])
     assert r.exit_code == 1 and "no experiment called 'nope'" in r.output and "Traceback" not in r.output
@@ -225,8 +252,17 @@ def test_a_failing_plot_keeps_the_numbers(scratch_registry, tmp_path):
             raise ValueError("no axes")
 
     res = experiments.get("badplot-test").make_result(
-        Context(), params={}, models=[], started_at=base.utc_now_iso(), duration_s=0.0,
-        columns=("x",), units={}, rows=[(1,)], summary={}, reading="x was 1.")
+        Context(),
+        params={},
+        models=[],
+        started_at=base.utc_now_iso(),
+        duration_s=0.0,
+        columns=("x",),
+        units={},
+        rows=[(1,)],
+        summary={},
+        reading="x was 1.",
+    )
     saved = experiments.save_result(res, tmp_path)
     assert saved.plots == () and "plot failed: ValueError: no axes" in saved.notes
     assert json.loads((tmp_path / "result.json").read_text())["rows"] == [[1]]

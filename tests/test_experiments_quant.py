@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from experiments import quant
+from ramble2post.experiments import quant
 
 
 @pytest.fixture()
@@ -85,8 +85,18 @@ def test_get_scheme_parses_and_rejects():
 def _tiny_whisper():
     from whisper.model import ModelDimensions, Whisper
 
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=16, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
-                           n_vocab=300, n_text_ctx=16, n_text_state=64, n_text_head=2, n_text_layer=1)
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=16,
+        n_audio_state=64,
+        n_audio_head=2,
+        n_audio_layer=1,
+        n_vocab=300,
+        n_text_ctx=16,
+        n_text_state=64,
+        n_text_head=2,
+        n_text_layer=1,
+    )
     torch.manual_seed(0)
     model = Whisper(dims)
     with torch.no_grad():  # Whisper leaves the decoder's positional embedding uninitialised (torch.empty)

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-import experiments
-from experiments.quantization_loss import _windows, reading
+from ramble2post import experiments
+from ramble2post.experiments.quantization_loss import _windows, reading
 
 
 def test_windows_share_reference_words_by_what_was_heard():
@@ -25,26 +25,60 @@ def test_windows_share_reference_words_by_what_was_heard():
 
 def test_reading_is_templated_from_the_numbers():
     res = {
-        "int8": {"same_top1_pct": 99.5, "mean_KLD": 0.0021, "ppl_ratio": 1.004, "model_MB": 42.0, "weight_rel_error": 0.01},
+        "int8": {
+            "same_top1_pct": 99.5,
+            "mean_KLD": 0.0021,
+            "ppl_ratio": 1.004,
+            "model_MB": 42.0,
+            "weight_rel_error": 0.01,
+        },
         "int4": {"same_top1_pct": 60.0, "mean_KLD": 2.0, "ppl_ratio": 9.0, "model_MB": 24.0, "weight_rel_error": 0.2},
-        "int4-g32": {"same_top1_pct": 90.0, "mean_KLD": 0.25, "ppl_ratio": 1.2, "model_MB": 26.0, "weight_rel_error": 0.1},
+        "int4-g32": {
+            "same_top1_pct": 90.0,
+            "mean_KLD": 0.25,
+            "ppl_ratio": 1.2,
+            "model_MB": 26.0,
+            "weight_rel_error": 0.1,
+        },
         "int2": {"same_top1_pct": 1.0, "mean_KLD": 10.0, "ppl_ratio": 4e4, "model_MB": 15.0, "weight_rel_error": 0.8},
         "fp16": {"same_top1_pct": 100.0, "mean_KLD": 0.0, "ppl_ratio": 1.0, "model_MB": 78.0, "weight_rel_error": 0.0},
     }
     text = reading({"fp32_model_MB": 151.0, "tokens": 227, "audio_seconds": 57.0}, res, model_name="tiny.en")
-    for expected in ("99.5%", "0.0021", "x1.004", "42 MB instead of 151 MB", "int4-g32 cut its KL divergence 8.0x",
-                     "breaks down", "already fp16", "227 tokens"):
+    for expected in (
+        "99.5%",
+        "0.0021",
+        "x1.004",
+        "42 MB instead of 151 MB",
+        "int4-g32 cut its KL divergence 8.0x",
+        "breaks down",
+        "already fp16",
+        "227 tokens",
+    ):
         assert expected in text, (expected, text)
 
 
 @pytest.mark.slow
 def test_quick_run_on_tiny_en_meets_the_acceptance_checks(tmp_path):
-    from pipeline.cli import cli
+    from ramble2post.cli.main import cli
 
     t0 = time.perf_counter()
     out = tmp_path / "ql"
-    r = CliRunner().invoke(cli, ["experiments", "run", "quantization-loss", "--quick", "--json", "-o", str(out),
-                                 "--model", "tiny.en", "--device", "cpu"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "experiments",
+            "run",
+            "quantization-loss",
+            "--quick",
+            "--json",
+            "-o",
+            str(out),
+            "--model",
+            "tiny.en",
+            "--device",
+            "cpu",
+        ],
+    )
     wall = time.perf_counter() - t0
     assert r.exit_code == 0, r.output
     data = json.loads((out / "result.json").read_text())

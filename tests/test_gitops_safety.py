@@ -26,18 +26,19 @@ from test_blog_common import (
     snapshot,
 )
 
-from pipeline import gitops
-from pipeline.cli import cli
-from pipeline.draft import create_draft, list_drafts, publish_draft
-from pipeline.errors import BlogRepoError
+from ramble2post.cli.main import cli
+from ramble2post.errors import BlogRepoError
+from ramble2post.publish import gitops
+from ramble2post.publish.draft import create_draft, list_drafts, publish_draft
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def draft(root, **kw):
     kw.setdefault("post", make_post())
-    return create_draft(transcript=make_transcript(), experiment_results=kw.pop("results", []), blog_repo=root,
-                        hardware=HARDWARE, **kw)
+    return create_draft(
+        transcript=make_transcript(), experiment_results=kw.pop("results", []), blog_repo=root, hardware=HARDWARE, **kw
+    )
 
 
 def test_busy_checkout_is_byte_for_byte_unchanged(tmp_path):
@@ -122,10 +123,10 @@ def test_two_concurrent_runs_both_land_consistently(tmp_path):
     root = make_repo(tmp_path / "blog")
     script = textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(REPO_ROOT / 'tests')!r})
+        sys.path.insert(0, {str(REPO_ROOT / "tests")!r})
         from test_blog_common import *
-        from pipeline.draft import create_draft
-        from pipeline import gitops
+        from ramble2post.publish.draft import create_draft
+        from ramble2post.publish import gitops
         real = gitops.build_tree
         def slow(*a, **k):
             time.sleep(1.0)  # widen the race window inside the lock
@@ -136,8 +137,12 @@ def test_two_concurrent_runs_both_land_consistently(tmp_path):
         print(d.branch)
     """)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     codes = [p.returncode for p in procs]
     assert codes == [0, 0], outs
@@ -210,33 +215,49 @@ def test_cli_drafts_publish_and_refusals(tmp_path):
 
 def test_main_command_with_stand_in_stages(tmp_path, monkeypatch):
     """``ramble2post AUDIO`` end to end with fake stages (the real ones have their own tests)."""
-    import pipeline.transcribe as tr
+    import ramble2post.transcribe.stage as tr
 
     audio = tmp_path / "ramble.m4a"
     audio.write_bytes(b"not really audio")
     calls = []
-    monkeypatch.setattr(tr, "transcribe_file", lambda *, audio_path, options: calls.append(options) or make_transcript())
-    fake_structure = types.ModuleType("pipeline.structure")
+    monkeypatch.setattr(
+        tr, "transcribe_file", lambda *, audio_path, options: calls.append(options) or make_transcript()
+    )
+    fake_structure = types.ModuleType("ramble2post.structure.stage")
     fake_structure.structure_transcript = lambda *, transcript, llm, prompts_dir=None, progress=None: make_post()
-    monkeypatch.setitem(sys.modules, "pipeline.structure", fake_structure)
-    from experiments import pipeline_hook
-    from experiments.base import Result
+    monkeypatch.setitem(sys.modules, "ramble2post.structure.stage", fake_structure)
+    from ramble2post.experiments import pipeline_hook
+    from ramble2post.experiments.base import Result
 
     exp_calls = []
 
-    def fake_run_detected(*, transcript, output_dir, selection, device, whisper_model, llm, audio_path, progress,
-                          quick=False):
+    def fake_run_detected(
+        *, transcript, output_dir, selection, device, whisper_model, llm, audio_path, progress, quick=False
+    ):
         exp_calls.append(selection)
         out = Path(output_dir) / "batching-speedup"
         out.mkdir(parents=True)
         (out / "throughput.png").write_bytes(png_bytes())
-        res = Result(experiment="batching-speedup", version="1", params={}, models=(),
-                     hardware={"cpu_model": "Test CPU", "cpu_cores_usable": 2}, machine="cpu-test-2c",
-                     started_at="2026-11-24T06:00:00Z", duration_s=1.5, columns=("batch", "tokens/s"),
-                     units={"tokens/s": "tok/s"}, rows=((1, 10.0), (4, 33.0)), summary={"speedup_at_4": 3.3},
-                     reading="Batch 4 is 3.3x faster.", plots=("throughput.png",))
-        return [pipeline_hook.RunOutcome("batching-speedup", "ok", result=res, result_dir=str(out)),
-                pipeline_hook.RunOutcome("kv-cache-growth", "failed", error="out of memory: boom")]
+        res = Result(
+            experiment="batching-speedup",
+            version="1",
+            params={},
+            models=(),
+            hardware={"cpu_model": "Test CPU", "cpu_cores_usable": 2},
+            machine="cpu-test-2c",
+            started_at="2026-11-24T06:00:00Z",
+            duration_s=1.5,
+            columns=("batch", "tokens/s"),
+            units={"tokens/s": "tok/s"},
+            rows=((1, 10.0), (4, 33.0)),
+            summary={"speedup_at_4": 3.3},
+            reading="Batch 4 is 3.3x faster.",
+            plots=("throughput.png",),
+        )
+        return [
+            pipeline_hook.RunOutcome("batching-speedup", "ok", result=res, result_dir=str(out)),
+            pipeline_hook.RunOutcome("kv-cache-growth", "failed", error="out of memory: boom"),
+        ]
 
     monkeypatch.setattr(pipeline_hook, "run_detected", fake_run_detected)
     root = make_busy_repo(tmp_path / "blog")

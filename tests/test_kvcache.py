@@ -7,17 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from experiments.decode_bench import kv_size_from_log
-from experiments.detect import detect_experiments
-from experiments.kvcache import KVCacheGrowth, diff_pct, fits_tokens, kv_bytes, layouts
+from ramble2post.experiments.decode_bench import kv_size_from_log
+from ramble2post.experiments.detect import detect_experiments
+from ramble2post.experiments.kvcache import KVCacheGrowth, diff_pct, fits_tokens, kv_bytes, layouts
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_1MIN_TXT = REPO / "samples" / "explain-format-ramble-1min.txt"
 
 
 def _hit(text: str) -> bool:
-    return any(d.experiment == "kv-cache-growth"
-               for d in detect_experiments(transcript=text, experiments=[KVCacheGrowth()]))
+    return any(
+        d.experiment == "kv-cache-growth" for d in detect_experiments(transcript=text, experiments=[KVCacheGrowth()])
+    )
 
 
 # ------------------------------------------------------------------ maths
@@ -50,8 +51,10 @@ def test_fits_tokens_and_diff():
 
 
 def test_kv_size_parsed_from_llama_log():
-    log = ("llama_kv_cache:        CPU KV buffer size =     5.62 MiB\n"
-           "llama_kv_cache: size =    5.62 MiB (   256 cells,  30 layers,  1/1 seqs), K (f16):    2.81 MiB\n")
+    log = (
+        "llama_kv_cache:        CPU KV buffer size =     5.62 MiB\n"
+        "llama_kv_cache: size =    5.62 MiB (   256 cells,  30 layers,  1/1 seqs), K (f16):    2.81 MiB\n"
+    )
     nbytes, cells = kv_size_from_log(log)
     assert cells == 256
     assert nbytes == pytest.approx(256 * 23_040, rel=0.01)
@@ -105,8 +108,8 @@ def test_sample_ramble_detects_nothing():
 def test_shapes_agree_with_allocations(tmp_path):
     import jsonschema
 
-    import experiments
-    from experiments.base import Context, save_result
+    from ramble2post import experiments
+    from ramble2post.experiments.base import Context, save_result
 
     exp = experiments.get("kv-cache-growth")
     res = save_result(exp.run(Context(quick=True, params={"check_steps": 8}, output_dir=tmp_path)), tmp_path)
@@ -121,13 +124,19 @@ def test_shapes_agree_with_allocations(tmp_path):
         assert abs(r["diff_pct"]) <= 10.0, r
     assert res.summary["checks_agree_within_10pct"] is True
     # growth is linear in context and in batch
-    g = [r for r in rows if r["kind"] == "growth" and r["model"].startswith("SmolLM2")
-         and r["attention"].startswith("as shipped")]
+    g = [
+        r
+        for r in rows
+        if r["kind"] == "growth" and r["model"].startswith("SmolLM2") and r["attention"].startswith("as shipped")
+    ]
     one = {r["context_tokens"]: r["kv_bytes"] for r in g if r["batch"] == 1}
     eight = {r["context_tokens"]: r["kv_bytes"] for r in g if r["batch"] == 8}
     assert one[128] == 2 * one[64] and eight[64] == 8 * one[64]
-    fits = {r["attention"]: r["fits_tokens"] for r in rows if r["kind"] == "fits" and r["batch"] == 1
-            and r["model"].startswith("SmolLM2")}
+    fits = {
+        r["attention"]: r["fits_tokens"]
+        for r in rows
+        if r["kind"] == "fits" and r["batch"] == 1 and r["model"].startswith("SmolLM2")
+    }
     assert fits["MQA"] == pytest.approx(3 * fits["as shipped (GQA 3:1)"], rel=0.01)
     assert fits["MHA"] == pytest.approx(fits["as shipped (GQA 3:1)"] / 3, rel=0.01)
     assert (tmp_path / "kv-cache-growth.png").stat().st_size > 20_000

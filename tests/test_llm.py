@@ -6,12 +6,22 @@ import json
 
 import pytest
 
-from pipeline.errors import LLMOutputError, ModelError
-from pipeline.llm import (FakeLLM, load_llm, quantization_of, register_backend, resolve_gguf,
-                          schema_grammar, split_template, unregister_backend)
+from ramble2post.errors import LLMOutputError, ModelError
+from ramble2post.structure.llm import (
+    FakeLLM,
+    load_llm,
+    quantization_of,
+    register_backend,
+    resolve_gguf,
+    schema_grammar,
+    split_template,
+    unregister_backend,
+)
 
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def test_unknown_name_is_one_line_model_error():
@@ -91,7 +101,7 @@ def test_real_smollm2_json_and_prefix_reuse():
 def test_gemma_is_assembled_into_the_cache_and_verified(ramble2post_home):
     name, path, source, sha = resolve_gguf("gemma3-270m")
     assert path.is_file() and str(path).startswith(str(ramble2post_home))
-    from pipeline.cache import sha256_file
+    from ramble2post.cache import sha256_file
 
     assert sha256_file(path) == sha == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
     path.write_bytes(b"GGUF corrupted")  # a damaged copy is rebuilt, never used

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from test_blog_common import HARDWARE, make_post, make_repo, make_result, make_transcript
 
-from pipeline.cli import cli
-from pipeline.draft import create_draft
-from pipeline.render import render_preview
+from ramble2post.cli.main import cli
+from ramble2post.publish.draft import create_draft
+from ramble2post.publish.render import render_preview
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 CHROMIUM_TIMEOUT_S = 90  # s, generous for 2 shared CPU cores
@@ -50,8 +50,13 @@ window.addEventListener("load", function () {{
 @pytest.fixture()
 def drafted(tmp_path):
     root = make_repo(tmp_path / "blog")
-    d = create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[make_result(tmp_path)],
-                     blog_repo=root, hardware=HARDWARE)
+    d = create_draft(
+        post=make_post(),
+        transcript=make_transcript(),
+        experiment_results=[make_result(tmp_path)],
+        blog_repo=root,
+        hardware=HARDWARE,
+    )
     return root, d
 
 
@@ -95,10 +100,21 @@ def test_preview_in_headless_chromium_switches_views_and_loads_images(drafted, t
     page = page_file.read_text()
     nonce = re.search(r'<script nonce="([^"]+)"', page).group(1)
     page_file.write_text(page.replace("</body>", SELFTEST.format(nonce=nonce) + "</body>"))
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-           "--disable-background-networking", "--disable-extensions", "--no-first-run", "--mute-audio",
-           f"--user-data-dir={tmp_path / 'chrome-profile'}", "--virtual-time-budget=5000", "--dump-dom",
-           page_file.as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-extensions",
+        "--no-first-run",
+        "--mute-audio",
+        f"--user-data-dir={tmp_path / 'chrome-profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        page_file.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S)
     m = re.search(r'<pre id="selftest">(.*?)</pre>', proc.stdout, re.S)
     assert m, f"no selftest output; rc={proc.returncode} stderr={proc.stderr[-2000:]}"

@@ -11,10 +11,9 @@ import yaml
 from markdown_it import MarkdownIt
 from test_blog_common import HARDWARE, git, make_post, make_repo, make_result, make_transcript
 
-from pipeline.blog import BlogLayout
-from pipeline.draft import create_draft
-from pipeline.records import Segment
-from pipeline.render import (
+from ramble2post.publish.blog import BlogLayout
+from ramble2post.publish.draft import create_draft
+from ramble2post.publish.render import (
     VERIFY_MARK,
     count_verify_marks,
     fence,
@@ -23,8 +22,9 @@ from pipeline.render import (
     set_draft_flag,
     split_front_matter,
 )
+from ramble2post.records import Segment
 
-NOW = dt.datetime(2026, 11, 24, 6, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 24, 6, 0, tzinfo=dt.UTC)
 LAYOUT = BlogLayout(name="astropaper-v5", posts_dir="src/data/blog")
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -40,9 +40,16 @@ HOSTILE = [
 
 
 def render(post=None, transcript=None, results=(), slug="a-post"):
-    return render_post(post=post or make_post(), transcript=transcript or make_transcript(),
-                       experiment_results=list(results), layout=LAYOUT, slug=slug, hardware=HARDWARE,
-                       provenance={"pipeline_commit": "abc"}, now=NOW)
+    return render_post(
+        post=post or make_post(),
+        transcript=transcript or make_transcript(),
+        experiment_results=list(results),
+        layout=LAYOUT,
+        slug=slug,
+        hardware=HARDWARE,
+        provenance={"pipeline_commit": "abc"},
+        now=NOW,
+    )
 
 
 def to_html(markdown: str) -> str:
@@ -66,8 +73,18 @@ def test_front_matter_is_valid_astropaper():
 def test_layers_and_transparency_sections_are_present():
     r = render()
     body = split_front_matter(r.markdown)[1]
-    for heading in ("## The point", "## Why it exists", "## An example", "## An analogy", "## How it connects",
-                    "## Trade-offs", "## Human contribution", "## AI assistance", "## Ramble", "## Provenance"):
+    for heading in (
+        "## The point",
+        "## Why it exists",
+        "## An example",
+        "## An analogy",
+        "## How it connects",
+        "## Trade-offs",
+        "## Human contribution",
+        "## AI assistance",
+        "## Ramble",
+        "## Provenance",
+    ):
         assert heading in body, heading
     human = body.split("## Human contribution")[1].split("## AI assistance")[0]
     ai = body.split("## AI assistance")[1].split("## Ramble")[0]
@@ -102,8 +119,9 @@ def test_hostile_text_is_inert_everywhere(evil):
             item["note"] = evil
             item["verified"] = False
     t = make_transcript()
-    t = type(t)(**{**t.__dict__, "segments": tuple(Segment(id=s.id, start=s.start, end=s.end, text=evil)
-                                                        for s in t.segments)})
+    t = type(t)(
+        **{**t.__dict__, "segments": tuple(Segment(id=s.id, start=s.start, end=s.end, text=evil) for s in t.segments)}
+    )
     r = render(post, t)
     front, body = split_front_matter(r.markdown)
     assert set(front) == {"title", "description", "pubDatetime", "tags", "draft", "ramble2post"}
@@ -187,19 +205,27 @@ def test_set_draft_flag_keeps_body():
 
 def test_committed_images_resolve_from_the_post(tmp_path):
     root = make_repo(tmp_path / "blog", posts_dir="src/content/posts")
-    d = create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[make_result(tmp_path)],
-                     blog_repo=root, hardware=HARDWARE, now=NOW)
+    d = create_draft(
+        post=make_post(),
+        transcript=make_transcript(),
+        experiment_results=[make_result(tmp_path)],
+        blog_repo=root,
+        hardware=HARDWARE,
+        now=NOW,
+    )
     text = git(root, "show", f"{d.branch}:{d.path}")
     import posixpath
 
-    for ref in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+    refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert refs, "the draft carries the experiment's plot"
+    for ref in refs:
         target = posixpath.normpath(posixpath.join(posixpath.dirname(d.path), ref))
         assert git(root, "cat-file", "-t", f"{d.branch}:{target}").strip() == "blob"
     yaml.safe_load(text.split("---\n")[1])
 
 
 def test_rerun_can_rerender_measurements_with_two_machines(tmp_path):
-    from pipeline.render import render_measurements, replace_measurements
+    from ramble2post.publish.render import render_measurements, replace_measurements
 
     r = render(results=[make_result(tmp_path)])
     stored = [json.loads(b) for p, b in r.files.items() if "/results/" in p]

@@ -7,13 +7,13 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
-from experiments.base import Context
-from experiments.batching import COLUMNS, UNITS, BatchingSpeedup
-from pipeline.draft import create_draft, publish_draft
-from pipeline.gitops import open_repo
-from pipeline.rerun import comparison_table, rerun_post
 from test_blog_common import branches, git, make_post, make_repo, make_transcript, snapshot
+
+from ramble2post.experiments.base import Context
+from ramble2post.experiments.batching import COLUMNS, UNITS, BatchingSpeedup
+from ramble2post.publish.draft import create_draft, publish_draft
+from ramble2post.publish.gitops import open_repo
+from ramble2post.publish.rerun import comparison_table, rerun_post
 
 OLD_MACHINE = "cpu-old-laptop-4c"
 
@@ -28,8 +28,14 @@ def _result(*, machine: str, started: str, tps1: float, threads: int = 4):
             rows.append((part, "m", b, tps, sp, 1000 * b / tps, 100.0, 5.0, 3.0, 0.6, 25.0))
     rows.append(("roofline fp32", "mlp 512x2048 x16 layers", 1, 200.0, 1.0, 5.0, 67.0, 13.0, 6.6, 0.5, 65.0))
     res = exp.make_result(
-        Context(), params={"batches": [1, 4, 8], "steps": 12, "rounds": 2, "threads": threads, "clock": "wall"},
-        models=(), started_at=started, duration_s=1.0, columns=COLUMNS, units=UNITS, rows=rows,
+        Context(),
+        params={"batches": [1, 4, 8], "steps": 12, "rounds": 2, "threads": threads, "clock": "wall"},
+        models=(),
+        started_at=started,
+        duration_s=1.0,
+        columns=COLUMNS,
+        units=UNITS,
+        rows=rows,
         summary={"llm_best_tokens_per_s": tps1 * 3.9, "peak_GB_per_s": 20.0, "threads": threads},
         reading="Batching helped.",
     )
@@ -43,8 +49,13 @@ def _stored_draft(tmp_path):
     out.mkdir()
     (out / "p.png").write_bytes(BatchingSpeedup().plot([old])["batching-speedup.png"])
     d = dict(old.to_dict(), plots=["p.png"], result_dir=str(out))
-    draft = create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[d], blog_repo=root,
-                         hardware={"label": "old laptop", "device": "cpu"})
+    draft = create_draft(
+        post=make_post(),
+        transcript=make_transcript(),
+        experiment_results=[d],
+        blog_repo=root,
+        hardware={"label": "old laptop", "device": "cpu"},
+    )
     return root, draft
 
 
@@ -57,12 +68,13 @@ class FakeRunner:
         self.n = 0
 
     def __call__(self, exp, ctx):
-        from experiments.hardware import machine_label
+        from ramble2post.experiments.hardware import machine_label
 
         self.contexts.append(ctx)
         self.n += 1
-        return _result(machine=machine_label(device=ctx.device), started=f"2026-11-24T07:0{self.n}:00Z",
-                       tps1=self.tps1, threads=16)
+        return _result(
+            machine=machine_label(device=ctx.device), started=f"2026-11-24T07:0{self.n}:00Z", tps1=self.tps1, threads=16
+        )
 
 
 def _results_files(root, ref, slug):
@@ -122,7 +134,7 @@ def test_rerun_of_published_post_goes_to_a_new_branch(tmp_path):
     assert res2.branch == res.branch and git(root, "rev-parse", f"{res2.commit}^").strip() == res.commit
     assert len(_results_files(root, res.branch, draft.slug)) == 3
     # a result whose file name (machine + start time) already exists is refused, not overwritten
-    from pipeline.errors import BlogRepoError
+    from ramble2post.errors import BlogRepoError
 
     tip = git(root, "rev-parse", res.branch).strip()
     with pytest.raises(BlogRepoError, match="refusing to overwrite"):
@@ -141,7 +153,7 @@ def test_comparison_table_has_one_column_per_machine():
 
 
 def test_rerun_cli_unknown_slug_is_one_line_error(tmp_path):
-    from pipeline.cli import cli
+    from ramble2post.cli.main import cli
 
     root = make_repo(tmp_path / "blog")
     r = CliRunner().invoke(cli, ["rerun", "no-such-post", "--blog-repo", str(root)])
@@ -151,9 +163,14 @@ def test_rerun_cli_unknown_slug_is_one_line_error(tmp_path):
 
 def test_rerun_without_results_says_so(tmp_path):
     root = make_repo(tmp_path / "blog")
-    d = create_draft(post=make_post(), transcript=make_transcript(), experiment_results=[], blog_repo=root,
-                     hardware={"label": "x", "device": "cpu"})
-    from pipeline.errors import ExperimentError
+    d = create_draft(
+        post=make_post(),
+        transcript=make_transcript(),
+        experiment_results=[],
+        blog_repo=root,
+        hardware={"label": "x", "device": "cpu"},
+    )
+    from ramble2post.errors import ExperimentError
 
     with pytest.raises(ExperimentError, match="no experiment results"):
         rerun_post(slug=d.slug, blog_repo=root, device="cpu", runner=FakeRunner(), say=lambda m: None)
@@ -162,17 +179,21 @@ def test_rerun_without_results_says_so(tmp_path):
 @pytest.mark.slow
 def test_real_rerun_redraws_the_plot_with_both_runs(tmp_path):
     """End to end with a real (small) experiment: the stored result is read back, rerun, and plotted together."""
-    import experiments
-    from experiments.base import save_result
+    from ramble2post import experiments
+    from ramble2post.experiments.base import save_result
 
     exp = experiments.get("kv-cache-growth")
     first = exp.run(Context(quick=True, params={"models": ["llm"], "check_steps": 4, "check_batches": [1]}))
     out = tmp_path / "first"
     saved = save_result(first, out)
     root = make_repo(tmp_path / "blog")
-    d = create_draft(post=make_post(), transcript=make_transcript(),
-                     experiment_results=[dict(saved.to_dict(), result_dir=str(out))], blog_repo=root,
-                     hardware={"label": "x", "device": "cpu"})
+    d = create_draft(
+        post=make_post(),
+        transcript=make_transcript(),
+        experiment_results=[dict(saved.to_dict(), result_dir=str(out))],
+        blog_repo=root,
+        hardware={"label": "x", "device": "cpu"},
+    )
     res = rerun_post(slug=d.slug, blog_repo=root, device="cpu", quick=True, say=lambda m: None)
     assert res.experiments == ("kv-cache-growth",)
     files = _results_files(root, d.branch, d.slug)
@@ -186,10 +207,16 @@ def test_real_rerun_redraws_the_plot_with_both_runs(tmp_path):
 
 def test_failed_experiment_is_rerun_too(tmp_path):
     root = make_repo(tmp_path / "blog")
-    d = create_draft(post=make_post(), transcript=make_transcript(),
-                     experiment_results=[{"experiment": "batching-speedup", "error": "out of memory"},
-                                         {"experiment": "not-a-real-one", "error": "boom"}],
-                     blog_repo=root, hardware={"label": "x", "device": "cpu"})
+    d = create_draft(
+        post=make_post(),
+        transcript=make_transcript(),
+        experiment_results=[
+            {"experiment": "batching-speedup", "error": "out of memory"},
+            {"experiment": "not-a-real-one", "error": "boom"},
+        ],
+        blog_repo=root,
+        hardware={"label": "x", "device": "cpu"},
+    )
     runner = FakeRunner()
     res = rerun_post(slug=d.slug, blog_repo=root, device="cpu", runner=runner, say=lambda m: None)
     assert res.experiments == ("batching-speedup",)

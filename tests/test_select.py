@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.clean import clean_segments
-from pipeline.select import ROLES, cue_scores, select_roles
+from ramble2post.structure.clean import clean_segments
+from ramble2post.structure.select import ROLES, cue_scores, select_roles
 
 
 def test_cue_scores():
@@ -18,11 +18,15 @@ def test_cue_scores():
 
 @pytest.mark.slow
 def test_embeddings_paraphrase_closer_than_unrelated():
-    from pipeline.embed import embed
+    from ramble2post.structure.embed import embed
 
-    e = embed(["The KV cache fills up quickly during inference.",
-               "During inference the key-value cache grows fast.",
-               "My cat likes to sleep in the sun."])
+    e = embed(
+        [
+            "The KV cache fills up quickly during inference.",
+            "During inference the key-value cache grows fast.",
+            "My cat likes to sleep in the sun.",
+        ]
+    )
     assert float(e[0] @ e[1]) > 0.5 > float(e[0] @ e[2]) + 0.3
     assert abs(float(e[0].norm()) - 1.0) < 1e-4
 

@@ -9,13 +9,13 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from pipeline.errors import InputError
-from pipeline.llm import FakeLLM, register_backend, unregister_backend
-from pipeline.prompts import load_prompts
-from pipeline.records import ModelInfo, Segment, Transcript
-from pipeline.select import ROLES
-from pipeline.structure import make_sections, salvage_text, speaker_title, structure_transcript, validate_post
-from pipeline.verify import numbers
+from ramble2post.errors import InputError
+from ramble2post.records import ModelInfo, Segment, Transcript
+from ramble2post.structure.llm import FakeLLM, register_backend, unregister_backend
+from ramble2post.structure.prompts import load_prompts
+from ramble2post.structure.select import ROLES
+from ramble2post.structure.stage import make_sections, salvage_text, speaker_title, structure_transcript, validate_post
+from ramble2post.structure.verify import numbers
 
 TALK = [
     "Um, so what I wanted to talk about today is the idea of the KV cache in inference.",
@@ -31,9 +31,18 @@ TALK = [
 
 def make_transcript(lines=TALK) -> Transcript:
     segs = tuple(Segment(i, i * 5.0, i * 5.0 + 5.0, t) for i, t in enumerate(lines))
-    return Transcript(audio_path="talk.m4a", audio_sha256="a" * 64, duration=len(lines) * 5.0, language="en",
-                      text=" ".join(lines), segments=segs,
-                      model=ModelInfo("base", "path", "/m", "b" * 64), device="cpu", options={}, timing={})
+    return Transcript(
+        audio_path="talk.m4a",
+        audio_sha256="a" * 64,
+        duration=len(lines) * 5.0,
+        language="en",
+        text=" ".join(lines),
+        segments=segs,
+        model=ModelInfo("base", "path", "/m", "b" * 64),
+        device="cpu",
+        options={},
+        timing={},
+    )
 
 
 def responder(question: str, schema) -> str:
@@ -84,11 +93,13 @@ def test_speaker_title_and_salvage():
 
 
 def test_salient_title_names_the_topic_the_talk_returns_to():
-    from pipeline.titles import salient_title
+    from ramble2post.structure.titles import salient_title
 
-    talk = ("I want to explain an idea in three layers. The first layer points at the idea. "
-            "The second layer gives a reason, an example and an analogy. The third layer connects the idea "
-            "to others. Layers help the audience.")
+    talk = (
+        "I want to explain an idea in three layers. The first layer points at the idea. "
+        "The second layer gives a reason, an example and an analogy. The third layer connects the idea "
+        "to others. Layers help the audience."
+    )
     focus = ["You just point at it, you move on, and you explain the idea in three different layers."]
     title, k = salient_title(focus, talk=talk)
     assert k == 0
@@ -100,7 +111,7 @@ def test_salient_title_names_the_topic_the_talk_returns_to():
 
 
 def test_make_sections_cover_everything():
-    from pipeline.clean import clean_segments
+    from ramble2post.structure.clean import clean_segments
 
     sents = clean_segments([{"id": i, "start": 0, "end": 1, "text": t} for i, t in enumerate(TALK)])
     secs = make_sections(sents, count=lambda s: len(s) // 4, budget=60)
@@ -109,13 +120,22 @@ def test_make_sections_cover_everything():
 
 
 def test_validate_post_rejects_unknown_sources():
-    post = {"schema_version": 1, "transcript_sha256": "x", "audio_sha256": "y",
-            "title": {"text": "T", "origin": "speaker", "sources": [0]}, "description": "d", "tags": [],
-            "layers": {r: [{"text": "t", "origin": "speaker", "sources": [0], "verified": True, "note": None}]
-                       for r in ROLES},
-            "sentences": [{"id": 1, "text": "t", "segments": [0], "start": 0.0, "end": 1.0}],
-            "verification": {"items": 0, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0, "details": []},
-            "llm": None, "prompts": {}, "timing": {"total_s": 0.0}}
+    post = {
+        "schema_version": 1,
+        "transcript_sha256": "x",
+        "audio_sha256": "y",
+        "title": {"text": "T", "origin": "speaker", "sources": [0]},
+        "description": "d",
+        "tags": [],
+        "layers": {
+            r: [{"text": "t", "origin": "speaker", "sources": [0], "verified": True, "note": None}] for r in ROLES
+        },
+        "sentences": [{"id": 1, "text": "t", "segments": [0], "start": 0.0, "end": 1.0}],
+        "verification": {"items": 0, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0, "details": []},
+        "llm": None,
+        "prompts": {},
+        "timing": {"total_s": 0.0},
+    }
     validate_post(post)
     bad = copy.deepcopy(post)
     bad["layers"]["example"][0]["sources"] = [42]
@@ -146,8 +166,11 @@ def test_structure_with_fake_llm(fake):
     src_text = " ".join(TALK)
     for it in model_items:
         assert numbers(it["text"]) <= numbers(src_text)
-    assert post["title"] == {"text": "The KV cache grows with every token you generate", "origin": "model",
-                             "sources": post["title"]["sources"]}
+    assert post["title"] == {
+        "text": "The KV cache grows with every token you generate",
+        "origin": "model",
+        "sources": post["title"]["sources"],
+    }
     assert post["tags"][0] == "kv-cache" and "gpu" not in post["tags"]
     assert post["llm"]["name"] == "fake" and post["prompts"]["structure_rewrite"] == "2"
     assert post["timing"]["questions"] == len(fake.history)
@@ -173,7 +196,7 @@ def test_structure_cache_and_sections(fake):
 
 @pytest.mark.slow
 def test_cli_structure_without_llm(tmp_path):
-    from pipeline.cli import cli
+    from ramble2post.cli.main import cli
 
     tj = tmp_path / "t.json"
     tj.write_text(json.dumps(make_transcript().to_dict()))

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from click.testing import CliRunner
 
-from pipeline import transcribe as transcribe_mod
-from pipeline.cli import cli
-from pipeline.transcribe import TranscribeOptions, transcribe_file
-from pipeline.wer import word_error_rate
+from ramble2post.cli.main import cli
+from ramble2post.transcribe import stage as transcribe_mod
+from ramble2post.transcribe.stage import TranscribeOptions, transcribe_file
+from ramble2post.transcribe.wer import word_error_rate
 from tests.conftest import SAMPLE_1MIN, SAMPLE_1MIN_TXT
 
 pytestmark = pytest.mark.slow
@@ -23,8 +22,9 @@ PHRASES = ["transparent", "twitch", "youtube", "articulating my thoughts", "larg
 @pytest.mark.parametrize("model,max_wer", [("base", 0.12), ("tiny.en", 0.18)])
 def test_cli_json_on_sample(model, max_wer, tmp_path):
     out = tmp_path / "t.json"
-    result = CliRunner().invoke(cli, ["transcribe", str(SAMPLE_1MIN), "--model", model, "-o", str(out)],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["transcribe", str(SAMPLE_1MIN), "--model", model, "-o", str(out)], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     for key in ("audio_sha256", "model", "device", "language", "duration", "segments", "text", "timing"):
@@ -48,27 +48,27 @@ def test_second_run_is_a_cache_hit_without_loading_a_model(monkeypatch):
         raise AssertionError("model was loaded on a cache hit")
 
     monkeypatch.setattr(transcribe_mod, "load_whisper_model", boom)
-    t0 = time.perf_counter()
-    second = transcribe_file(audio_path=SAMPLE_1MIN, options=options)
-    assert time.perf_counter() - t0 < 2.0
+    second = transcribe_file(audio_path=SAMPLE_1MIN, options=options)  # boom() proves no model was loaded
     assert second == first
     # a different option is a different key: this one must try to load the model
     with pytest.raises(AssertionError, match="cache hit"):
-        transcribe_file(audio_path=SAMPLE_1MIN, options=TranscribeOptions(model="tiny.en", device="cpu",
-                                                                         prompt="KV cache, HBM"))
+        transcribe_file(
+            audio_path=SAMPLE_1MIN, options=TranscribeOptions(model="tiny.en", device="cpu", prompt="KV cache, HBM")
+        )
 
 
 @pytest.mark.parametrize("fmt,marker", [("srt", "00:00:00,000 --> "), ("vtt", "WEBVTT"), ("txt", "transparent")])
 def test_other_formats_on_stdout(fmt, marker):
-    result = CliRunner().invoke(cli, ["transcribe", str(SAMPLE_1MIN), "--model", "tiny.en", "--format", fmt],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["transcribe", str(SAMPLE_1MIN), "--model", "tiny.en", "--format", fmt], catch_exceptions=False
+    )
     assert result.exit_code == 0
     assert marker in result.stdout
     assert "Detected language" not in result.stdout
 
 
 def test_auto_engine_is_sequential_for_short_audio_and_batched_for_long():
-    from pipeline.transcribe import BATCHED_MIN_DURATION, choose_engine
+    from ramble2post.transcribe.stage import BATCHED_MIN_DURATION, choose_engine
 
     assert choose_engine("auto", 57.0) == "sequential"
     assert choose_engine("auto", BATCHED_MIN_DURATION) == "batched"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.verify import (lexical_overlap, numbers, problems, proper_nouns, repair, units,
-                             verify_items)
+from ramble2post.structure.verify import lexical_overlap, numbers, problems, proper_nouns, repair, units, verify_items
 
 SRC = "So, for example, if I were to explain KV cache, it's a container that fills up very quickly in HBM."
 
@@ -67,10 +66,14 @@ def test_cosine_gate_used_when_given():
 
 
 def test_invented_second_sentence_is_cut_and_copy_credited_to_speaker():
-    items = [{"text": SRC + " The key lies in exploring synergies across many teams.", "origin": "model",
-              "sources": [3]},
-             {"text": "if I were to explain KV cache, it's a container that fills up very quickly",
-              "origin": "model", "sources": [3]}]
+    items = [
+        {"text": SRC + " The key lies in exploring synergies across many teams.", "origin": "model", "sources": [3]},
+        {
+            "text": "if I were to explain KV cache, it's a container that fills up very quickly",
+            "origin": "model",
+            "sources": [3],
+        },
+    ]
     block = verify_items(items, segment_ids={3}, speaker_text=lambda it: SRC)
     assert block["repaired"] == 1 and block["passed"] == 1
     assert items[0]["text"] == SRC and items[0]["origin"] == "speaker"

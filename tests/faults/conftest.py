@@ -24,9 +24,8 @@ def warm(tmp_path_factory) -> Warm:
 @pytest.fixture(scope="session")
 def fakes():
     """The fakes of tests.faults.fakecli registered in this process too (removed afterwards)."""
-    from experiments import base
-
-    from pipeline import llm
+    from ramble2post.experiments import base
+    from ramble2post.structure import llm
     from tests.faults import fakecli
 
     before_llm, before_exp = set(llm._BACKENDS), set(base._REGISTRY)

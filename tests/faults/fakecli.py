@@ -42,8 +42,10 @@ from pathlib import Path
 HOLDING_LOCK = "fault-hook: holding the repo lock"
 CATS = "Cats are fluffy pets that sleep all day and rule the internet."
 HOSTILE_TITLE = "../../etc/passwd <script>alert(1)</script>"
-HOSTILE_TEXT = ("<script>alert(1)</script> [click](file:///etc/passwd) ![x](../../secret.png) "
-                "<img src=x onerror=alert(1)>\n---\ndraft: false\nlayout: ../../evil\n---")
+HOSTILE_TEXT = (
+    "<script>alert(1)</script> [click](file:///etc/passwd) ![x](../../secret.png) "
+    "<img src=x onerror=alert(1)>\n---\ndraft: false\nlayout: ../../evil\n---"
+)
 
 
 def _kind(schema: dict | None) -> str:
@@ -68,7 +70,7 @@ def _responder(style: str):
         if style == "crash":
             raise RuntimeError("llama_decode returned -3 (simulated backend crash)")
         if style == "invalid":
-            return '{"%s": oops, not json' % kind
+            return '{"' + kind + '": oops, not json'
         if kind == "best":
             options = _enum(schema, "best")
             return json.dumps({"best": options[-1] if style == "offtopic" else options[0]})
@@ -84,15 +86,20 @@ def _responder(style: str):
 
 
 def _register_llms() -> None:
-    from pipeline.llm import FakeLLM, register_backend
+    from ramble2post.structure.llm import FakeLLM, register_backend
 
-    for name, style in (("fake", "fake"), ("fake-invalid", "invalid"), ("fake-offtopic", "offtopic"),
-                        ("fake-hostile", "hostile"), ("fake-crash", "crash")):
+    for name, style in (
+        ("fake", "fake"),
+        ("fake-invalid", "invalid"),
+        ("fake-offtopic", "offtopic"),
+        ("fake-hostile", "hostile"),
+        ("fake-crash", "crash"),
+    ):
         register_backend(name, lambda _style=style, **kw: FakeLLM(responder=_responder(_style)))
 
 
 def _register_experiments() -> None:
-    from experiments.base import Experiment, register, utc_now_iso
+    from ramble2post.experiments.base import Experiment, register, utc_now_iso
 
     @register
     class FaultRaise(Experiment):
@@ -114,13 +121,24 @@ def _register_experiments() -> None:
 
         def run(self, context):
             time.sleep(float(os.environ.get("FAKE_EXPERIMENT_SLEEP_S", "0") or 0))
-            return self.make_result(context, params={}, models=[], started_at=utc_now_iso(), duration_s=0.0,
-                                    columns=("x",), units={}, rows=[(1,)], summary={"x": 1}, reading="x was 1.")
+            return self.make_result(
+                context,
+                params={},
+                models=[],
+                started_at=utc_now_iso(),
+                duration_s=0.0,
+                columns=("x",),
+                units={},
+                rows=[(1,)],
+                summary={"x": 1},
+                reading="x was 1.",
+            )
 
 
 def _patch_stages() -> None:
-    from pipeline import gitops, transcribe
-    from pipeline.records import Transcript
+    from ramble2post.publish import gitops
+    from ramble2post.records import Transcript
+    from ramble2post.transcribe import stage as transcribe
 
     count_dir = os.environ.get("FAKE_COUNT_DIR")
     if count_dir:
@@ -135,6 +153,7 @@ def _patch_stages() -> None:
 
     fake_transcript = os.environ.get("FAKE_TRANSCRIPT")
     if fake_transcript:
+
         def fake_transcribe_file(*, audio_path, options=None, use_cache=True):
             return Transcript.from_dict(json.loads(Path(fake_transcript).read_text(encoding="utf-8")))
 
@@ -156,7 +175,7 @@ def main() -> None:
     _register_llms()
     _register_experiments()
     _patch_stages()
-    from pipeline.cli import cli
+    from ramble2post.cli.main import cli
 
     cli(prog_name="ramble2post")
 

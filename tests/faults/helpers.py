@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT, SAMPLE_1MIN
+from tests.conftest import REPO_ROOT
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Blog Owner",
@@ -62,8 +62,13 @@ def record(**fields) -> None:
 
 
 def git(repo: Path, *args: str, check: bool = True, env: dict | None = None) -> str:
-    proc = subprocess.run(["git", *SAFE_GIT, "-C", str(repo), *args], capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV, **(env or {})}, check=False)
+    proc = subprocess.run(
+        ["git", *SAFE_GIT, "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV, **(env or {})},
+        check=False,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"git {args} failed: {proc.stderr}")
     return proc.stdout
@@ -76,7 +81,8 @@ def make_blog(root: Path, *, posts_dir: str = "src/data/blog") -> Path:
     (root / "package.json").write_text('{"name": "blog"}\n')
     (root / "astro.config.mjs").write_text("export default {};\n")
     (root / posts_dir / "hello.md").write_text(
-        "---\ntitle: Hello\ndescription: hi\npubDatetime: 2026-01-01T00:00:00Z\n---\nHi.\n")
+        "---\ntitle: Hello\ndescription: hi\npubDatetime: 2026-01-01T00:00:00Z\n---\nHi.\n"
+    )
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "init")
     return root
@@ -114,8 +120,9 @@ def snapshot(root: Path) -> dict:
         "HEAD": (gd / "HEAD").read_bytes() if (gd / "HEAD").exists() else b"",
         "index": (gd / "index").read_bytes() if (gd / "index").exists() else b"",
         "config": (gd / "config").read_bytes() if (gd / "config").exists() else b"",
-        "status": "" if bare or not gd.exists() else git(root, "status", "--porcelain", "--untracked-files=all",
-                                                         "--ignored"),
+        "status": ""
+        if bare or not gd.exists()
+        else git(root, "status", "--porcelain", "--untracked-files=all", "--ignored"),
         "worktrees": git(root, "worktree", "list", "--porcelain") if gd.exists() else "",
         "locks": locks,
         "files": files,
@@ -151,8 +158,12 @@ def assert_only_new_branch(root: Path, before: dict, before_branches: dict[str, 
 
 
 def fsck_ok(root: Path) -> None:
-    proc = subprocess.run(["git", *SAFE_GIT, "-C", str(root), "fsck", "--strict", "--no-progress"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["git", *SAFE_GIT, "-C", str(root), "fsck", "--strict", "--no-progress"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -161,14 +172,20 @@ def fsck_ok(root: Path) -> None:
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAMBLE2POST_", "FAKE_"))}
-    env.update({"RAMBLE2POST_HOME": str(home), "RAMBLE2POST_OFFLINE": "1", "RAMBLE2POST_LLM_THREADS": "1",
-                "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "RAMBLE2POST_HOME": str(home),
+            "RAMBLE2POST_OFFLINE": "1",
+            "RAMBLE2POST_LLM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
 def _entry(fake: bool) -> list[str]:
-    return [sys.executable, "-m", "tests.faults.fakecli" if fake else "pipeline"]
+    return [sys.executable, "-m", "tests.faults.fakecli" if fake else "ramble2post"]
 
 
 def _default_signals() -> None:
@@ -177,10 +194,18 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def run_cli(args, *, home: Path, fake: bool = True, env: dict | None = None, preexec=None,
-            timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run([*_entry(fake), *map(str, args)], cwd=REPO_ROOT, capture_output=True, text=True,
-                          env=cli_env(home, **(env or {})), timeout=timeout, preexec_fn=preexec or _default_signals)
+def run_cli(
+    args, *, home: Path, fake: bool = True, env: dict | None = None, preexec=None, timeout: float = CLI_TIMEOUT_S
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*_entry(fake), *map(str, args)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=cli_env(home, **(env or {})),
+        timeout=timeout,
+        preexec_fn=preexec or _default_signals,
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -219,9 +244,15 @@ class Running:
     """A CLI run in the background whose stderr is read line by line (to signal it mid-stage)."""
 
     def __init__(self, args, *, home: Path, fake: bool = True, env: dict | None = None):
-        self.proc = subprocess.Popen([*_entry(fake), *map(str, args)], cwd=REPO_ROOT, env=cli_env(home, **(env or {})),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=_default_signals)
+        self.proc = subprocess.Popen(
+            [*_entry(fake), *map(str, args)],
+            cwd=REPO_ROOT,
+            env=cli_env(home, **(env or {})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_default_signals,
+        )
         self.lines: list[str] = []
         self._cv = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -290,8 +321,9 @@ def cold_home(warm: Warm, dest: Path) -> Path:
 
 def warm_home(warm: Warm, dest: Path) -> Path:
     """A private copy of the warm home (model, transcript cache; no blog): isolation for cases that cache posts."""
-    shutil.copytree(warm.home / "cache", dest / "cache", copy_function=os.link,
-                    ignore=shutil.ignore_patterns("structure"))
+    shutil.copytree(
+        warm.home / "cache", dest / "cache", copy_function=os.link, ignore=shutil.ignore_patterns("structure")
+    )
     return dest
 
 
@@ -313,9 +345,15 @@ def invoke(args, *, home: Path, env: dict | None = None) -> subprocess.Completed
     """The CLI in this process (CliRunner): for cases that fail or finish in a second."""
     from click.testing import CliRunner
 
-    from pipeline.cli import cli
+    from ramble2post.cli.main import cli
 
-    full = {"RAMBLE2POST_HOME": str(home), "RAMBLE2POST_OFFLINE": "1", "RAMBLE2POST_LLM_THREADS": "1",
-            "RAMBLE2POST_DEBUG": None, "RAMBLE2POST_BLOG_REPO": None, **(env or {})}
+    full = {
+        "RAMBLE2POST_HOME": str(home),
+        "RAMBLE2POST_OFFLINE": "1",
+        "RAMBLE2POST_LLM_THREADS": "1",
+        "RAMBLE2POST_DEBUG": None,
+        "RAMBLE2POST_BLOG_REPO": None,
+        **(env or {}),
+    }
     r = CliRunner().invoke(cli, [str(a) for a in args], env=full, catch_exceptions=False)
     return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import cli
+from ramble2post.cli.main import cli
 from tests.conftest import SAMPLE_1MIN
 from tests.faults.helpers import record
 
@@ -30,8 +30,9 @@ def _wav(path: Path, samples: np.ndarray, rate: int = SR) -> Path:
 
 def _cli(args, home: Path, **env):
     full_env = {**os.environ, "RAMBLE2POST_HOME": str(home), **env}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
-                          env=full_env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "ramble2post", *args], capture_output=True, text=True, env=full_env, timeout=600
+    )
 
 
 def _assert_one_clear_error(result, *, contains: str):
@@ -45,8 +46,9 @@ def _assert_one_clear_error(result, *, contains: str):
 
 def test_zero_length_audio(tmp_path):
     path = _wav(tmp_path / "zero.wav", np.zeros(0, dtype=np.float32))
-    _assert_one_clear_error(_cli(["transcribe", str(path), "-m", "tiny.en"], tmp_path / "h"),
-                            contains="contains no audio")
+    _assert_one_clear_error(
+        _cli(["transcribe", str(path), "-m", "tiny.en"], tmp_path / "h"), contains="contains no audio"
+    )
 
 
 def test_ten_minutes_of_silence_is_refused_before_loading_a_model(tmp_path):
@@ -72,13 +74,21 @@ def test_unsupported_codec(tmp_path):
     # a WAV header announcing a codec id ffmpeg has no decoder for
     path = tmp_path / "weird.wav"
     data = os.urandom(32000)
-    fmt = (b"fmt " + (16).to_bytes(4, "little") + (0x7777).to_bytes(2, "little") + (1).to_bytes(2, "little")
-           + SR.to_bytes(4, "little") + (SR * 2).to_bytes(4, "little") + (2).to_bytes(2, "little")
-           + (16).to_bytes(2, "little"))
+    fmt = (
+        b"fmt "
+        + (16).to_bytes(4, "little")
+        + (0x7777).to_bytes(2, "little")
+        + (1).to_bytes(2, "little")
+        + SR.to_bytes(4, "little")
+        + (SR * 2).to_bytes(4, "little")
+        + (2).to_bytes(2, "little")
+        + (16).to_bytes(2, "little")
+    )
     riff = b"WAVE" + fmt + b"data" + len(data).to_bytes(4, "little") + data
     path.write_bytes(b"RIFF" + len(riff).to_bytes(4, "little") + riff)
-    _assert_one_clear_error(_cli(["transcribe", str(path), "-m", "tiny.en"], tmp_path / "h"),
-                            contains="not audio ffmpeg can decode")
+    _assert_one_clear_error(
+        _cli(["transcribe", str(path), "-m", "tiny.en"], tmp_path / "h"), contains="not audio ffmpeg can decode"
+    )
 
 
 def test_path_with_spaces_and_non_ascii(tmp_path):

@@ -15,9 +15,21 @@ import signal
 import pytest
 
 from tests.conftest import SAMPLE_1MIN
-from tests.faults.helpers import (FAST, _default_signals, assert_clean_failure, assert_unchanged, branches,
-                                  cache_files, cold_home, fsck_ok, make_blog, no_temp_leftovers, run_cli, snapshot,
-                                  warm_home)
+from tests.faults.helpers import (
+    FAST,
+    _default_signals,
+    assert_clean_failure,
+    assert_unchanged,
+    branches,
+    cache_files,
+    cold_home,
+    fsck_ok,
+    make_blog,
+    no_temp_leftovers,
+    run_cli,
+    snapshot,
+    warm_home,
+)
 
 OLD = '{"old": "post the user already had"}\n'
 
@@ -35,8 +47,7 @@ def test_disk_full_while_writing_the_post_keeps_the_old_file_and_no_cache_entry(
     home = warm_home(warm, tmp_path / "home")
     out = tmp_path / "post.json"
     out.write_text(OLD)
-    r = run_cli(["structure", warm.transcript, "--llm", "none", "-o", out], home=home, fake=False,
-                preexec=_limit(4096))
+    r = run_cli(["structure", warm.transcript, "--llm", "none", "-o", out], home=home, fake=False, preexec=_limit(4096))
     line = assert_clean_failure(r, contains="no space left to write")
     assert "File too large" in line and "Hint: free disk space" in r.stderr
     assert out.read_text() == OLD  # atomic: the previous file is untouched
@@ -53,8 +64,12 @@ def test_disk_full_while_writing_the_post_keeps_the_old_file_and_no_cache_entry(
 def test_disk_full_while_caching_the_transcript(tmp_path, warm):
     home = cold_home(warm, tmp_path / "home")
     out = tmp_path / "t.json"
-    r = run_cli(["transcribe", SAMPLE_1MIN, "-m", "tiny.en", "--device", "cpu", "-o", out], home=home, fake=False,
-                preexec=_limit(2048))
+    r = run_cli(
+        ["transcribe", SAMPLE_1MIN, "-m", "tiny.en", "--device", "cpu", "-o", out],
+        home=home,
+        fake=False,
+        preexec=_limit(2048),
+    )
     assert_clean_failure(r, contains="no space left to write")
     assert not out.exists() and cache_files(home, "transcribe") == {}
     no_temp_leftovers(home)
@@ -66,11 +81,14 @@ def test_disk_full_while_committing_the_draft_leaves_the_repo_unchanged(tmp_path
     home = warm_home(warm, tmp_path / "home")
     blog = make_blog(tmp_path / "blog")
     # transcript and post cached first, so that the only writes left are the draft's
-    assert invoke([SAMPLE_1MIN, *FAST, "--llm", "none", "--blog-repo", make_blog(tmp_path / "scratch")],
-                  home=home).returncode == 0
+    assert (
+        invoke(
+            [SAMPLE_1MIN, *FAST, "--llm", "none", "--blog-repo", make_blog(tmp_path / "scratch")], home=home
+        ).returncode
+        == 0
+    )
     before, refs = snapshot(blog), branches(blog)
-    r = run_cli([SAMPLE_1MIN, *FAST, "--llm", "none", "--blog-repo", blog], home=home, fake=False,
-                preexec=_limit(2048))
+    r = run_cli([SAMPLE_1MIN, *FAST, "--llm", "none", "--blog-repo", blog], home=home, fake=False, preexec=_limit(2048))
     line = assert_clean_failure(r, contains="git hash-object failed", code=5)
     assert "file size limit exceeded" in line and "Hint: free disk space" in r.stderr
     assert_unchanged(blog, before)

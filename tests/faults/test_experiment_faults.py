@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from tests.conftest import SAMPLE_1MIN
-from tests.faults.helpers import (FAST, assert_only_new_branch, assert_success, branches, git, invoke, make_blog,
-                                  snapshot)
+from tests.faults.helpers import (
+    FAST,
+    assert_only_new_branch,
+    assert_success,
+    branches,
+    git,
+    invoke,
+    make_blog,
+    snapshot,
+)
 
 
 def test_failing_experiments_are_recorded_in_the_draft(tmp_path, warm, fakes):
     blog = make_blog(tmp_path / "blog")
     before, refs = snapshot(blog), branches(blog)
-    r = invoke([SAMPLE_1MIN, *FAST, "--llm", "fake", "--experiments", "fault-raise,fault-oom",
-                "--blog-repo", blog, "--json"], home=warm.home)
+    r = invoke(
+        [SAMPLE_1MIN, *FAST, "--llm", "fake", "--experiments", "fault-raise,fault-oom", "--blog-repo", blog, "--json"],
+        home=warm.home,
+    )
     out = assert_success(r)
     assert_only_new_branch(blog, before, refs)
     # the user is told on stderr, once per failure, and the post carries it for review

@@ -15,9 +15,22 @@ import pytest
 
 from tests.conftest import SAMPLE_1MIN
 from tests.faults.fakecli import HOLDING_LOCK
-from tests.faults.helpers import (FAST, LOCK_NAME, Running, assert_only_new_branch, assert_success,
-                                  assert_unchanged, branches, cache_files, cold_home, make_blog, no_temp_leftovers,
-                                  record, snapshot, warm_home)
+from tests.faults.helpers import (
+    FAST,
+    LOCK_NAME,
+    Running,
+    assert_only_new_branch,
+    assert_success,
+    assert_unchanged,
+    branches,
+    cache_files,
+    cold_home,
+    make_blog,
+    no_temp_leftovers,
+    record,
+    snapshot,
+    warm_home,
+)
 
 INTERRUPTED = 130
 RESUME_MSG = "Interrupted. Finished stages are cached: run the same command again to resume."
@@ -82,8 +95,7 @@ def _case_structure(warm, tmp):
 
 
 def _case_experiments(warm, tmp):
-    return (warm_home(warm, tmp / "home"), {"FAKE_EXPERIMENT_SLEEP_S": SLOW}, r"^\[3/4\] experiments",
-            "experiments")
+    return (warm_home(warm, tmp / "home"), {"FAKE_EXPERIMENT_SLEEP_S": SLOW}, r"^\[3/4\] experiments", "experiments")
 
 
 def _case_draft(warm, tmp):
@@ -92,8 +104,11 @@ def _case_draft(warm, tmp):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("case", [_case_transcribe, _case_structure, _case_experiments, _case_draft],
-                         ids=["transcribe", "structure", "experiments", "draft"])
+@pytest.mark.parametrize(
+    "case",
+    [_case_transcribe, _case_structure, _case_experiments, _case_draft],
+    ids=["transcribe", "structure", "experiments", "draft"],
+)
 def test_signal_in_each_stage_leaves_nothing_half_done(case, sig, tmp_path, warm):
     home, env, marker, stage = case(warm, tmp_path)
     blog = make_blog(tmp_path / "blog")
@@ -123,8 +138,9 @@ def test_signal_in_each_stage_leaves_nothing_half_done(case, sig, tmp_path, warm
 
     if sig == signal.SIGINT and stage in ("experiments", "draft"):
         # rerun: finished stages come from the cache and the draft lands once
-        again = Running(_cmd(blog, *extra), home=home,
-                        env={"FAKE_EXPERIMENT_SLEEP_S": "0", "TMPDIR": tmp_path / "tmp"}).finish()
+        again = Running(
+            _cmd(blog, *extra), home=home, env={"FAKE_EXPERIMENT_SLEEP_S": "0", "TMPDIR": tmp_path / "tmp"}
+        ).finish()
         out = assert_success(again)
         assert "cached: not transcribed again" in again.stderr and "structure: cached result" in again.stderr
         assert assert_only_new_branch(blog, before, refs) == out["branch"]

@@ -28,25 +28,64 @@ PLAN_EXTRA_RSS_MAX = 64 * 2**20  # bytes: --plan on 3 h may use at most this muc
 
 @pytest.fixture(scope="module")
 def three_hours(tmp_path_factory):
-    from pipeline.audio import find_ffmpeg
+    from ramble2post.transcribe.audio import find_ffmpeg
 
     d = tmp_path_factory.mktemp("long-audio")
     ff = find_ffmpeg()
     one = d / "one-minute.m4a"
-    subprocess.run([ff, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-                    "-i", "sine=frequency=440:sample_rate=8000:duration=60", "-c:a", "aac", "-b:a", "8k", str(one)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            ff,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=8000:duration=60",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "8k",
+            str(one),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     (d / "list.txt").write_text("".join(f"file '{one}'\n" for _ in range(THREE_HOURS // 60)))
     big = d / "three hours.m4a"
-    subprocess.run([ff, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-                    "-i", str(d / "list.txt"), "-c", "copy", str(big)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            ff,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(d / "list.txt"),
+            "-c",
+            "copy",
+            str(big),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     one.unlink()
     return big
 
 
 _MEASURE = """
 import json, resource, sys, time
-from pipeline.audio import probe_duration
+from ramble2post.transcribe.audio import probe_duration
 t0 = time.perf_counter()
 d = probe_duration(sys.argv[1])
 print(json.dumps({"duration": d, "wall_s": time.perf_counter() - t0,
@@ -57,8 +96,13 @@ print(json.dumps({"duration": d, "wall_s": time.perf_counter() - t0,
 
 
 def test_probe_duration_reads_three_hours_from_the_header_in_bounded_memory(three_hours, tmp_path):
-    r = subprocess.run([sys.executable, "-c", _MEASURE, str(three_hours)], capture_output=True, text=True,
-                       env=cli_env(tmp_path / "home"), timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(three_hours)],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path / "home"),
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
     assert abs(m["duration"] - THREE_HOURS) < 1.0
@@ -80,9 +124,27 @@ sys.exit(r.returncode)
 def _plan(audio, home):
     """`ramble2post transcribe AUDIO --plan` -> (completed process, peak RSS of its process tree, wall s)."""
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", _PEAK, sys.executable, "-m", "pipeline", "transcribe", str(audio),
-                        "--plan", "-m", "tiny.en", "--device", "cpu"], capture_output=True, text=True,
-                       env=cli_env(home), timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PEAK,
+            sys.executable,
+            "-m",
+            "ramble2post",
+            "transcribe",
+            str(audio),
+            "--plan",
+            "-m",
+            "tiny.en",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(home),
+        timeout=300,
+    )
     peak = int(r.stderr.rsplit("PEAK_RSS=", 1)[1])
     return r, peak, time.perf_counter() - t0
 
@@ -100,5 +162,8 @@ def test_plan_for_three_hours_does_not_decode(three_hours, tmp_path):
     assert long_peak < DECODED_BYTES + short_peak
     assert long_wall < 60
     mib = 2**20
-    record(exit=0, message=f"(plan only: peak RSS {long_peak / mib:.0f} MiB vs {short_peak / mib:.0f} MiB "
-                           f"for 1 min, {long_wall:.1f} s)")
+    record(
+        exit=0,
+        message=f"(plan only: peak RSS {long_peak / mib:.0f} MiB vs {short_peak / mib:.0f} MiB "
+        f"for 1 min, {long_wall:.1f} s)",
+    )

@@ -14,9 +14,22 @@ import sys
 import pytest
 
 from tests.conftest import SAMPLE_1MIN
-from tests.faults.helpers import (FAST, LOCK_NAME, Running, assert_clean_failure,
-                                   assert_only_new_branch, assert_success, assert_unchanged, branches, dirty,
-                                   fsck_ok, git, invoke, make_blog, snapshot)
+from tests.faults.helpers import (
+    FAST,
+    LOCK_NAME,
+    Running,
+    assert_clean_failure,
+    assert_only_new_branch,
+    assert_success,
+    assert_unchanged,
+    branches,
+    dirty,
+    fsck_ok,
+    git,
+    invoke,
+    make_blog,
+    snapshot,
+)
 
 RUN = [SAMPLE_1MIN, *FAST, "--llm", "fake", "--json"]
 
@@ -57,8 +70,11 @@ def _not_astropaper(tmp):
     return d, "does not look like an AstroPaper blog"
 
 
-@pytest.mark.parametrize("case", [_not_git, _bare, _missing, _no_commits, _not_astropaper],
-                         ids=["not-a-git-repo", "bare", "missing", "no-commits", "not-astropaper"])
+@pytest.mark.parametrize(
+    "case",
+    [_not_git, _bare, _missing, _no_commits, _not_astropaper],
+    ids=["not-a-git-repo", "bare", "missing", "no-commits", "not-astropaper"],
+)
 def test_unusable_blog_repo_is_refused_before_any_work(case, tmp_path, warm, fakes):
     blog, message = case(tmp_path)
     before = snapshot(blog) if blog.exists() else None
@@ -165,7 +181,7 @@ def test_two_concurrent_runs_one_waits_and_both_land_consistently(tmp_path, warm
 
 def test_debug_before_the_audio_path_shows_the_traceback_instead(tmp_path, warm, fakes):
     """`ramble2post --debug audio.m4a ...` is the main command with tracebacks on (not 'No such command')."""
-    from pipeline.errors import BlogRepoError
+    from ramble2post.errors import BlogRepoError
 
     blog, _ = _not_git(tmp_path)
     with pytest.raises(BlogRepoError, match="is not a git repository"):

@@ -21,8 +21,17 @@ import yaml
 
 from tests.conftest import REPO_ROOT, SAMPLE_1MIN
 from tests.faults.fakecli import HOSTILE_TITLE
-from tests.faults.helpers import (FAST, assert_only_new_branch, assert_success, branches, git, invoke, make_blog,
-                                  snapshot, warm_home)
+from tests.faults.helpers import (
+    FAST,
+    assert_only_new_branch,
+    assert_success,
+    branches,
+    git,
+    invoke,
+    make_blog,
+    snapshot,
+    warm_home,
+)
 
 HOSTILE_SAID = [
     "So the point is that ../../etc/passwd should never become a path on my disk.",
@@ -38,8 +47,10 @@ ASSETS_ROOT = "src/assets/images/ramble2post"
 
 def _hostile_transcript(warm, tmp_path: Path) -> Path:
     t = json.loads(warm.transcript.read_text())
-    segs = [{**t["segments"][0], "id": i, "start": i * 5.0, "end": i * 5.0 + 4.5, "text": s}
-            for i, s in enumerate(HOSTILE_SAID)]
+    segs = [
+        {**t["segments"][0], "id": i, "start": i * 5.0, "end": i * 5.0 + 4.5, "text": s}
+        for i, s in enumerate(HOSTILE_SAID)
+    ]
     t.update(segments=segs, text=" ".join(HOSTILE_SAID), duration=30.0, audio_sha256="e" * 64)
     path = tmp_path / "hostile.json"
     path.write_text(json.dumps(t))
@@ -54,18 +65,18 @@ def _outside(tmp: Path) -> list[Path]:
 @pytest.fixture()
 def hostile_draft(tmp_path, warm, fakes, monkeypatch):
     """The main command on the hostile ramble (transcribe stage replaced by its transcript)."""
-    from pipeline import transcribe
-    from pipeline.records import Transcript
+    from ramble2post.records import Transcript
+    from ramble2post.transcribe import stage as transcribe
 
     path = _hostile_transcript(warm, tmp_path)
-    monkeypatch.setattr(transcribe, "transcribe_file",
-                        lambda **kw: Transcript.from_dict(json.loads(path.read_text())))
+    monkeypatch.setattr(transcribe, "transcribe_file", lambda **kw: Transcript.from_dict(json.loads(path.read_text())))
     home = warm_home(warm, tmp_path / "home")
     blog = make_blog(tmp_path / "blog")
     before, refs = snapshot(blog), branches(blog)
     outside = _outside(tmp_path)
-    out = assert_success(invoke([SAMPLE_1MIN, *FAST, "--llm", "fake-hostile", "--blog-repo", blog, "--json"],
-                                home=home))
+    out = assert_success(
+        invoke([SAMPLE_1MIN, *FAST, "--llm", "fake-hostile", "--blog-repo", blog, "--json"], home=home)
+    )
     branch = assert_only_new_branch(blog, before, refs)  # work tree untouched: nothing written on disk
     return {"out": out, "blog": blog, "branch": branch, "tmp": tmp_path, "outside": outside}
 
@@ -88,7 +99,7 @@ def test_hostile_title_gives_a_safe_slug_and_paths_inside_the_posts_dir(hostile_
 def _front_and_body(md: str) -> tuple[dict, str]:
     assert md.startswith("---\n")
     end = md.index("\n---\n", 4)
-    return yaml.safe_load(md[4:end]), md[end + 5:]
+    return yaml.safe_load(md[4:end]), md[end + 5 :]
 
 
 def test_front_matter_cannot_be_injected(hostile_draft):
@@ -146,8 +157,15 @@ def test_preview_html_keeps_hostile_text_inert(hostile_draft, tmp_path):
 # ---------------------------------------------------------------- no shell
 
 
-_SHELL_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"), ("subprocess", "getstatusoutput"),
-                ("os", "execl"), ("os", "execlp"), ("os", "spawnl")}
+_SHELL_CALLS = {
+    ("os", "system"),
+    ("os", "popen"),
+    ("subprocess", "getoutput"),
+    ("subprocess", "getstatusoutput"),
+    ("os", "execl"),
+    ("os", "execlp"),
+    ("os", "spawnl"),
+}
 
 
 def _product_files():
@@ -182,8 +200,19 @@ def test_the_no_shell_check_can_fail(tmp_path):
 # ---------------------------------------------------------------- hooks
 
 
-HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg", "post-commit", "post-checkout", "post-merge",
-         "pre-auto-gc", "post-rewrite", "reference-transaction", "post-index-change", "pre-push")
+HOOKS = (
+    "pre-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "post-checkout",
+    "post-merge",
+    "pre-auto-gc",
+    "post-rewrite",
+    "reference-transaction",
+    "post-index-change",
+    "pre-push",
+)
 
 
 def _install_hooks(blog: Path, markers: Path, folder: Path) -> None:
@@ -213,8 +242,11 @@ def test_blog_repo_hooks_never_run(where, tmp_path, warm, fakes):
     import subprocess as sp
 
     sp.run(["git", "-C", str(probe), "add", "x"], check=True, capture_output=True)
-    sp.run(["git", "-C", str(probe), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
-           check=True, capture_output=True)
+    sp.run(
+        ["git", "-C", str(probe), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+        check=True,
+        capture_output=True,
+    )
     assert "pre-commit" in (tmp_path / "probe-ran.txt").read_text()
 
     home = warm_home(warm, tmp_path / "home")

@@ -1,0 +1,1 @@
+"""The command line: one click group (``main``), shared options, one module per command."""

@@ -1,0 +1,111 @@
+"""``ramble2post drafts | publish SLUG | preview SLUG``: review drafts in the blog repo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ramble2post.cache import atomic_write_text
+from ramble2post.cli.options import blog_repo_option
+from ramble2post.errors import BlogRepoError
+from ramble2post.publish import gitops
+from ramble2post.publish.blog import configured_blog_repo, default_blog_path
+from ramble2post.publish.draft import find_post, list_drafts, publish_draft
+
+
+def _open(blog_repo: Path | None):
+    path = configured_blog_repo(blog_repo) or default_blog_path()
+    if not path.exists() and blog_repo is None:
+        raise BlogRepoError(
+            f"no blog repo yet at {path}", hint="draft a post first: ramble2post AUDIO (or pass --blog-repo DIR)"
+        )
+    return gitops.open_repo(path)
+
+
+@click.command(name="drafts")
+@blog_repo_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
+def drafts_cmd(blog_repo, as_json):
+    """List draft branches (drafts/<slug>) with title, date and VERIFY marks left.
+
+    \b
+    Example:
+        ramble2post drafts --blog-repo ~/src/my-blog
+    """
+    repo = _open(blog_repo)
+    drafts = list_drafts(repo)
+    if as_json:
+        click.echo(json.dumps([d.__dict__ for d in drafts], indent=2, default=str))
+        return
+    if not drafts:
+        click.echo(f"No drafts in {repo.working_tree_dir}.")
+        return
+    click.echo(f"Drafts in {repo.working_tree_dir} (default branch {gitops.default_branch(repo)}):")
+    for d in drafts:
+        status = (
+            "unreadable" if d.verify_marks < 0 else ("ready" if d.verify_marks == 0 else f"{d.verify_marks} VERIFY")
+        )
+        click.echo(f"  {d.slug:<40} {d.date[:16]:<16}  {status:<10}  {d.title}")
+
+
+@click.command(name="publish")
+@click.argument("slug")
+@blog_repo_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Publish even though VERIFY marks remain in the draft.")
+def publish_cmd(slug, blog_repo, yes, force):
+    """Merge the draft SLUG into the default branch with draft: false.
+
+    Refuses while VERIFY marks remain (unless --force). If the default branch is
+    checked out it must be clean, and its files are updated; otherwise only the
+    branch moves and your working tree is left alone. Nothing is pushed.
+    """
+    repo = _open(blog_repo)
+    info = find_post(repo, slug=slug)
+    if not info.branch.startswith(gitops.DRAFT_PREFIX):
+        raise BlogRepoError(f"{slug} is already published on {info.branch}")
+    if info.verify_marks and not force:
+        raise BlogRepoError(
+            f"{slug} still has {info.verify_marks} VERIFY mark(s): check those items first",
+            hint="edit the draft on its branch and remove the marks, or publish anyway with --force",
+        )
+    target = gitops.default_branch(repo)
+    if not yes:
+        click.confirm(f"Publish “{info.title}” ({info.path}) into {target} with draft: false?", abort=True)
+    result = publish_draft(repo, slug=slug, force=force)
+    where = "branch and checkout updated" if result.worktree_updated else "branch updated, working tree untouched"
+    click.echo(f"Published {result.path} on {result.branch} at {result.commit[:12]} ({where}). Not pushed.")
+
+
+@click.command(name="preview")
+@click.argument("slug")
+@blog_repo_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="HTML file to write. Default: ./<slug>.preview.html",
+)
+def preview_cmd(slug, blog_repo, output):
+    """Render the draft SLUG as one standalone HTML page with three views.
+
+    Human contribution · AI assistance · Ramble, switchable like the blog;
+    images are inlined, so the file can be opened or mailed on its own.
+    """
+    from ramble2post.publish.render import render_preview
+
+    repo = _open(blog_repo)
+    info = find_post(repo, slug=slug)
+    markdown = (gitops.read_blob(repo, info.commit, info.path) or b"").decode("utf-8", errors="replace")
+    html = render_preview(
+        markdown=markdown,
+        post_path=info.path,
+        source=f"{info.branch} @ {info.commit[:12]}",
+        read_file=lambda p: gitops.read_blob(repo, info.commit, p),
+    )
+    output = output or Path(f"{slug}.preview.html")
+    atomic_write_text(output, html)
+    click.echo(f"Wrote {output} (from {info.branch}:{info.path}).")

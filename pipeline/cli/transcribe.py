@@ -1,0 +1,98 @@
+"""``ramble2post transcribe``: audio -> transcript (json, txt, srt or vtt)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ramble2post.cache import atomic_write_text
+from ramble2post.cli.options import device_option, language_option, settings, whisper_model_option
+from ramble2post.transcribe.stage import TranscribeOptions, plan_transcription, transcribe_file
+from ramble2post.transcribe.writers import WRITERS
+
+
+@click.command(name="transcribe")
+@click.argument("audio", type=click.Path(path_type=Path, readable=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write here instead of standard output (written atomically).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(WRITERS)),
+    default="json",
+    show_default=True,
+    help="Output format: json carries segments, model, device and timing.",
+)
+@whisper_model_option
+@device_option
+@language_option
+@click.option(
+    "--prompt",
+    default=None,
+    help='Initial prompt with jargon to spell right, e.g. "KV cache, HBM, MI300, tensor cores".',
+)
+@click.option(
+    "--beam-size",
+    type=click.IntRange(1, 10),
+    default=None,
+    help="Beam search width. Default: greedy decoding (fastest).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "batched", "sequential"]),
+    default="auto",
+    show_default=True,
+    help="batched: cut at pauses, decode <=30-s windows in batches, decoder int8 on CPU (fastest "
+    "on long audio); sequential: whisper's own loop, each window conditioned on the previous "
+    "text; auto: batched from 5 minutes of audio, else sequential.",
+)
+@click.option("--no-cache", is_flag=True, help="Transcribe again even if a cached transcript exists.")
+@click.option(
+    "--plan",
+    is_flag=True,
+    help="Only print the audio length and estimated time and memory (reads the header, decodes nothing).",
+)
+def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_size, engine, no_cache, plan):
+    """Transcribe AUDIO (any format ffmpeg reads) with Whisper, locally.
+
+    \b
+    Examples:
+        ramble2post transcribe ramble.m4a -o ramble.json
+        ramble2post transcribe ramble.m4a --format srt --model tiny.en
+    """
+    conf = settings()
+    options = TranscribeOptions(
+        model=model or conf.model,
+        device=device or conf.device,
+        language=language or conf.language,
+        prompt=prompt,
+        beam_size=beam_size,
+        engine=engine,
+    )
+    if plan:
+        p = plan_transcription(audio_path=audio, options=options)
+        click.echo(
+            f"{audio}: {p['duration_s'] / 60:.1f} min of audio; {p['model']} on {p['device']} ({p['engine']}) "
+            f"needs about {p['estimated_wall_s'] / 60:.1f} min and "
+            f"{p['estimated_audio_memory_bytes'] / 2**20:.0f} MiB for the decoded audio"
+        )
+        return
+    transcript = transcribe_file(audio_path=audio, options=options, use_cache=not no_cache)
+    text = WRITERS[fmt](transcript)
+    if output:
+        atomic_write_text(output, text)
+        t = transcript.timing
+        click.echo(
+            f"Wrote {output} ({len(transcript.segments)} segments, {transcript.duration:.0f} s of audio, "
+            f"model {transcript.model.name} on {transcript.device}, RTF {t['real_time_factor']:.3f})",
+            err=True,
+        )
+    else:
+        sys.stdout.write(text)

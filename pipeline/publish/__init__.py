@@ -1,0 +1,1 @@
+"""Stage 4, Post + experiment Results -> Draft: rendering, the blog repo, git plumbing, reruns."""

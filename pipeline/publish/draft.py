@@ -1,0 +1,383 @@
+"""Glue: a structured post -> a draft committed on ``drafts/<slug>`` in the blog repo."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib.metadata
+import logging
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ramble2post import __version__
+from ramble2post.config import CHECKOUT_DIR
+from ramble2post.errors import BlogRepoError
+from ramble2post.publish import gitops
+from ramble2post.publish.blog import detect_layout, resolve_blog_repo
+from ramble2post.publish.render import count_verify_marks, render_post, set_draft_flag, split_front_matter
+from ramble2post.publish.slug import is_valid_slug, unique_slug
+from ramble2post.records import Transcript
+
+log = logging.getLogger(__name__)  # diagnostics; stdout is for results only
+
+_SOFTWARE = ("openai-whisper", "torch", "llama_cpp_python", "GitPython", "Jinja2", "PyYAML", "numpy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Draft:
+    """Where a draft landed."""
+
+    repo: Path  # blog repo work tree
+    path: str  # post path inside the repo (POSIX)
+    slug: str
+    branch: str  # drafts/<slug>
+    commit: str  # sha of the one new commit
+    base_branch: str
+    layout: str
+    verify_marks: int
+    files: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["repo"] = str(self.repo)
+        d["files"] = list(self.files)
+        return d
+
+
+def hardware_summary(device: str | None = None) -> dict:
+    """A short description of this machine (label used in commit messages)."""
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mem_gib = psutil.virtual_memory().total / 2**30
+    info = {"cpu": cpu, "cores": cores, "memory_gib": round(mem_gib, 1), "device": device or "cpu"}
+    gpu = None
+    if device and device.startswith("cuda"):
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                gpu = torch.cuda.get_device_name(0)
+        except Exception:  # noqa: BLE001 - hardware probing is best effort
+            gpu = None
+    if gpu:
+        info["gpu"] = gpu
+    info["label"] = f"{gpu} + " if gpu else ""
+    info["label"] += f"{cpu}, {cores} cores, {mem_gib:.0f} GiB RAM"
+    return info
+
+
+def pipeline_commit() -> str:
+    """This checkout's git commit (read-only query), '+dirty' when modified."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(CHECKOUT_DIR), "rev-parse", "--verify", "--quiet", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+        if not sha:
+            return "unknown (no commit)"
+        dirty = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(CHECKOUT_DIR), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def software_versions() -> dict:
+    out = {"python": platform.python_version(), "ramble2post": __version__}
+    for dist in _SOFTWARE:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    try:
+        out["git"] = subprocess.run(["git", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        pass
+    return out
+
+
+def build_provenance(*, post: dict, transcript: Transcript, hardware: dict) -> dict:
+    """Everything needed to reproduce (or distrust) the draft."""
+    llm = post.get("llm") or None
+    return {
+        "whisper": {
+            "model": transcript.model.name,
+            "source": transcript.model.source,
+            "sha256": transcript.model.sha256,
+            "source_sha256": transcript.model.source_sha256,
+            "device": transcript.device,
+            "language": transcript.language,
+            "options": transcript.options,
+        },
+        "llm": {k: llm.get(k) for k in ("name", "sha256", "quantization")} if llm else None,
+        "prompts": post.get("prompts") or {},
+        "audio_sha256": transcript.audio_sha256,
+        "transcript_sha256": post.get("transcript_sha256"),
+        "timing_s": {"transcribe": transcript.timing, "structure": post.get("timing") or {}},
+        "hardware": hardware,
+        "software": software_versions(),
+        "pipeline_commit": pipeline_commit(),
+        "python_executable": Path(sys.executable).name,
+    }
+
+
+def commit_message(*, title: str, slug: str, path: str, hardware: dict, verify_marks: int, n_results: int) -> str:
+    title_line = " ".join(title.split())[:60]
+    body = [
+        f"Draft: {title_line}",
+        "",
+        f"Drafted by ramble2post {__version__} from a spoken ramble into {path}",
+        f"(draft: true; {verify_marks} item(s) marked VERIFY; {n_results} experiment result(s)).",
+        f"Hardware: {hardware.get('label', 'unknown')} (device {hardware.get('device', 'cpu')}).",
+        "",
+        f"Ramble2post-Slug: {slug}",
+        f"Ramble2post-Path: {path}",
+    ]
+    return "\n".join(body) + "\n"
+
+
+def create_draft(
+    *,
+    post: dict,
+    transcript: Transcript,
+    experiment_results: list,
+    blog_repo: Path | None,
+    posts_dir: str | None = None,
+    hardware: dict,
+    now: dt.datetime | None = None,
+    say: Callable[[str], None] = log.info,
+    lock_wait_s: float = gitops.LOCK_WAIT_S,
+) -> Draft:
+    """Render ``post`` and commit it on a new ``drafts/<slug>`` branch.
+
+    The user's checkout is never touched (see ``pipeline.gitops``). Raises
+    ``BlogRepoError`` for unusable repos, ``RenderError`` for a bad record.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    repo_path = resolve_blog_repo(blog_repo, say=say)
+    repo = gitops.open_repo(repo_path)
+    title_obj = post.get("title") or {}
+    title = str(title_obj.get("text") if isinstance(title_obj, dict) else title_obj or "") or "ramble"
+    with gitops.repo_lock(repo, wait_s=lock_wait_s):
+        base_branch = gitops.default_branch(repo)
+        base = gitops.base_sha(repo, base_branch)
+        layout = detect_layout(repo, base=base, posts_dir=posts_dir)
+
+        def taken(slug: str) -> bool:
+            return (
+                gitops.path_exists(repo, base, layout.post_path(slug))
+                or gitops.path_exists(repo, base, layout.assets_dir(slug))
+                or gitops.branch_exists(repo, f"{gitops.DRAFT_PREFIX}{slug}")
+            )
+
+        slug = unique_slug(title, exists=taken)
+        rendered = render_post(
+            post=post,
+            transcript=transcript,
+            experiment_results=list(experiment_results or []),
+            layout=layout,
+            slug=slug,
+            hardware=hardware,
+            now=now,
+            provenance=build_provenance(post=post, transcript=transcript, hardware=hardware),
+        )
+        message = commit_message(
+            title=title,
+            slug=slug,
+            path=rendered.post_path,
+            hardware=hardware,
+            verify_marks=rendered.verify_count,
+            n_results=len(experiment_results or []),
+        )
+        result = gitops.commit_new_branch(
+            repo, branch=f"{gitops.DRAFT_PREFIX}{slug}", files=rendered.files, message=message, base_branch=base_branch
+        )
+    return Draft(
+        repo=Path(str(repo.working_tree_dir)),
+        path=rendered.post_path,
+        slug=slug,
+        branch=result.branch,
+        commit=result.commit,
+        base_branch=base_branch,
+        layout=layout.name,
+        verify_marks=rendered.verify_count,
+        files=tuple(sorted(rendered.files)),
+    )
+
+
+# ---------------------------------------------------------------- review workflow
+
+
+@dataclasses.dataclass(frozen=True)
+class DraftInfo:
+    """One draft branch (or a published post found for preview)."""
+
+    slug: str
+    branch: str  # drafts/<slug>, or the default branch for a published post
+    commit: str
+    path: str
+    title: str
+    date: str
+    verify_marks: int
+    draft: bool
+
+
+def find_post(repo, *, slug: str, posts_dir: str | None = None) -> DraftInfo:
+    """The draft ``drafts/<slug>``, else the published post ``<slug>.md`` on the default branch."""
+    if not is_valid_slug(slug):
+        raise BlogRepoError(f"{slug!r} is not a ramble2post slug", hint="see `ramble2post drafts` for the list")
+    branch = f"{gitops.DRAFT_PREFIX}{slug}"
+    tip = gitops.ref_sha(repo, f"refs/heads/{branch}")
+    base_branch = gitops.default_branch(repo)
+    base = gitops.base_sha(repo, base_branch)
+    path = None
+    if tip:
+        path = _draft_post_path(repo, base=base, tip=tip, slug=slug)
+    else:
+        layout = detect_layout(repo, base=base, posts_dir=posts_dir)
+        if gitops.path_exists(repo, base, layout.post_path(slug)):
+            branch, tip, path = base_branch, base, layout.post_path(slug)
+    if not tip or not path:
+        raise BlogRepoError(
+            f"no draft or post named {slug!r} in {repo.working_tree_dir}", hint="see `ramble2post drafts` for the list"
+        )
+    text = (gitops.read_blob(repo, tip, path) or b"").decode("utf-8", errors="replace")
+    front, _ = split_front_matter(text)
+    return DraftInfo(
+        slug=slug,
+        branch=branch,
+        commit=tip,
+        path=path,
+        title=str(front.get("title", slug)),
+        date=str(front.get("pubDatetime", "")),
+        verify_marks=count_verify_marks(text),
+        draft=bool(front.get("draft", False)),
+    )
+
+
+def _draft_post_path(repo, *, base: str, tip: str, slug: str) -> str | None:
+    """The Markdown file the draft branch added (prefers ``<slug>.md``)."""
+    mb = repo.git.merge_base(base, tip)
+    names = [n for n in repo.git.diff("--name-only", "--no-renames", mb, tip, "--", "*.md").splitlines() if n]
+    for n in names:
+        if n.rsplit("/", 1)[-1] == f"{slug}.md":
+            return n
+    return names[0] if names else None
+
+
+def list_drafts(repo) -> list[DraftInfo]:
+    """All ``drafts/*`` branches with title, date and VERIFY count."""
+    refs = repo.git.for_each_ref("--format=%(refname)", f"refs/heads/{gitops.DRAFT_PREFIX}").splitlines()
+    out = []
+    for ref in refs:
+        slug = ref.removeprefix(f"refs/heads/{gitops.DRAFT_PREFIX}")
+        try:
+            out.append(find_post(repo, slug=slug))
+        except Exception:  # noqa: BLE001 - a hand-made branch should not break the listing
+            out.append(DraftInfo(slug, ref.removeprefix("refs/heads/"), "", "", "(unreadable draft)", "", -1, True))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    slug: str
+    branch: str  # the default branch that received the post
+    commit: str
+    path: str
+    worktree_updated: bool  # True when the branch was checked out and its files were updated
+
+
+def publish_draft(
+    repo, *, slug: str, force: bool = False, now: dt.datetime | None = None, lock_wait_s: float = gitops.LOCK_WAIT_S
+) -> Published:
+    """Merge ``drafts/<slug>`` into the default branch with ``draft: false``.
+
+    A merge commit (parents: default branch, draft) is built with plumbing.
+    When the default branch is not checked out, only its ref moves; when it is
+    checked out and clean, index and files are updated with ``read-tree -m -u``
+    (no hooks); when it is checked out and dirty, nothing happens.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    with gitops.repo_lock(repo, wait_s=lock_wait_s):
+        info = find_post(repo, slug=slug)
+        if not info.branch.startswith(gitops.DRAFT_PREFIX):
+            raise BlogRepoError(f"{slug} is already published on {info.branch}")
+        if info.verify_marks > 0 and not force:
+            raise BlogRepoError(
+                f"{slug} still has {info.verify_marks} VERIFY mark(s): check those items first",
+                hint="edit the draft on its branch and remove the marks, or publish anyway with --force",
+            )
+        base_branch = gitops.default_branch(repo)
+        base = gitops.base_sha(repo, base_branch)
+        tip = info.commit
+        mb = repo.git.merge_base(base, tip)
+        changed = [ln.split("\t") for ln in repo.git.diff("--name-status", "--no-renames", mb, tip).splitlines() if ln]
+        moved_on_base = set(repo.git.diff("--name-only", "--no-renames", mb, base).splitlines())
+        clash = sorted(p for _, p in changed if p in moved_on_base)
+        if clash:
+            raise BlogRepoError(
+                f"{base_branch} changed the draft's files since drafting: {', '.join(clash)}",
+                hint="merge by hand with git",
+            )
+        files = {p: _blob(repo, tip, p) for s, p in changed if s != "D"}
+        removed = tuple(p for s, p in changed if s == "D")
+        post_text = files[info.path].decode("utf-8")
+        files[info.path] = set_draft_flag(post_text, draft=False, pub=now).encode("utf-8")
+        tree = gitops.build_tree(repo, base, files, remove=removed)
+        message = (
+            f"Publish: {' '.join(info.title.split())[:60]}\n\nMerge {info.branch} into {base_branch} "
+            f"with draft: false (ramble2post).\n\nRamble2post-Slug: {slug}\nRamble2post-Path: {info.path}\n"
+        )
+        commit = gitops.commit_tree(repo, tree, [base, tip], message)
+        updated = False
+        if gitops.current_branch(repo) == base_branch:
+            if not gitops.worktree_is_clean(repo):
+                raise BlogRepoError(
+                    f"{base_branch} is checked out with uncommitted changes: not publishing over them",
+                    hint="commit or stash them, or check out another branch, then publish again",
+                )
+            wt = Path(repo.working_tree_dir)
+            tracked = set(repo.git.ls_tree("-r", "--name-only", base).splitlines())
+            in_the_way = sorted(p for p in files if p not in tracked and (wt / p).exists())
+            if in_the_way:
+                raise BlogRepoError(f"untracked files would be overwritten: {', '.join(in_the_way)}")
+            gitops._git(repo, "read-tree", "-m", "-u", base, commit)
+            updated = True
+        elif gitops.branch_checked_out_elsewhere(repo, base_branch):
+            raise BlogRepoError(f"{base_branch} is checked out in another worktree", hint="publish from there")
+        gitops._git(repo, "update-ref", "-m", f"ramble2post: publish {slug}", f"refs/heads/{base_branch}", commit, base)
+        draft_in_use = gitops.current_branch(repo) == info.branch or gitops.branch_checked_out_elsewhere(
+            repo, info.branch
+        )
+        if not draft_in_use:  # merged: the draft branch is no longer needed
+            gitops._git(repo, "update-ref", "-d", f"refs/heads/{info.branch}", tip)
+    return Published(slug=slug, branch=base_branch, commit=commit, path=info.path, worktree_updated=updated)
+
+
+def _blob(repo: gitops.git.Repo, commit: str, path: str) -> bytes:
+    data = gitops.read_blob(repo, commit, path)
+    if data is None:
+        raise BlogRepoError(f"{path} is missing from commit {commit[:12]}")
+    return data

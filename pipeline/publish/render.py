@@ -1,0 +1,481 @@
+"""Render a structured post into an AstroPaper Markdown draft (plus its files).
+
+The Markdown comes from ``blog/templates/post.md.j2`` (Jinja2 with HTML
+autoescape on). Every string that came from the transcript or the model goes
+through ``md_escape`` (the ``md`` filter): whitespace collapsed to one line,
+control/bidi characters dropped, Markdown and HTML punctuation backslash-escaped,
+so it renders as the same visible text and cannot open a tag, a link, an image,
+a heading or a list. Front matter is produced by ``yaml.safe_dump`` (never by
+string pasting), so a title cannot add keys. Fenced blocks use a fence longer
+than any backtick run inside them.
+
+The template marks the three transparency views with HTML comments
+``<!-- ramble2post:view NAME -->`` (invisible on the site); ``preview`` uses them
+to build the switchable page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from ramble2post.config import BLOG_TEMPLATE_DIR
+from ramble2post.errors import Ramble2PostError
+from ramble2post.publish.blog import BlogLayout
+from ramble2post.publish.slug import slugify
+from ramble2post.records import Transcript
+
+TEMPLATE_NAME = "post.md.j2"
+TEMPLATES_DIR = BLOG_TEMPLATE_DIR / "templates"
+VERIFY_MARK = "**⚠ VERIFY**"  # counted by `ramble2post drafts` / `publish`
+VIEW_MARK = "<!-- ramble2post:view {name} -->"
+VIEWS = ("post", "human", "ai", "ramble", "provenance")
+LAYER_TITLES = {
+    "focus": "The point",
+    "reason": "Why it exists",
+    "example": "An example",
+    "analogy": "An analogy",
+    "connections": "How it connects",
+    "tradeoffs": "Trade-offs",
+}
+MAX_TAGS = 8
+MAX_SUMMARY_LINES = 6  # key numbers listed above an experiment's table
+_ESCAPE_CHARS = set("\\`*_{}[]()#+!|~<>&$")
+_LINE_START = re.compile(r"^(\s*)([-+=>:]|\d+[.)])")
+_DROP = re.compile("[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+class RenderError(Ramble2PostError):
+    """The post cannot be rendered (bad input record)."""
+
+
+def md_escape(text: Any, *, line_start: bool = True) -> str:
+    """One line of inert Markdown text showing exactly ``text``.
+
+    ``line_start=False`` skips escaping list/heading markers at the start (for
+    table cells, which never start a block).
+    """
+    s = " ".join(_DROP.sub("", str(text if text is not None else "")).split())
+    s = "".join("\\" + c if c in _ESCAPE_CHARS else c for c in s)
+    if not line_start:
+        return s
+    # a leading "-", "+", "=", ">", ":" or "1." would start a list/heading/quote: escape its punctuation
+    return _LINE_START.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], s)
+
+
+def fence(text: str, info: str = "") -> str:
+    """A fenced code block whose fence cannot be closed by ``text``."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    tick = "`" * max(3, longest + 1)
+    return f"{tick}{info}\n{text.rstrip()}\n{tick}"
+
+
+def fmt_time(seconds: float | None) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for a time in seconds."""
+    if seconds is None:
+        return "?"
+    s = int(round(float(seconds)))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def fmt_cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if value is None:
+        return "–"
+    return str(value)
+
+
+def md_table(columns: list[str], rows: Iterable[Any]) -> str:
+    """A GFM table; every cell escaped (``|`` included)."""
+    cols = [str(c) for c in columns]
+    out = ["| " + " | ".join(md_escape(c, line_start=False) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        cells = [row.get(c) for c in cols] if isinstance(row, dict) else list(row)
+        cells = (cells + [None] * len(cols))[: len(cols)]
+        out.append("| " + " | ".join(md_escape(fmt_cell(c), line_start=False) for c in cells) + " |")
+    return "\n".join(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderedDraft:
+    """The files of one draft, by repo-relative POSIX path."""
+
+    post_path: str
+    markdown: str
+    files: dict[str, bytes]
+    verify_count: int
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["md"] = lambda v: Markup(md_escape(v))
+    env.filters["t"] = fmt_time
+    return env
+
+
+def _clean_tags(tags: Any) -> list[str]:
+    out: list[str] = []
+    for t in tags or []:
+        s = slugify(str(t), max_len=30)
+        if s != "ramble" and s not in out:
+            out.append(s)
+    return out[:MAX_TAGS] or ["ramble"]
+
+
+def _segment_times(transcript: Transcript) -> dict[int, tuple[float, float]]:
+    return {int(s.id): (float(s.start), float(s.end)) for s in transcript.segments}
+
+
+def _item_view(item: dict, times: dict[int, tuple[float, float]]) -> dict:
+    sources = [int(s) for s in item.get("sources") or [] if str(s).lstrip("-").isdigit()]
+    spans = [times[s] for s in sources if s in times]
+    return {
+        "text": item.get("text", ""),
+        "origin": "speaker" if item.get("origin") == "speaker" else "model",
+        "verified": bool(item.get("verified", False)),
+        "note": item.get("note"),
+        "start": min(a for a, _ in spans) if spans else None,
+        "end": max(b for _, b in spans) if spans else None,
+    }
+
+
+def _machine(result: dict) -> str:
+    """Human name of the machine a result was measured on."""
+    hw = result.get("hardware") or {}
+    if hw.get("label"):
+        return str(hw["label"])
+    if hw.get("cpu_model"):  # an experiments.hardware fingerprint
+        try:
+            from ramble2post.experiments.hardware import describe
+
+            return f"{describe(hw)} ({result.get('machine', '')})".replace(" ()", "")
+        except Exception:  # noqa: BLE001 - a label is cosmetic; fall back to the short name
+            pass
+    return str(result.get("machine") or hw.get("cpu_model") or "unknown machine")
+
+
+def _summary_text(summary: Any) -> list[str]:
+    if isinstance(summary, dict):
+        return [f"{k}: {fmt_cell(v)}" for k, v in summary.items()]
+    return [str(summary)] if summary else []
+
+
+def _experiment_view(result: dict, assets: dict[str, str]) -> dict:
+    units = result.get("units") or {}
+    columns = [f"{c} ({units[c]})" if units.get(c) else str(c) for c in result.get("columns") or []]
+    return {
+        "name": result.get("experiment", "experiment"),
+        "version": result.get("version", ""),
+        "hardware": _machine(result),
+        "started_at": result.get("started_at", ""),
+        "duration_s": result.get("duration_s"),
+        # key numbers: all of them when there is no table, else only a short summary (all stay in the JSON)
+        "summary": _summary_text(result.get("summary"))[: None if not columns else MAX_SUMMARY_LINES],
+        "reading": result.get("reading") or "",
+        "notes": [str(n) for n in result.get("notes") or []],
+        "error": result.get("error"),
+        "table": Markup(md_table(columns, result.get("rows") or [])) if columns else None,
+        "plots": [
+            {"ref": assets[p], "alt": f"{result.get('experiment', 'plot')}: {Path(p).stem}"}
+            for p in result.get("plots") or []
+            if p in assets
+        ],
+    }
+
+
+def _plot_source(result: dict, p: Any) -> Path:
+    src = Path(str(p))
+    if not src.is_absolute() and result.get("result_dir"):
+        src = Path(str(result["result_dir"])) / src  # experiments store plot names next to result.json
+    return src
+
+
+def stage_experiment_files(
+    results: list[dict], *, layout: BlogLayout, slug: str
+) -> tuple[list[dict], dict[str, bytes]]:
+    """Copy plots/results into the draft's assets folder; return the stored results and files.
+
+    ``plots`` may be absolute paths, or names relative to ``result_dir``. Stored
+    results reference their plots by repo path; each result is one JSON file
+    ``results/<experiment>--<machine>--<time>.json`` so a later rerun adds files
+    (another machine's column) instead of editing these.
+    """
+    files: dict[str, bytes] = {}
+    stored: list[dict] = []
+    adir = layout.assets_dir(slug)
+    for i, res in enumerate(results):
+        res = dict(res)
+        exp = slugify(str(res.get("experiment", "experiment")), max_len=40)
+        machine = slugify(str(res.get("machine") or _machine(res)), max_len=40)
+        when = slugify(str(res.get("started_at", i)), max_len=30)
+        new_plots = []
+        for j, p in enumerate(res.get("plots") or []):
+            src = _plot_source(res, p)
+            if src.suffix.lower() != ".png" or not src.is_file():
+                continue  # only PNG plots that exist; never arbitrary files
+            name = f"{exp}--{machine}--{when}--{j + 1}.png"
+            files[f"{adir}/{name}"] = src.read_bytes()
+            new_plots.append(f"{adir}/{name}")
+        res["plots"] = new_plots
+        res.pop("result_dir", None)
+        blob = json.dumps(res, indent=2, ensure_ascii=False, default=str) + "\n"
+        files[f"{adir}/results/{exp}--{machine}--{when}.json"] = blob.encode("utf-8")
+        stored.append(res)
+    return stored, files
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def _experiment_views(stored: list[dict], *, layout: BlogLayout, slug: str) -> list[dict]:
+    """Views of stored results, grouped by experiment (first appearance), then by start time."""
+    order: dict[str, int] = {}
+    for r in stored:
+        order.setdefault(str(r.get("experiment")), len(order))
+    ranked = sorted(stored, key=lambda r: (order[str(r.get("experiment"))], str(r.get("started_at", ""))))
+    assets = {p: layout.asset_ref(slug, p.rsplit("/", 1)[-1]) for r in ranked for p in r.get("plots") or []}
+    return [_experiment_view(r, assets) for r in ranked]
+
+
+MEASUREMENTS_START = "<!-- ramble2post:measurements -->"
+MEASUREMENTS_END = "<!-- /ramble2post:measurements -->"
+
+
+def render_measurements(*, stored_results: list[dict], layout: BlogLayout, slug: str) -> str:
+    """The measurements section (with its markers) for results already stored in the repo.
+
+    For ``rerun``: load every ``<assets>/results/*.json`` (old machines and the
+    new one), render, and put it in place with ``replace_measurements``.
+    """
+    experiments = _experiment_views(stored_results, layout=layout, slug=slug)
+    return _env().get_template("measurements.md.j2").render(experiments=experiments, verify_mark=Markup(VERIFY_MARK))
+
+
+def replace_measurements(markdown: str, section: str) -> str:
+    """``markdown`` with the part between the measurement markers replaced (user edits elsewhere kept)."""
+    a, b = markdown.find(MEASUREMENTS_START), markdown.find(MEASUREMENTS_END)
+    if a < 0 or b < a:
+        raise RenderError("the post has no ramble2post measurements markers")
+    return markdown[:a] + section.rstrip("\n") + markdown[b + len(MEASUREMENTS_END) :]
+
+
+def render_post(
+    *,
+    post: dict,
+    transcript: Transcript,
+    experiment_results: list[dict],
+    layout: BlogLayout,
+    slug: str,
+    hardware: dict,
+    provenance: dict,
+    now: dt.datetime,
+) -> RenderedDraft:
+    """The post Markdown plus its image/result files, ready to commit."""
+    if not isinstance(post, dict) or "layers" not in post or "title" not in post:
+        raise RenderError("post record has no title/layers (not produced by `ramble2post structure`?)")
+    times = _segment_times(transcript)
+    layers = {k: [_item_view(i, times) for i in (post.get("layers") or {}).get(k) or []] for k in LAYER_TITLES}
+    title_obj = post.get("title") or {}
+    title = (
+        " ".join(str(title_obj.get("text") if isinstance(title_obj, dict) else title_obj or "").split())
+        or "Untitled ramble"
+    )
+    description = " ".join(str(post.get("description") or "").split()) or title
+    stored, files = stage_experiment_files(experiment_results, layout=layout, slug=slug)
+    experiments = _experiment_views(stored, layout=layout, slug=slug)
+    source_dir = f"{layout.assets_dir(slug)}/source"  # inputs kept so a rerun can re-render exactly
+    files[f"{source_dir}/post.json"] = _json_bytes(post)
+    files[f"{source_dir}/transcript.json"] = _json_bytes(transcript.to_dict())
+    all_items = [it for items in layers.values() for it in items]
+    verify_count = sum(1 for it in all_items if not it["verified"]) + sum(1 for e in experiments if e["error"])
+    pub = now.astimezone(dt.UTC).replace(microsecond=0)
+    front = {
+        "title": title,
+        "description": description,
+        "pubDatetime": pub,  # a YAML timestamp, as AstroPaper's z.date() expects
+        "tags": _clean_tags(post.get("tags")),
+        "draft": True,
+        "ramble2post": {
+            "schema_version": 1,
+            "slug": slug,
+            "audio_sha256": post.get("audio_sha256") or transcript.audio_sha256,
+            "transcript_sha256": post.get("transcript_sha256"),
+            "verify_marks": verify_count,
+            "hardware": hardware.get("label"),
+            "assets": layout.assets_dir(slug),
+        },
+    }
+    front_yaml = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000)
+    llm = {"name": None, "quantization": None, "sha256": None, **(post.get("llm") or {})}  # --llm none: no model
+    ctx = {
+        "front_matter": Markup(front_yaml),
+        "title": title,
+        "title_origin": (title_obj.get("origin") if isinstance(title_obj, dict) else None) or "model",
+        "layers": layers,
+        "layer_titles": LAYER_TITLES,
+        "experiments": experiments,
+        "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments],
+        "speaker_items": [(k, it) for k, items in layers.items() for it in items if it["origin"] == "speaker"],
+        "model_items": [(k, it) for k, items in layers.items() for it in items if it["origin"] == "model"],
+        "verify_mark": Markup(VERIFY_MARK),
+        "verify_count": verify_count,
+        "verification": post.get("verification") or {},
+        "llm": llm,
+        "whisper": transcript.model,
+        "prompts": post.get("prompts") or {},
+        "hardware": hardware,
+        "duration": transcript.duration,
+        "provenance_block": Markup(
+            fence(yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True, width=1000), "yaml")
+        ),
+        "view": lambda name: Markup(VIEW_MARK.format(name=name)),
+    }
+    markdown = _env().get_template(TEMPLATE_NAME).render(**ctx)
+    post_path = layout.post_path(slug)
+    files = {post_path: markdown.encode("utf-8"), **files}
+    return RenderedDraft(post_path=post_path, markdown=markdown, files=files, verify_count=verify_count)
+
+
+def split_front_matter(markdown: str) -> tuple[dict, str]:
+    """(front matter dict, body) of a post; ({}, text) when there is none."""
+    if not markdown.startswith("---\n"):
+        return {}, markdown
+    end = markdown.find("\n---\n", 4)
+    if end < 0:
+        return {}, markdown
+    try:
+        data = yaml.safe_load(markdown[4:end]) or {}
+    except yaml.YAMLError:
+        return {}, markdown
+    return (data if isinstance(data, dict) else {}), markdown[end + 5 :]
+
+
+def count_verify_marks(markdown: str) -> int:
+    """VERIFY marks left in a post body (what `publish` refuses on)."""
+    return split_front_matter(markdown)[1].count(VERIFY_MARK)
+
+
+def set_draft_flag(markdown: str, *, draft: bool, pub: dt.datetime | None = None) -> str:
+    """Rewrite the front matter's ``draft`` (and optionally pubDatetime), safely."""
+    front, body = split_front_matter(markdown)
+    if not front:
+        raise RenderError("post has no front matter")
+    front["draft"] = draft
+    if pub is not None:
+        front["pubDatetime"] = pub.astimezone(dt.UTC).replace(microsecond=0)
+    text = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000)
+    return f"---\n{text}---\n{body}"
+
+
+# ---------------------------------------------------------------- preview
+
+PREVIEW_TEMPLATE = "preview.html.j2"
+PREVIEW_VIEWS = (  # (key, tab label, which Markdown views it shows)
+    ("human", "Human contribution", ("human",)),
+    ("ai", "AI assistance", ("post", "ai", "provenance")),
+    ("ramble", "Ramble", ("ramble",)),
+)
+_IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+}
+_VIEW_SPLIT = re.compile(r"^<!-- ramble2post:view ([a-z]+) -->$", re.MULTILINE)
+
+
+def split_views(body: str) -> dict[str, str]:
+    """Markdown of each ``<!-- ramble2post:view NAME -->`` part of a post body."""
+    parts = _VIEW_SPLIT.split(body)
+    views = {"post": parts[0]} if parts[0].strip() else {}
+    for name, text in zip(parts[1::2], parts[2::2]):
+        views[name] = views.get(name, "") + text
+    return views
+
+
+def render_preview(*, markdown: str, post_path: str, read_file, source: str = "") -> str:
+    """A standalone HTML page with the three switchable views, images inlined.
+
+    ``read_file(repo_path) -> bytes | None`` reads the post's images from git.
+    Markdown is rendered with raw HTML *disabled* (so nothing in the post can
+    add tags or scripts); image sources are resolved relative to the post and
+    replaced by data URIs, or dropped when they are not an image in the repo.
+    A Content-Security-Policy forbids loading anything from outside the page.
+    """
+    import base64
+    import posixpath
+    import secrets
+
+    from markdown_it import MarkdownIt
+
+    front, body = split_front_matter(markdown)
+    body = body.replace(MEASUREMENTS_START, "").replace(MEASUREMENTS_END, "")
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    post_dir = posixpath.dirname(post_path)
+
+    def image_rule(_renderer, tokens, idx, options, env):
+        token = tokens[idx]
+        src = token.attrGet("src") or ""
+        data_uri = None
+        if not re.match(r"^[a-z][a-z0-9+.-]*:", src, re.I) and not src.startswith("/"):
+            target = posixpath.normpath(posixpath.join(post_dir, src))
+            mime = _IMAGE_TYPES.get(posixpath.splitext(target)[1].lower())
+            if mime and not target.startswith("../"):
+                blob = read_file(target)
+                if blob:
+                    data_uri = f"data:{mime};base64,{base64.b64encode(blob).decode('ascii')}"
+        token.attrSet("src", data_uri or "")
+        if not data_uri:
+            token.attrSet("data-missing", src)
+        token.attrSet("loading", "eager")
+        return _render_img(token, md, options, env)
+
+    md.add_render_rule("image", image_rule)
+    views = split_views(body)
+    sections = {
+        key: Markup(md.render("\n\n".join(views.get(v, "") for v in parts))) for key, _label, parts in PREVIEW_VIEWS
+    }
+    env = _env()
+    return env.get_template(PREVIEW_TEMPLATE).render(
+        title=str(front.get("title", "Untitled")),
+        date=str(front.get("pubDatetime", "")),
+        tags=[str(t) for t in front.get("tags") or []],
+        draft=bool(front.get("draft", False)),
+        verify_marks=count_verify_marks(markdown),
+        source=source,
+        views=[(k, label) for k, label, _ in PREVIEW_VIEWS],
+        default_view="ai",
+        sections=sections,
+        nonce=secrets.token_urlsafe(16),
+    )
+
+
+def _render_img(token, md, options, env) -> str:
+    from markupsafe import escape
+
+    alt = md.renderer.renderInlineAsText(token.children or [], options, env)
+    attrs = "".join(f' {k}="{escape(v)}"' for k, v in token.attrs.items() if k != "alt")
+    return f'<img alt="{escape(alt)}"{attrs}>'

@@ -1,0 +1,1 @@
+"""Stage 2, Transcript -> Post: cleaning, role selection, the LLM, verification, titles."""

@@ -1,0 +1,318 @@
+"""The honesty rule: model-written text must be grounded in the speaker's words.
+
+For every item of a post:
+
+1. its ``sources`` must be non-empty and name segment ids that exist;
+2. a model rewrite (``origin == "model"``) must overlap its sources:
+   - lexical: at least ``LEXICAL_MIN`` (60%) of its content words (stop words
+     removed, crude suffix stemming) occur in the source sentences, and
+   - semantic (when embeddings are available): cosine(rewrite, sources) of the
+     all-MiniLM-L6-v2 embeddings is at least ``COSINE_MIN`` (0.6);
+3. it may not contain a number (digits or number words), a unit, or a proper
+   noun / acronym that its sources do not contain.
+
+A failing rewrite is first *repaired* (its sentences that fail are dropped; the
+rest is re-checked); if nothing passes it is *replaced* by the speaker's cleaned
+sentences (``origin: speaker``). Counts and per-item reasons go into the post's
+``verification`` block. Speaker items pass by construction (they are the cleaned
+transcript) but still get the source check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+LEXICAL_MIN = 0.6  # share of the rewrite's content words found in its sources
+COSINE_MIN = 0.6  # embedding cosine between rewrite and sources
+REPEAT_OVERLAP = 0.7  # share of content words two sentences of a rewrite may have in common
+FRAGMENT_MIN = 0.6  # a verbatim copy shorter than this share of its source is a fragment
+
+STOP = set(
+    """a an the and or but so if then than that this these those there here it its it's is are was were
+be been being am do does did doing have has had having i me my we our you your he she they them their his her
+of in on at to for from by with about as into over under up down out off again further once just very really
+not no nor only own same too can will would should could may might must shall what which who whom whose when
+where why how all any both each few more most other some such also like gonna going get got kind sort thing
+things stuff i'm you're we're they're it's that's there's don't can't won't isn't aren't i've i'd i'll""".split()
+)
+NUMBER_WORDS = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "hundred": 100,
+    "thousand": 1000,
+    "million": 10**6,
+    "billion": 10**9,
+    "trillion": 10**12,
+    "half": 0.5,
+    "double": 2,
+    "twice": 2,
+    "triple": 3,
+    "dozen": 12,
+}
+UNITS = set(
+    """% percent x gb gib mb mib kb tb tib gbps mbps ms us µs ns s sec secs second seconds minute minutes
+hour hours w watt watts kw ghz mhz hz flops tflops gflops pflops tok/s tokens/s fps $ dollars dollar usd eur
+bit bits byte bytes fp8 fp16 bf16 fp32 int8 int4 nm""".split()
+)
+_TOKEN = re.compile(r"\$|%|[A-Za-z][\w'’/.-]*[A-Za-z0-9]|[A-Za-z]|\d[\d,]*(?:\.\d+)?[a-zA-Z%]*")
+_SENT = re.compile(r"(?<=[.!?])\s+")
+
+
+def _stem(w: str) -> str:
+    w = w[:-2] if w.endswith("'s") else w
+    for suf in ("ingly", "ing", "edly", "ed", "es", "s", "ly"):
+        if len(w) > len(suf) + (2 if suf == "s" else 3) and w.endswith(suf):
+            return w[: -len(suf)]
+    return w
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.replace("’", "'"))
+
+
+def content_words(text: str) -> set[str]:
+    return {_stem(t.lower()) for t in tokens(text) if t.lower() not in STOP and not t[0].isdigit() and len(t) > 1}
+
+
+def numbers(text: str) -> set[float]:
+    """Numeric values mentioned (digits, '1,000', '3.5x', number words)."""
+    out: set[float] = set()
+    for t in tokens(text):
+        low = t.lower()
+        m = re.match(r"^(\d[\d,]*(?:\.\d+)?)", t)
+        if m:
+            try:
+                out.add(float(m.group(1).replace(",", "")))
+            except ValueError:
+                pass
+        elif low in NUMBER_WORDS:
+            out.add(float(NUMBER_WORDS[low]))
+        else:  # words with digits inside: MI300, H100, fp16
+            for d in re.findall(r"\d+", t):
+                out.add(float(d))
+    return out
+
+
+def units(text: str) -> set[str]:
+    out = set()
+    for t in tokens(text):
+        low = t.lower()
+        tail = re.sub(r"^\d[\d,.]*", "", low)
+        if low in UNITS or (tail and tail in UNITS):
+            out.add(tail or low)
+    return out
+
+
+def proper_nouns(text: str) -> set[str]:
+    """Capitalised words not starting a sentence, acronyms and mixed-case names (lower-cased)."""
+    out = set()
+    for sent in _SENT.split(text):
+        toks = tokens(sent)
+        for i, t in enumerate(toks):
+            core = t.strip("'.-")
+            if not core or not core[0].isalpha():
+                continue
+            upper_inside = any(c.isupper() for c in core[1:])
+            if (
+                upper_inside
+                or any(c.isdigit() for c in core)
+                or (i > 0 and core[0].isupper() and core != "I" and not core.startswith("I'"))
+            ):
+                out.add(core.lower())
+    return out
+
+
+def lexical_overlap(text: str, source: str) -> float:
+    """Share of ``text``'s content words that occur in ``source`` (1.0 when it has none)."""
+    cw = content_words(text)
+    if not cw:
+        return 1.0
+    return len(cw & content_words(source)) / len(cw)
+
+
+def problems(
+    text: str,
+    source: str,
+    *,
+    cosine: Callable[[str, str], float] | None = None,
+    lexical_min: float = LEXICAL_MIN,
+    cosine_min: float = COSINE_MIN,
+) -> list[str]:
+    """Why ``text`` is not grounded in ``source`` (empty list = it passes)."""
+    out = []
+    if not text.strip():
+        return ["empty"]
+    src_low = source.lower().replace("’", "'")
+    new_nums = numbers(text) - numbers(source)
+    if new_nums:
+        out.append("numbers not in sources: " + ", ".join(sorted(f"{n:g}" for n in new_nums)))
+    new_units = units(text) - units(source)
+    if new_units:
+        out.append("units not in sources: " + ", ".join(sorted(new_units)))
+    new_names = {p for p in proper_nouns(text) - proper_nouns(source) if p not in src_low}
+    if new_names:
+        out.append("names not in sources: " + ", ".join(sorted(new_names)))
+    lex = lexical_overlap(text, source)
+    if lex < lexical_min:
+        out.append(f"lexical overlap {lex:.2f} < {lexical_min}")
+    if cosine is not None and not out:
+        c = cosine(text, source)
+        if c < cosine_min:
+            out.append(f"embedding cosine {c:.2f} < {cosine_min}")
+    sents = [x for x in _SENT.split(text.strip()) if x]
+    if any(_same(a, b) for i, a in enumerate(sents) for b in sents[i + 1 :]):
+        out.append("repeats itself")
+    if not out and len(sents) > 1:  # a faithful first sentence must not carry an invented second one
+        for x in sents:
+            if lexical_overlap(x, source) < lexical_min:
+                out.append(f"sentence with overlap {lexical_overlap(x, source):.2f} < {lexical_min}: {x[:60]!r}")
+    return out
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower().replace("’", "'")).split())
+
+
+def is_verbatim(text: str, source: str) -> bool:
+    """True if ``text`` is (a span of) ``source``, ignoring case and punctuation."""
+    t = _plain(text)
+    return bool(t) and t in _plain(source)
+
+
+def _as_spoken(copy: str, source: str) -> str:
+    """A verbatim ``copy`` of (part of) ``source`` as the speaker's text has it: the whole source
+    when it is all of it (the model may have changed case or punctuation), else the span with a
+    capital first letter."""
+    if _plain(copy) == _plain(source):
+        return source
+    return copy[:1].upper() + copy[1:]
+
+
+def _same(a: str, b: str) -> bool:
+    ca, cb = content_words(a), content_words(b)
+    return bool(ca and cb) and len(ca & cb) / min(len(ca), len(cb)) >= REPEAT_OVERLAP
+
+
+def repair(text: str, source: str, *, cosine=None) -> str | None:
+    """Keep only the sentences of ``text`` that pass on their own (first of repeats); None if none do."""
+    keep: list[str] = []
+    for s in _SENT.split(text.strip()):
+        if s and not problems(s, source, cosine=cosine) and not any(_same(s, k) for k in keep):
+            keep.append(s)
+    if not keep:
+        return None
+    fixed = " ".join(keep)
+    return fixed if not problems(fixed, source, cosine=cosine) else None
+
+
+def embedding_cosine() -> Callable[[str, str], float] | None:
+    """Cosine via all-MiniLM-L6-v2, or None if the model is unavailable."""
+    try:
+        from ramble2post.structure.embed import embed
+    except ImportError:
+        return None
+
+    def cos(a: str, b: str) -> float:
+        e = embed([a, b])
+        return float(e[0] @ e[1])
+
+    return cos
+
+
+def verify_items(
+    items: Iterable[dict[str, Any]],
+    *,
+    segment_ids: set[int],
+    speaker_text: Callable[[dict[str, Any]], str],
+    cosine: Callable[[str, str], float] | None = None,
+    label: str = "",
+) -> dict[str, Any]:
+    """Check, repair or replace items in place; return counts and details.
+
+    ``speaker_text(item)`` gives the cleaned speaker sentences behind an item: the
+    verification source and the replacement text.
+    """
+    counts: dict[str, Any] = {"items": 0, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0}
+    details: list[dict[str, Any]] = []
+    for n, item in enumerate(items):
+        counts["items"] += 1
+        where = f"{label}[{n}]" if label else str(n)
+        sources = item.get("sources") or []
+        missing = [s for s in sources if s not in segment_ids]
+        if not sources or missing:
+            item["verified"] = False
+            item["note"] = f"sources missing or unknown: {missing or 'none cited'}"
+            counts["flagged"] += 1
+            details.append({"item": where, "result": "flagged", "reasons": [item["note"]]})
+            continue
+        src = speaker_text(item)
+        if item.get("origin") != "model":
+            item["verified"] = True
+            counts["passed"] += 1
+            continue
+        why = problems(item["text"], src, cosine=cosine)
+        fixed = item["text"] if not why else repair(item["text"], src, cosine=cosine)
+        if fixed and is_verbatim(fixed, src) and len(_plain(fixed)) < FRAGMENT_MIN * len(_plain(src)):
+            why, fixed = why + ["a fragment of the speaker's sentence"], None
+        if not why:
+            item["verified"] = True
+            counts["passed"] += 1
+            if is_verbatim(item["text"], src):  # the model only copied: credit the speaker, in their spelling
+                item.update(text=_as_spoken(item["text"], src), origin="speaker", note="model kept the speaker's words")
+            continue
+        if fixed:
+            verbatim = is_verbatim(fixed, src)
+            item.update(
+                text=_as_spoken(fixed, src) if verbatim else fixed,
+                verified=True,
+                origin="speaker" if verbatim else "model",
+                note=("model output cut back to the speaker's words: " if verbatim else "model rewrite repaired: ")
+                + "; ".join(why),
+            )
+            counts["repaired"] += 1
+            details.append({"item": where, "result": "repaired", "reasons": why})
+            continue
+        item.update(
+            text=src, origin="speaker", verified=True, note="model rewrite failed verification; speaker's words used"
+        )
+        counts["replaced"] += 1
+        details.append({"item": where, "result": "replaced", "reasons": why})
+    counts["details"] = details
+    return counts
+
+
+def merge_counts(*blocks: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"items": 0, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0, "details": []}
+    for b in blocks:
+        for k in ("items", "passed", "repaired", "replaced", "flagged"):
+            out[k] += b.get(k, 0)
+        out["details"].extend(b.get("details", []))
+    return out

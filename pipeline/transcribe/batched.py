@@ -1,0 +1,521 @@
+"""Batched transcription engine: VAD chunks -> batched encoder -> batched greedy decoding.
+
+Still openai-whisper + torch underneath; what changes is how the work is fed:
+
+1. **VAD** (``speech_regions``): an energy detector in numpy on 30 ms frames, with a
+   threshold set between the file's noise floor and its speech level, hangover to
+   bridge short pauses and padding at the edges. Chosen over Silero VAD because
+   Silero ships as ONNX (needs onnxruntime at run time) or as a torch hub download
+   (not offline); for a single close-talking voice the energy detector is enough,
+   its job is only to skip silence and to cut at pauses.
+2. **Chunking** (``plan_chunks``): speech regions are packed greedily into windows of
+   at most ``max_chunk_s`` seconds (the encoder always sees 30 s, so fewer, fuller
+   windows mean fewer encoder passes); a region too long for one window is cut at the
+   quietest frame between 70 % and 100 % of a full window.
+3. **Batched log-mel + encoder**: the mels of ``batch_size`` windows are computed in
+   one STFT and encoded in one forward pass; the encoder output is kept so that the
+   temperature fallback re-decodes without encoding again.
+4. **Batched greedy decoding** with whisper's own ``DecodingTask`` (KV cache, logit
+   filters), windows independent of each other (no conditioning on previous text).
+5. **Precision on CPU**: the decoder's linear layers in int8
+   (``torch.ao.quantization.quantize_dynamic``; whisper's ``Linear`` subclass is not
+   matched by its exact-type lookup, so the modules are swapped to plain ``nn.Linear``
+   first); the encoder in bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX),
+   else fp32. Not int8 in the encoder: dynamic quantization shares one activation scale
+   per tensor (batch x 1500 frames), which cost 1.9 WER points on the 13-min sample.
+   The decoding step itself (``speed_up_decoder``, CPU int8 only): logits through an int8
+   per-channel copy of the token embedding instead of whisper's fp32 product with a
+   transposed view, and the cross-attention keys/values cached once per decode as
+   contiguous (batch, heads, frames, dim) tensors instead of being read through a permuted
+   view at every step. Together: decoding 43 -> ~19 s, total ~36 s on the 13-min sample.
+6. **Threads**: the encoder's big GEMMs use all physical cores; the decoding loop runs
+   on one thread: its per-step ops are tiny, and waking a second thread for each costs
+   more than it saves (base, 60 steps x 3 windows: 2.1 CPU-s on 1 thread, 12 on 2).
+   ``workers`` runs several batches at once instead, each op on 1 thread (a decoder copy
+   per worker; the text is identical, checked on both samples with base and tiny.en).
+   ``None`` (auto) = 2 workers on a 2-3-core CPU with >= 2 batches and >= 4 GiB free,
+   else 1: on an idle 2-core machine the single worker leaves a core idle while it
+   decodes (13-min sample, base, 3 interleaved runs: 21.0 s (20.5-21.3) with 2 workers vs
+   24.1 s (23.8-24.4) with 1, +1.2 GB peak RSS). With other jobs on the box it was no
+   better (51 s (44-59) vs 46 s); on more cores the one worker's encoder uses them all,
+   and 2 workers were not measured there.
+7. **CUDA**: fp16 weights (``model.half()``) and bigger batches.
+
+Numbers for each lever: docs/PERFORMANCE.md, "Transcription".
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from ramble2post.transcribe.audio import SAMPLE_RATE
+
+# OpenMP threads that spin while waiting collapse when the cores are shared (measured on the
+# 2-core box with other jobs running: tiny.en decoder 27.5 s with 2 spinning threads, 4.6 s
+# with 2 passive ones, 5.3 s with 1 thread).
+# libgomp reads this once, when torch is first imported: this module is imported before that.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ramble2post.transcribe.vad import (  # noqa: E402,F401
+    CHUNK_S,
+    CUT_FROM,
+    FRAME_S,
+    N_SAMPLES,
+    Chunk,
+    VadOptions,
+    frame_levels_db,
+    plan_chunks,
+    speech_regions,
+)
+
+# whisper's fallback rules (same thresholds as whisper.transcribe)
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOGPROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchedOptions:
+    """Settings of the batched engine; all of them change the output or its speed."""
+
+    batch_size: int | None = None  # windows per encoder/decoder batch; None = 8 on CPU, 16 on CUDA
+    quantize: str = "auto"  # "int8" | "none" | "auto" (= int8 decoder on CPU, fp16 weights on CUDA)
+    encoder_bf16: bool = True  # CPU: run the encoder under bf16 autocast where the CPU has native bf16
+    timestamps: bool = True  # decode timestamp tokens -> sentence-level segments
+    max_chunk_s: float = 30.0  # s, longest window
+    sdpa: bool = True  # torch scaled_dot_product_attention in whisper's attention
+    threads: int | None = None  # torch intra-op threads for the encoder; None = physical cores
+    decode_threads: int = 1  # threads for the decoding loop (workers == 1): its ops are too small to split
+    workers: int | None = None  # CPU: batches run at once, each op on 1 thread; None = auto (see module doc)
+    vad: VadOptions = VadOptions()
+
+
+# ---------------------------------------------------------------------------- model preparation
+
+_PREPARED: dict[tuple[int, str, bool, str], Any] = {}
+
+
+AUTO_WORKERS_MAX_CORES = 3  # auto picks 2 workers only on 2-3 physical cores (measured on 2; see module doc)
+WORKER_RAM_BYTES = 4 << 30  # bytes free needed for a second worker (its decoder copy and caches: ~1.2 GB)
+
+
+def auto_workers(n_batches: int) -> int:
+    """Workers for ``n_batches`` batches on this CPU when the caller did not choose (see module doc)."""
+    cores = physical_cores()
+    if n_batches < 2 or not 2 <= cores <= AUTO_WORKERS_MAX_CORES:
+        return 1
+    try:
+        import psutil
+
+        if psutil.virtual_memory().available < WORKER_RAM_BYTES:
+            return 1
+    except (ImportError, OSError):
+        return 1
+    return 2
+
+
+def physical_cores() -> int:
+    """Physical CPU cores available to this process (hyperthreads don't help GEMMs)."""
+    try:
+        import psutil
+
+        n = psutil.cpu_count(logical=False)
+    except ImportError:  # pragma: no cover
+        n = None
+    avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(n or avail, avail))
+
+
+def _swap_linears(module) -> int:
+    """Replace whisper's ``Linear`` subclass with plain ``nn.Linear`` (same tensors)."""
+    from torch import nn
+
+    swapped = 0
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear) and type(child) is not nn.Linear:
+            plain = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
+            plain.weight = child.weight
+            plain.bias = child.bias
+            setattr(module, name, plain)
+            swapped += 1
+        else:
+            swapped += _swap_linears(child)
+    return swapped
+
+
+def quantize_int8(model):
+    """int8 dynamic quantization of the decoder's linear layers of a (CPU, fp32) whisper model, in place.
+
+    Only the decoder: torch's dynamic quantization uses one activation scale per tensor, and
+    an encoder tensor holds batch x 1500 frames, so one loud frame costs all others their
+    precision (measured, base, 13-min: int8 everywhere WER 10.9 % vs 9.0 % fp32). Returns the
+    number of quantized layers.
+    """
+    import torch
+    from torch import nn
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    _swap_linears(model.decoder)
+    with warnings.catch_warnings():  # torch 2.13 flags its quantized tensor API as deprecated; it works
+        warnings.simplefilter("ignore", UserWarning)
+        torch.ao.quantization.quantize_dynamic(model.decoder, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    return sum(isinstance(m, QLinear) for m in model.modules())
+
+
+def _fast_decoder_classes():
+    """Subclasses of whisper's ``TextDecoder`` and ``MultiHeadAttention`` for the CPU decoding loop.
+
+    Two hot spots of whisper's per-token step, measured on 1 thread (base, batch 3-8):
+    the logits ``x @ token_embedding.weight.T`` in fp32 reads a 51865 x 512 matrix through a
+    transposed view: 22-38 ms per step, vs 1.1-1.5 ms as an int8 ``quantized.linear_dynamic``;
+    the cross-attention reads its cached keys/values (B x 1500 x 512) through a permuted view on
+    every step: SDPA 3.4-10.4 ms per layer, vs 0.7-4.9 ms on a contiguous (B, heads, 1500, 64)
+    copy made once per decode.
+    """
+    import torch.nn.functional as F
+    from whisper.model import MultiHeadAttention, TextDecoder
+
+    class FastCrossAttention(MultiHeadAttention):
+        def forward(self, x, xa=None, mask=None, kv_cache=None):
+            if xa is None or kv_cache is None or not MultiHeadAttention.use_sdpa:
+                return super().forward(x, xa, mask, kv_cache)
+            kk, vk = (self.key, "heads"), (self.value, "heads")
+            if kk not in kv_cache:  # once per decode (and re-made for each fallback decode)
+                n_batch, n_ctx, _ = xa.shape
+                kv_cache[kk] = self.key(xa).view(n_batch, n_ctx, self.n_head, -1).transpose(1, 2).contiguous()
+                kv_cache[vk] = self.value(xa).view(n_batch, n_ctx, self.n_head, -1).transpose(1, 2).contiguous()
+                kv_cache.pop(self.key, None)  # what whisper's hooks stored: not needed, not kept
+                kv_cache.pop(self.value, None)
+            q = self.query(x)
+            n_batch, n_q, _ = q.shape
+            q = q.view(n_batch, n_q, self.n_head, -1).transpose(1, 2)
+            a = F.scaled_dot_product_attention(q, kv_cache[kk], kv_cache[vk])
+            return self.out(a.transpose(1, 2).flatten(start_dim=2)), None
+
+    class FastTextDecoder(TextDecoder):
+        def forward(self, x, xa, kv_cache=None):
+            offset = next(iter(kv_cache.values())).shape[1] if kv_cache else 0  # first entry: layer 0 self-attn keys
+            x = self.token_embedding(x) + self.positional_embedding[offset : offset + x.shape[-1]]
+            x = x.to(xa.dtype)
+            for block in self.blocks:
+                x = block(x, xa, mask=self.mask, kv_cache=kv_cache)
+            return self.logits_int8(self.ln(x)).float()
+
+    return FastTextDecoder, FastCrossAttention
+
+
+def speed_up_decoder(decoder) -> None:
+    """Switch a (CPU) whisper decoder to int8 logits and contiguous cross-attention caches, in place.
+
+    The logits layer shares the token embedding's weights, quantized per output channel (one
+    scale per vocabulary row) so that rare tokens with small embeddings keep their precision.
+    """
+    import torch
+    from torch import nn
+
+    fast_decoder, fast_cross = _fast_decoder_classes()
+    emb = decoder.token_embedding.weight
+    head = nn.Linear(emb.shape[1], emb.shape[0], bias=False)
+    head.weight = nn.Parameter(emb.detach().float().clone(), requires_grad=False)
+    with warnings.catch_warnings():  # see prepare_model: deprecated-API notice only
+        warnings.simplefilter("ignore", UserWarning)
+        qhead = torch.ao.quantization.quantize_dynamic(
+            nn.Sequential(head), {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8
+        )
+    decoder.logits_int8 = qhead[0]
+    decoder.__class__ = fast_decoder
+    for block in decoder.blocks:
+        if block.cross_attn is not None:
+            block.cross_attn.__class__ = fast_cross
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 / AMX)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def prepare_model(model, *, device: str, quantize: str = "auto"):
+    """A copy of ``model`` set up for the batched engine, memoised per (model, device, quantize).
+
+    quantize: "int8" (decoder, CPU only; ignored on CUDA), "none", or "auto" = int8 on CPU.
+    On CUDA the copy holds fp16 weights. The caller's model is never modified.
+    """
+    int8 = device == "cpu" and quantize in ("int8", "auto")
+    half = device == "cuda"
+    key = (id(model), device, int8, "half" if half else "full")
+    if key not in _PREPARED:
+        prepared = model
+        if int8 or half:
+            prepared = copy.deepcopy(model)
+            if int8:
+                quantize_int8(prepared)
+                speed_up_decoder(prepared.decoder)
+            if half:
+                prepared = prepared.half()
+        prepared.eval()
+        _PREPARED.clear()
+        _PREPARED[key] = (model, prepared)  # hold the source so its id() is not reused
+    return _PREPARED[key][1]
+
+
+_REPLICAS: dict[tuple[int, int], tuple[Any, list[Any]]] = {}
+
+
+def replicate_decoder(net, n: int) -> list[Any]:
+    """``n`` views of a prepared model sharing its encoder, each with its own decoder, memoised.
+
+    whisper keeps the KV cache in forward hooks registered on the decoder's modules, so two
+    threads decoding through the same decoder would write into each other's caches.
+    """
+    key = (id(net), n)
+    if key not in _REPLICAS:
+        replicas = [net]
+        for _ in range(n - 1):
+            view = copy.copy(net)
+            view._modules = dict(net._modules)  # nn.Module keeps its children in this dict
+            view.decoder = copy.deepcopy(net.decoder)
+            replicas.append(view)
+        _REPLICAS.clear()
+        _REPLICAS[key] = (net, replicas)
+    return _REPLICAS[key][1]
+
+
+# ---------------------------------------------------------------------------- mel + decoding
+
+
+def batch_log_mel(batch: Sequence[np.ndarray], *, n_mels: int, device: str):
+    """Log-mel of several <= 30 s clips at once, each zero-padded to 30 s: (B, n_mels, 3000).
+
+    Same maths as ``whisper.log_mel_spectrogram`` (clamp 8 dB below each clip's own max).
+    """
+    import torch
+    from whisper.audio import HOP_LENGTH, N_FFT, mel_filters
+
+    audio = np.zeros((len(batch), N_SAMPLES), np.float32)
+    for i, clip in enumerate(batch):
+        audio[i, : min(len(clip), N_SAMPLES)] = clip[:N_SAMPLES]
+    x = torch.from_numpy(audio).to(device)
+    window = torch.hann_window(N_FFT, device=x.device)
+    stft = torch.stft(x, N_FFT, HOP_LENGTH, window=window, return_complex=True)
+    magnitudes = stft[..., :-1].abs() ** 2
+    mel = mel_filters(x.device, n_mels) @ magnitudes
+    log_spec = torch.clamp(mel, min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.amax(dim=(1, 2), keepdim=True) - 8.0)
+    return (log_spec + 4.0) / 4.0
+
+
+def _needs_fallback(r) -> bool:
+    if r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD:
+        return False  # silence: keep, it will be dropped
+    return r.compression_ratio > COMPRESSION_RATIO_THRESHOLD or r.avg_logprob < LOGPROB_THRESHOLD
+
+
+def _split_segments(
+    tokens: list[int], tokenizer, chunk: Chunk, with_timestamps: bool
+) -> list[tuple[float, float, list[int]]]:
+    """(start, end, text tokens) per segment of one window, times in seconds of the file."""
+    if not with_timestamps:
+        return [(chunk.start, chunk.end, [t for t in tokens if t < tokenizer.eot])]
+    ts0 = tokenizer.timestamp_begin
+    precision = 0.02  # s per timestamp token
+    out: list[tuple[float, float, list[int]]] = []
+    current: list[int] = []
+    seg_start: float | None = None
+    for t in tokens:
+        if t >= ts0:
+            when = chunk.start + (t - ts0) * precision
+            if current:
+                out.append((seg_start if seg_start is not None else when, when, current))
+                current, seg_start = [], None
+            else:
+                seg_start = when
+        elif t < tokenizer.eot:
+            if seg_start is None:
+                seg_start = out[-1][1] if out else chunk.start
+            current.append(t)
+    if current:  # text after the last timestamp: runs to the end of the window
+        out.append((seg_start if seg_start is not None else chunk.start, chunk.end, current))
+    return [(min(max(a, chunk.start), chunk.end), min(max(b, a, chunk.start), chunk.end), toks) for a, b, toks in out]
+
+
+def transcribe_batched(
+    *,
+    model,
+    samples: np.ndarray,
+    device: str,
+    language: str | None = None,
+    prompt: str | None = None,
+    temperature: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+    beam_size: int | None = None,
+    options: BatchedOptions = BatchedOptions(),
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Transcribe 16 kHz mono ``samples`` with the batched engine.
+
+    model: a loaded openai-whisper model (not modified; a prepared copy is memoised).
+    device: "cpu" or "cuda" (where ``model`` lives).
+    language: None = detect once on the first window (English-only models: "en").
+    prompt: initial prompt given to every window (windows are independent).
+    temperature: fallback schedule; windows failing whisper's thresholds at one
+        temperature are re-decoded at the next, from the cached encoder output.
+    beam_size: None = greedy.
+    progress: called with the seconds of audio in each batch once it is decoded (from worker
+        threads when there are several), e.g. to advance a progress bar.
+    Returns ``{"segments": [{start, end, text, avg_logprob, no_speech_prob}], "language", "timing", "chunks"}``.
+    """
+    import torch
+    import whisper
+    from whisper.model import MultiHeadAttention
+    from whisper.tokenizer import get_tokenizer
+
+    t0 = time.perf_counter()
+    enc_threads = options.threads or physical_cores()
+    net = prepare_model(model, device=device, quantize=options.quantize)
+    t_prep = time.perf_counter()
+    regions = speech_regions(samples=samples, options=options.vad)
+    chunks = plan_chunks(samples=samples, regions=regions, max_chunk_s=options.max_chunk_s)
+    t_vad = time.perf_counter()
+    batch_size = options.batch_size or (16 if device == "cuda" else 8)
+    n_batches = -(-len(chunks) // batch_size)
+    workers = 1 if device != "cpu" else (options.workers or auto_workers(n_batches))
+    workers = max(1, min(workers, n_batches))
+    fp16 = device == "cuda"
+    bf16 = device == "cpu" and options.encoder_bf16 and cpu_has_bf16()
+    if not model.is_multilingual:
+        language = "en"
+    timing = {
+        "prepare_s": t_prep - t0,
+        "vad_s": t_vad - t_prep,
+        "mel_s": 0.0,
+        "encode_s": 0.0,
+        "decode_s": 0.0,
+        "fallback_s": 0.0,
+    }
+    clip = lambda c: samples[int(c.start * SAMPLE_RATE) : int(c.end * SAMPLE_RATE)]  # noqa: E731
+    results: list[Any] = [None] * len(chunks)
+    temps = [float(t) for t in temperature] if isinstance(temperature, (list, tuple)) else [float(temperature)]  # type: ignore[arg-type]
+    lock = threading.Lock()
+
+    def encode(replica, batch: Sequence[Chunk], threads: int | None, spent: dict[str, float]):
+        ta = time.perf_counter()
+        mel = batch_log_mel([clip(c) for c in batch], n_mels=model.dims.n_mels, device=device)
+        if fp16:
+            mel = mel.half()
+        spent["mel_s"] += time.perf_counter() - ta
+        if threads:
+            torch.set_num_threads(threads)
+        tb = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            features = replica.encoder(mel)
+        features = features.float() if bf16 else features
+        spent["encode_s"] += time.perf_counter() - tb
+        return features
+
+    def run_batch(replica, b0: int, batch: Sequence[Chunk], enc_n: int | None, dec_n: int | None) -> None:
+        """Encode, decode and re-decode (fallback) one batch; results go to ``results[b0:]``."""
+        spent = dict.fromkeys(("mel_s", "encode_s", "decode_s", "fallback_s"), 0.0)
+        features = encode(replica, batch, enc_n, spent)
+        if dec_n:
+            torch.set_num_threads(dec_n)
+        todo = list(range(len(batch)))
+        for k, t in enumerate(temps):
+            kwargs: dict[str, Any] = {
+                "language": language,
+                "prompt": prompt,
+                "fp16": fp16,
+                "without_timestamps": not options.timestamps,
+                "temperature": t,
+            }
+            if t == 0 and beam_size:
+                kwargs["beam_size"] = beam_size
+            ts = time.perf_counter()
+            out = whisper.decode(replica, features[todo], whisper.DecodingOptions(**kwargs))
+            spent["decode_s" if k == 0 else "fallback_s"] += time.perf_counter() - ts
+            for i, r in zip(todo, out):
+                results[b0 + i] = r
+            todo = [i for i, r in zip(todo, out) if _needs_fallback(r)]
+            if not todo:
+                break
+        with lock:  # with several workers these add up the workers' times (more than the wall time)
+            for key, v in spent.items():
+                timing[key] += v
+            if progress:
+                progress(sum(c.end - c.start for c in batch))
+
+    prev_sdpa = MultiHeadAttention.use_sdpa
+    MultiHeadAttention.use_sdpa = options.sdpa
+    try:
+        with torch.inference_mode():
+            if language is None and chunks:
+                features = encode(net, chunks[:1], enc_threads, timing)
+                _, probs = net.detect_language(features, get_tokenizer(True, num_languages=model.num_languages))
+                language = max(probs[0], key=probs[0].get)
+            batches = [(b0, chunks[b0 : b0 + batch_size]) for b0 in range(0, len(chunks), batch_size)]
+            if workers == 1:
+                for b0, batch in batches:
+                    run_batch(net, b0, batch, enc_threads, options.decode_threads)
+            else:
+                # one batch per worker at a time, every op on 1 thread. Each worker needs its own
+                # decoder: whisper's KV cache lives in forward hooks on the decoder's modules.
+                torch.set_num_threads(1)
+                replicas = replicate_decoder(net, workers)
+                queue = list(reversed(batches))
+
+                def worker(replica) -> None:
+                    with torch.inference_mode():
+                        while True:
+                            with lock:
+                                if not queue:
+                                    return
+                                b0, batch = queue.pop()
+                            run_batch(replica, b0, batch, None, None)
+
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    for f in [pool.submit(worker, r) for r in replicas]:
+                        f.result()
+    finally:
+        MultiHeadAttention.use_sdpa = prev_sdpa
+        torch.set_num_threads(enc_threads)
+
+    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language or "en")
+    segments = []
+    for chunk, r in zip(chunks, results):
+        if r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD:
+            continue  # whisper's silence rule
+        for start, end, toks in _split_segments(r.tokens, tokenizer, chunk, options.timestamps):
+            text = tokenizer.decode(toks).strip()
+            if text:
+                segments.append(
+                    {
+                        "start": start,
+                        "end": end,
+                        "text": text,
+                        "avg_logprob": r.avg_logprob,
+                        "no_speech_prob": r.no_speech_prob,
+                    }
+                )
+    segments.sort(key=lambda s: (s["start"], s["end"]))
+    timing = {k: round(v, 3) for k, v in timing.items()}
+    timing["total_s"] = round(time.perf_counter() - t0, 3)
+    return {
+        "segments": segments,
+        "language": language or "en",
+        "timing": timing,
+        "chunks": [dataclasses.asdict(c) for c in chunks],
+        "speech_s": round(sum(b - a for a, b in regions), 3),
+    }

@@ -1,0 +1,226 @@
+"""Transcription stage: audio file -> Transcript, with openai-whisper.
+
+Device ``auto`` picks CUDA with fp16 when available, else CPU with fp32.
+Results are cached by (audio SHA-256, model checksum, decoding options, device):
+a rerun with the same inputs returns at once without loading a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import tqdm
+
+from ramble2post.cache import StageCache, sha256_file, stable_key
+from ramble2post.config import DEFAULT_WHISPER
+from ramble2post.errors import AudioError, DependencyError
+from ramble2post.records import Segment, Transcript
+from ramble2post.transcribe import batched  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
+from ramble2post.transcribe.audio import load_audio
+from ramble2post.transcribe.models import load_whisper_model, resolve_whisper_model
+
+CACHE_STAGE = "transcribe"
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscribeOptions:
+    """Decoding options; all of them are part of the cache key."""
+
+    model: str | None = None  # name or path; None = pipeline.models.DEFAULT_MODEL
+    device: str = "auto"  # auto | cpu | cuda
+    language: str | None = None  # None = detect (English-only models: "en")
+    prompt: str | None = None  # initial prompt: jargon such as "KV cache, HBM, MI300"
+    beam_size: int | None = None  # None = greedy
+    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fallback schedule
+    condition_on_previous_text: bool = True
+    word_timestamps: bool = False
+    # "batched": VAD windows decoded in batches, int8 on CPU (ramble2post/transcribe/batched.py);
+    # "sequential": whisper.transcribe, 30-s windows one after the other. Word timestamps need "sequential".
+    engine: str = "auto"  # auto | batched | sequential, see choose_engine()
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto`` -> "cuda" if torch sees a GPU, else "cpu"; "cuda" without one is an error."""
+    import torch
+
+    device = device or "auto"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DependencyError(
+            "--device cuda was asked for but torch sees no CUDA GPU",
+            hint="use --device cpu, or install a CUDA build of torch",
+        )
+    return device
+
+
+def _decode_options(options: TranscribeOptions, device: str, english_only: bool) -> dict[str, Any]:
+    decode: dict[str, Any] = {
+        "language": "en" if english_only else options.language,
+        "initial_prompt": options.prompt,
+        "temperature": options.temperature,
+        "condition_on_previous_text": options.condition_on_previous_text,
+        "word_timestamps": options.word_timestamps,
+        "fp16": device == "cuda",
+    }
+    if options.beam_size:
+        decode["beam_size"] = options.beam_size
+    return decode
+
+
+def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str) -> str:
+    opts = dataclasses.asdict(options)
+    opts.pop("model")  # identified by its checksum instead
+    opts["device"] = device
+    return stable_key({"audio": audio_sha256, "model": model_sha256, "options": opts})
+
+
+# Below this length the sequential engine is used by ``auto``: a few windows gain little
+# from batching, while whisper's own loop conditions each window on the previous text,
+# which keeps a short last window accurate (tiny.en on the 1-min sample: WER 9.9 % vs 18.8 %).
+BATCHED_MIN_DURATION = 300.0  # s
+
+
+def choose_engine(engine: str, duration: float, *, word_timestamps: bool = False) -> str:
+    """Resolve ``auto``: batched for recordings of at least ``BATCHED_MIN_DURATION`` s."""
+    if word_timestamps:
+        return "sequential"  # the batched engine does not align words
+    if engine == "auto":
+        return "batched" if duration >= BATCHED_MIN_DURATION else "sequential"
+    return engine
+
+
+# Real-time factors (wall s per s of audio), used only for the --plan estimate: measured on
+# 2 idle Zen 4 cores (docs/PERFORMANCE.md, 2026-11-29: batched 0.014 tiny.en / 0.026 base,
+# sequential 0.068 / 0.10-0.13) and rounded up ~1.3x for slower or busier machines.
+# GPU figures are conservative guesses.
+RTF_ESTIMATE = {
+    ("tiny.en", "cpu"): {"batched": 0.02, "sequential": 0.09},
+    ("base", "cpu"): {"batched": 0.035, "sequential": 0.17},
+}
+RTF_FALLBACK = {"cpu": 0.5, "cuda": 0.02}  # unknown (bigger) models
+PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"  # batched engine
+BYTES_PER_AUDIO_SECOND = 16_000 * (2 + 4)  # s16le pipe buffer + float32 copy, bytes/s
+
+
+def plan_transcription(*, audio_path: str | Path, options: TranscribeOptions = TranscribeOptions()) -> dict[str, Any]:
+    """Estimate time and memory from the file header alone (nothing is decoded).
+
+    audio_path: the audio file; only its header is read.
+    options: model, device and engine the estimate is for.
+    """
+    from ramble2post.transcribe.audio import probe_duration
+
+    duration = probe_duration(audio_path)
+    device = resolve_device(options.device)
+    name = options.model or DEFAULT_WHISPER
+    engine = choose_engine(options.engine, duration, word_timestamps=options.word_timestamps)
+    rtf = RTF_ESTIMATE.get((name, device), {}).get(engine) or RTF_FALLBACK.get(device, 0.5)
+    return {
+        "audio_path": str(audio_path),
+        "duration_s": round(duration, 2),
+        "model": name,
+        "device": device,
+        "engine": engine,
+        "estimated_wall_s": round(duration * rtf, 1),
+        "estimated_audio_memory_bytes": int(duration * BYTES_PER_AUDIO_SECOND),
+        "real_time_factor_assumed": rtf,
+    }
+
+
+def transcribe_file(
+    *, audio_path: str | Path, options: TranscribeOptions = TranscribeOptions(), use_cache: bool = True
+) -> Transcript:
+    """Transcribe one audio file.
+
+    audio_path: any file ffmpeg can decode.
+    options: model, device and decoding settings.
+    use_cache: return a cached transcript for identical inputs, and store new ones.
+    """
+    import whisper
+
+    t0 = time.perf_counter()
+    audio_path = Path(audio_path)
+    if not audio_path.exists():
+        raise AudioError(f"audio file not found: {audio_path}")
+    audio_sha = sha256_file(audio_path) if audio_path.is_file() and audio_path.stat().st_size else ""
+    device = resolve_device(options.device)
+    resolved = resolve_whisper_model(options.model)
+    key = cache_key(audio_sha256=audio_sha, model_sha256=resolved.info.sha256, options=options, device=device)
+    cache = StageCache(CACHE_STAGE)
+    if use_cache and audio_sha and (hit := cache.get(key)):
+        return Transcript.from_dict(hit)
+
+    audio = load_audio(audio_path)
+    t_decoded = time.perf_counter()
+    model, info = load_whisper_model(name_or_path=options.model, device=device)
+    t_loaded = time.perf_counter()
+    decode = _decode_options(options, device, english_only=not model.is_multilingual)
+    engine = choose_engine(options.engine, audio.duration, word_timestamps=options.word_timestamps)
+    if engine == "batched":
+        # the same kind of bar as whisper's sequential loop shows, in seconds of audio
+        with tqdm.tqdm(
+            total=round(audio.duration, 1), unit="s", desc="audio decoded", file=sys.stderr, bar_format=PROGRESS_FORMAT
+        ) as bar:
+            result = batched.transcribe_batched(
+                model=model,
+                samples=audio.samples,
+                device=device,
+                language=decode["language"],
+                prompt=options.prompt,
+                temperature=options.temperature,
+                beam_size=options.beam_size,
+                progress=bar.update,
+            )
+            bar.update(bar.total - bar.n)  # silence the VAD skipped counts as done
+        decode = {**decode, "engine": "batched", "condition_on_previous_text": False}
+    else:
+        # whisper prints "Detected language" to stdout; keep stdout clean for the transcript
+        with contextlib.redirect_stdout(sys.stderr):
+            result = whisper.transcribe(model, audio.samples, verbose=False, **decode)
+        decode = {**decode, "engine": "sequential"}
+    t_done = time.perf_counter()
+
+    segments = tuple(
+        Segment(
+            id=i,
+            start=round(float(s["start"]), 3),
+            end=round(float(s["end"]), 3),
+            text=s["text"].strip(),
+            avg_logprob=round(float(s["avg_logprob"]), 4),
+            no_speech_prob=round(float(s["no_speech_prob"]), 4),
+        )
+        for i, s in enumerate(result["segments"])
+    )
+    if not any(s.text for s in segments):
+        raise AudioError(
+            f"no speech recognised in {audio_path.name} ({audio.duration:.0f} s of audio)",
+            hint="check the recording: noise or music gives no words",
+        )
+    transcribe_s = t_done - t_loaded
+    transcript = Transcript(
+        audio_path=str(audio_path),
+        audio_sha256=audio_sha,
+        duration=round(audio.duration, 3),
+        language=result.get("language") or decode["language"] or "en",
+        text=" ".join(s.text for s in segments),
+        segments=segments,
+        model=info,
+        device=device,
+        options={k: v for k, v in decode.items()},
+        timing={
+            "audio_decode_s": round(t_decoded - t0, 3),
+            "model_load_s": round(t_loaded - t_decoded, 3),
+            "transcribe_s": round(transcribe_s, 3),
+            "total_s": round(t_done - t0, 3),
+            "real_time_factor": round(transcribe_s / audio.duration, 4),
+        },
+    )
+    if use_cache:
+        cache.put(key, transcript.to_dict())
+    return transcript

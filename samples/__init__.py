@@ -1,0 +1,1 @@
+"""Package data (installed as ramble2post.samples); read through ramble2post.config."""
