@@ -8,7 +8,11 @@ output can be cached as JSON and read back by the next stage (or by a user with
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
+
+from ramble2post.errors import InputError
 
 TRANSCRIPT_SCHEMA_VERSION = 1
 
@@ -62,3 +66,20 @@ class Transcript:
         d["model"] = ModelInfo(**d["model"])
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def load_transcript(path: Path) -> Transcript:
+    """Read transcript JSON written by ``ramble2post transcribe``; InputError (one line) on bad input."""
+    hint = "make one with: ramble2post transcribe AUDIO -o transcript.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise InputError(f"transcript not found: {path}") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path} is not transcript JSON: {e}", hint=hint) from e
+    if not isinstance(data, dict) or "segments" not in data:
+        raise InputError(f"{path} is not a transcript (no 'segments')", hint=hint)
+    try:
+        return Transcript.from_dict(data)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise InputError(f"{path} lacks transcript fields: {e}", hint=hint) from e

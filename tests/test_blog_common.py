@@ -109,31 +109,45 @@ def item(text, origin="speaker", sources=(0,), verified=True, note=None):
     return {"text": text, "origin": origin, "sources": list(sources), "verified": verified, "note": note}
 
 
-def make_post(title="Batching makes decoding nearly free", *, unverified=1) -> dict:
-    flagged = [item("Batching gives a 100x speedup on every laptop.", "model", (), False, "number not in the ramble")]
-    return {
-        "schema_version": 1,
+def make_post(title="Batching makes decoding nearly free", *, unverified=1, gaps=()) -> dict:
+    """A Post as the structure stage writes it (validated against its schema); ``gaps``: roles left empty."""
+    from ramble2post.structure.schema import validate_post
+
+    flagged = [item("Batching gives a 100x speedup on every laptop.", "model", (1,), False, "number not in the ramble")]
+    layers = {
+        "focus": [item("So the idea is that batching makes decoding nearly free.", sources=(0,))],
+        "reason": [item("Decoding is memory bound, you read all the weights for one token.", sources=(1,))],
+        "example": [
+            item("One sequence reads the weights once per token; four sequences share that read.", "model", (1,))
+        ],
+        "analogy": [item("It's like a bus that costs the same with one passenger or forty.", sources=(2,))],
+        "connections": [item("Try measuring tokens per second at batch 1, 2, 4 on your machine.", "model", (0,))],
+        "tradeoffs": flagged[:unverified] + [item("Bigger batches add latency per request.", "model", (1,))],
+    }
+    for role in gaps:
+        layers[role] = []
+    texts = [s.text for s in make_transcript().segments]
+    post = {
+        "schema_version": 2,
         "transcript_sha256": "c" * 64,
         "audio_sha256": "a" * 64,
         "title": {"text": title, "origin": "model", "sources": []},
         "description": "Why batching sequences is nearly free until compute runs out.",
         "tags": ["GPU", "batching", "../../etc"],
-        "layers": {
-            "focus": [item("So the idea is that batching makes decoding nearly free.", sources=(0,))],
-            "reason": [item("Decoding is memory bound, you read all the weights for one token.", sources=(1,))],
-            "example": [
-                item("One sequence reads the weights once per token; four sequences share that read.", "model", (1,))
-            ],
-            "analogy": [item("It's like a bus that costs the same with one passenger or forty.", sources=(2,))],
-            "connections": [item("Try measuring tokens per second at batch 1, 2, 4 on your machine.", "model", ())],
-            "tradeoffs": flagged[:unverified] + [item("Bigger batches add latency per request.", "model", ())],
-        },
-        "sentences": [],
+        "layers": layers,
+        "gaps": list(gaps),
+        "keyphrases": ["batching"],
+        "sentences": [
+            {"id": i + 1, "text": t, "segments": [i], "start": i * 5.0, "end": i * 5.0 + 4.5}
+            for i, t in enumerate(texts)
+        ],
         "verification": {"items": 7, "passed": 6, "repaired": 0, "replaced": 0, "flagged": unverified, "details": []},
         "llm": {"name": "SmolLM2-135M-Instruct", "path": "/x/smollm2.gguf", "sha256": "d" * 64, "quantization": "Q8_0"},
-        "prompts": {"structure": 3, "verify": 1},
+        "prompts": {"structure": "3", "verify": "1"},
         "timing": {"structure_s": 2.0},
     }
+    validate_post(post)
+    return post
 
 
 def make_result(tmp: Path, *, label="Test CPU, 2 cores", started="2026-11-24T06:00:00Z") -> dict:

@@ -279,3 +279,17 @@ def test_main_command_with_stand_in_stages(tmp_path, monkeypatch):
     out = CliRunner().invoke(cli, [str(audio), "--blog-repo", str(root), "--device", "cpu", "--experiments", "none"])
     assert out.exit_code == 0, out.output
     assert "branch  drafts/batching-makes-decoding-nearly-free-2" in out.stdout
+
+
+def test_author_notes_are_listed_and_block_publishing_until_forced(tmp_path):
+    root = make_repo(tmp_path / "blog")
+    git(root, "checkout", "-q", "-b", "feature")
+    d = draft(root, post=make_post(unverified=0, gaps=("analogy",)))
+    runner = CliRunner()
+    out = runner.invoke(cli, ["drafts", "--blog-repo", str(root)])
+    assert out.exit_code == 0 and "1 NOTE" in out.output and "VERIFY" not in out.output
+    assert json.loads(runner.invoke(cli, ["drafts", "--blog-repo", str(root), "--json"]).output)[0]["author_notes"] == 1
+    out = runner.invoke(cli, ["publish", d.slug, "--blog-repo", str(root), "--yes"])
+    assert out.exit_code == 5 and "AUTHOR NOTE" in out.output and f"refs/heads/{d.branch}" in branches(root)
+    out = runner.invoke(cli, ["publish", d.slug, "--blog-repo", str(root), "--force", "--yes"])
+    assert out.exit_code == 0, out.output

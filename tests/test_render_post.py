@@ -246,3 +246,28 @@ def test_sources_are_kept_next_to_the_results():
     src = "src/assets/images/ramble2post/a-post/source/"
     assert json.loads(r.files[src + "post.json"])["title"]["text"] == "Batching makes decoding nearly free"
     assert json.loads(r.files[src + "transcript.json"])["segments"][0]["id"] == 0
+
+
+def test_a_role_the_ramble_lacks_is_an_author_note_not_a_faked_sentence():
+    from ramble2post.publish.render import AUTHOR_MARK, count_author_notes
+
+    r = render(post=make_post(gaps=("analogy", "tradeoffs"), unverified=0))
+    body = split_front_matter(r.markdown)[1]
+    post_view = body.split("<!-- ramble2post:view human -->")[0]
+    analogy = post_view.split("## An analogy", 1)[1].split("\n## ", 1)[0]
+    assert AUTHOR_MARK in analogy and "No analogy found in the ramble: add one" in analogy
+    assert "bus" not in analogy  # nothing else stands in for the missing analogy
+    assert "No trade-off found in the ramble" in post_view.split("## Trade-offs", 1)[1]
+    assert count_author_notes(r.markdown) == 2 == r.author_count
+    assert split_front_matter(r.markdown)[0]["ramble2post"]["author_notes"] == 2
+    full = render(post=make_post(unverified=0))
+    assert count_author_notes(full.markdown) == 0 and AUTHOR_MARK not in full.markdown
+
+
+def test_render_refuses_a_record_that_is_not_a_post():
+    from ramble2post.publish.render import RenderError
+
+    bad = make_post()
+    bad["layers"]["focus"] = []  # layer 1 can never be empty
+    with pytest.raises(RenderError, match="not a valid Post"):
+        render(post=bad)

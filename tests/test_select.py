@@ -48,9 +48,29 @@ def test_select_roles_on_a_small_talk():
     segs = [{"id": i, "start": i * 5.0, "end": i * 5.0 + 5, "text": t} for i, t in enumerate(TALK)]
     sents = clean_segments(segs)
     sel = select_roles(sents)
-    first = {r: sel.chosen[r][0] for r in ROLES if r != "focus"}
-    assert first == {"reason": 3, "example": 4, "analogy": 5, "connections": 6, "tradeoffs": 7}
-    assert set(sel.chosen["focus"]) & {1, 2}
+    right = {"focus": {1, 2}, "reason": {3}, "example": {4}, "analogy": {5}, "connections": {6}, "tradeoffs": {7}}
+    shown = {r: set(sel.chosen[r]) for r in ROLES}
+    assert shown["focus"] and shown["focus"] <= right["focus"]  # layer 1 is never empty
+    assert all(shown[r] <= right[r] for r in ROLES), shown  # precision: nothing under a role it does not serve
+    assert shown["example"] and shown["analogy"] and shown["tradeoffs"]  # explicit cues are found
     assert 8 not in {s for ids in sel.chosen.values() for s in ids}  # off-topic sentence left out
     used = [s for r in ROLES for s in sel.chosen[r]]
     assert len(used) == len(set(used))  # one sentence never serves two roles
+    assert sel.gaps == tuple(r for r in ROLES if not sel.chosen[r])
+    assert sel.phrases and sel.phrases[0].text == "KV cache" and sel.phrases[0].subject
+
+
+def test_keyphrases_name_what_the_talk_returns_to_in_the_speakers_spelling():
+    from ramble2post.structure.keyphrases import keyphrase_title, keyphrases
+
+    talk = [
+        "So I want to talk about the KV cache and multi-query attention.",
+        "The KV cache holds keys and values for every token.",
+        "With multi-query attention all heads share one KV cache.",
+        "Multi-query attention makes the KV cache much smaller.",
+        "Keys and mail you file your previous tokens.",  # transcription debris: said once, not a topic
+    ]
+    phrases = keyphrases(talk)
+    assert [p.text for p in phrases[:2]] == ["KV cache", "multi-query attention"]
+    assert keyphrase_title(phrases) == "KV cache and multi-query attention"
+    assert keyphrase_title([]) is None

@@ -28,7 +28,10 @@ def _open(blog_repo: Path | None):
 @blog_repo_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of a table.")
 def drafts_cmd(blog_repo, as_json):
-    """List draft branches (drafts/<slug>) with title, date and VERIFY marks left.
+    """List draft branches (drafts/<slug>) with title, date, VERIFY marks and AUTHOR NOTEs left.
+
+    VERIFY marks an item to check against the ramble; an AUTHOR NOTE stands where the
+    ramble filled no sentence of a role (no analogy, no trade-off...): yours to write.
 
     \b
     Example:
@@ -44,10 +47,14 @@ def drafts_cmd(blog_repo, as_json):
         return
     click.echo(f"Drafts in {repo.working_tree_dir} (default branch {gitops.default_branch(repo)}):")
     for d in drafts:
-        status = (
-            "unreadable" if d.verify_marks < 0 else ("ready" if d.verify_marks == 0 else f"{d.verify_marks} VERIFY")
-        )
-        click.echo(f"  {d.slug:<40} {d.date[:16]:<16}  {status:<10}  {d.title}")
+        if d.verify_marks < 0:
+            status = "unreadable"
+        else:
+            marks = [f"{d.verify_marks} VERIFY"] * bool(d.verify_marks) + [f"{d.author_notes} NOTE"] * bool(
+                d.author_notes
+            )
+            status = ", ".join(marks) or "ready"
+        click.echo(f"  {d.slug:<40} {d.date[:16]:<16}  {status:<16}  {d.title}")
 
 
 @click.command(name="publish")

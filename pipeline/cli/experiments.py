@@ -178,21 +178,9 @@ def _read_transcript(path: Path):
         raise InputError(f"cannot read {path}: {e}") from e
     if path.suffix.lower() != ".json":
         return text
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path} is not valid JSON: {e}", hint="pass a transcript.json or a .txt file") from e
-    if not isinstance(data, dict) or "segments" not in data:
-        raise InputError(
-            f"{path} is not a transcript (no 'segments')",
-            hint="make one with: ramble2post transcribe AUDIO -o transcript.json",
-        )
-    try:
-        from ramble2post.records import Transcript
+    from ramble2post.records import load_transcript
 
-        return Transcript.from_dict(data)
-    except (TypeError, KeyError) as e:
-        raise InputError(f"{path} is not a transcript: {e}") from e
+    return load_transcript(path)
 
 
 def _clock(seconds: float) -> str:

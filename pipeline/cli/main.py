@@ -9,9 +9,9 @@ traceback instead.
 from __future__ import annotations
 
 import errno
-import sys
 import logging
 import os
+import sys
 
 import click
 

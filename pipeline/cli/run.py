@@ -26,7 +26,7 @@ from ramble2post.cli.options import (
 )
 from ramble2post.cli.signals import interrupt_pending
 from ramble2post.config import home_dir
-from ramble2post.errors import DependencyError, InputError, Ramble2PostError
+from ramble2post.errors import InputError, Ramble2PostError
 
 STAGES = ("transcribe", "structure", "experiments", "draft")
 
@@ -50,29 +50,11 @@ def _done(t0: float, detail: str = "") -> float:
 
 
 def _hardware(device: str) -> dict:
-    """Fingerprint of this machine (experiments.hardware when present)."""
-    try:
-        from ramble2post.experiments.hardware import describe, fingerprint, machine_label
+    """Fingerprint of this machine: the one experiments record (the draft names the same machine)."""
+    from ramble2post.experiments.hardware import describe, fingerprint, machine_label
 
-        fp = fingerprint()
-        return {"label": describe(fp), "machine": machine_label(fp, device=device), "device": device}
-    except ImportError:
-        from ramble2post.publish.draft import hardware_summary
-
-        return hardware_summary(device)
-
-
-def _experiment_results(outcomes) -> list[dict]:
-    """RunOutcome objects (or plain dicts) -> result dicts the renderer stores."""
-    out = []
-    for o in outcomes or []:
-        if isinstance(o, dict):
-            out.append(o)
-        elif getattr(o, "ok", False) and o.result is not None:
-            out.append({**o.result.to_dict(), "result_dir": o.result_dir})
-        else:
-            out.append({"experiment": getattr(o, "experiment", "experiment"), "error": getattr(o, "error", "failed")})
-    return out
+    fp = fingerprint()
+    return {"label": describe(fp), "machine": machine_label(fp, device=device), "device": device}
 
 
 def _preflight_blog(blog_repo: Path | None, posts_dir: str | None) -> Path:
@@ -101,10 +83,8 @@ def _check_experiment_names(selection: str) -> None:
     """Refuse unknown experiment names up front (auto, none and all are keywords)."""
     if selection.lower() in ("auto", "none", "all"):
         return
-    try:
-        from ramble2post.experiments import get
-    except ImportError:
-        return
+    from ramble2post.experiments import get
+
     for name in (n.strip() for n in selection.split(",") if n.strip()):
         try:
             get(name)
@@ -117,11 +97,8 @@ def _run_experiments(
 ) -> list:
     if selection == "none":
         return []
-    try:
-        from ramble2post.experiments.pipeline_hook import run_detected
-    except ImportError:
-        _say("      experiments are not installed in this build: skipped")
-        return []
+    from ramble2post.experiments.pipeline_hook import run_detected
+
     run_dir = home_dir() / "runs" / f"{transcript.audio_sha256[:12]}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
     try:
         outcomes = run_detected(
@@ -138,7 +115,7 @@ def _run_experiments(
     except Ramble2PostError as e:  # e.g. an unknown experiment name: the draft is still produced
         _say(f"      experiments failed: {e}")
         return [{"experiment": selection, "error": str(e)}]
-    results = _experiment_results(outcomes)
+    results = [o.to_dict() for o in outcomes]
     for r in results:
         if r.get("error"):
             _say(f"      {r['experiment']} failed: {r['error']} (recorded in the draft)")
@@ -199,10 +176,8 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
     )
 
     t = _stage(2, "structure", f"three layers with {llm}")
-    try:
-        from ramble2post.structure.stage import structure_transcript
-    except ImportError as e:
-        raise DependencyError("the structuring stage (pipeline.structure) is missing from this install") from e
+    from ramble2post.structure.stage import structure_transcript
+
     post = structure_transcript(transcript=transcript, llm=llm, progress=lambda m: _say(f"      {m}"))
     flagged = (post.get("verification") or {}).get("flagged", 0)
     timings["structure"] = _done(t, f"title “{(post.get('title') or {}).get('text', '')}”, {flagged} flagged")
@@ -235,6 +210,8 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
     click.echo(f"  commit  {draft.commit}")
     if draft.verify_marks:
         click.echo(f"  review  {draft.verify_marks} item(s) marked VERIFY")
+    if draft.author_notes:
+        click.echo(f"  write   {draft.author_notes} part(s) the ramble left to you, marked AUTHOR NOTE")
     click.echo(
         f"Next: ramble2post preview {draft.slug} · ramble2post publish {draft.slug}"
         + (f" --blog-repo {draft.repo}" if blog_repo else "")

@@ -11,27 +11,7 @@ import click
 
 from ramble2post.cache import atomic_write_json
 from ramble2post.cli.options import llm_option, settings
-from ramble2post.errors import InputError
-from ramble2post.records import Transcript
-
-
-def read_transcript(path: Path) -> Transcript:
-    """Load transcript JSON written by ``ramble2post transcribe`` (domain errors on bad input)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise InputError(f"transcript not found: {path}") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(
-            f"{path} is not transcript JSON: {e}", hint="make one with: ramble2post transcribe AUDIO -o transcript.json"
-        ) from e
-    try:
-        return Transcript.from_dict(data)
-    except (KeyError, TypeError, AttributeError) as e:
-        raise InputError(
-            f"{path} lacks transcript fields: {e}",
-            hint="make one with: ramble2post transcribe AUDIO -o transcript.json",
-        ) from e
+from ramble2post.records import load_transcript
 
 
 @click.command("structure")
@@ -71,7 +51,7 @@ def structure_cmd(transcript, output, llm, prompts_dir, context, llm_budget_s, n
     """Structure TRANSCRIPT.json into a three-layer post (Post JSON), grounded in the speaker's words."""
     from ramble2post.structure.stage import structure_transcript
 
-    t = read_transcript(transcript)
+    t = load_transcript(transcript)
     llm = llm or settings().llm
     t0 = time.perf_counter()
 

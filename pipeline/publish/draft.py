@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import importlib.metadata
 import logging
-import os
 import platform
 import subprocess
 import sys
@@ -18,7 +17,13 @@ from ramble2post.config import CHECKOUT_DIR
 from ramble2post.errors import BlogRepoError
 from ramble2post.publish import gitops
 from ramble2post.publish.blog import detect_layout, resolve_blog_repo
-from ramble2post.publish.render import count_verify_marks, render_post, set_draft_flag, split_front_matter
+from ramble2post.publish.render import (
+    count_author_notes,
+    count_verify_marks,
+    render_post,
+    set_draft_flag,
+    split_front_matter,
+)
 from ramble2post.publish.slug import is_valid_slug, unique_slug
 from ramble2post.records import Transcript
 
@@ -40,44 +45,13 @@ class Draft:
     layout: str
     verify_marks: int
     files: tuple[str, ...]
+    author_notes: int = 0  # roles the ramble did not fill (an AUTHOR NOTE in their place)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["repo"] = str(self.repo)
         d["files"] = list(self.files)
         return d
-
-
-def hardware_summary(device: str | None = None) -> dict:
-    """A short description of this machine (label used in commit messages)."""
-    import psutil
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    mem_gib = psutil.virtual_memory().total / 2**30
-    info = {"cpu": cpu, "cores": cores, "memory_gib": round(mem_gib, 1), "device": device or "cpu"}
-    gpu = None
-    if device and device.startswith("cuda"):
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                gpu = torch.cuda.get_device_name(0)
-        except Exception:  # noqa: BLE001 - hardware probing is best effort
-            gpu = None
-    if gpu:
-        info["gpu"] = gpu
-    info["label"] = f"{gpu} + " if gpu else ""
-    info["label"] += f"{cpu}, {cores} cores, {mem_gib:.0f} GiB RAM"
-    return info
 
 
 def pipeline_commit() -> str:
@@ -178,8 +152,7 @@ def create_draft(
     now = now or dt.datetime.now(dt.UTC)
     repo_path = resolve_blog_repo(blog_repo, say=say)
     repo = gitops.open_repo(repo_path)
-    title_obj = post.get("title") or {}
-    title = str(title_obj.get("text") if isinstance(title_obj, dict) else title_obj or "") or "ramble"
+    title = str((post.get("title") or {}).get("text") or "") or "ramble"  # render_post validates the whole Post
     with gitops.repo_lock(repo, wait_s=lock_wait_s):
         base_branch = gitops.default_branch(repo)
         base = gitops.base_sha(repo, base_branch)
@@ -224,6 +197,7 @@ def create_draft(
         layout=layout.name,
         verify_marks=rendered.verify_count,
         files=tuple(sorted(rendered.files)),
+        author_notes=rendered.author_count,
     )
 
 
@@ -242,6 +216,7 @@ class DraftInfo:
     date: str
     verify_marks: int
     draft: bool
+    author_notes: int = 0  # roles the ramble did not fill, left to the author
 
 
 def find_post(repo, *, slug: str, posts_dir: str | None = None) -> DraftInfo:
@@ -274,6 +249,7 @@ def find_post(repo, *, slug: str, posts_dir: str | None = None) -> DraftInfo:
         date=str(front.get("pubDatetime", "")),
         verify_marks=count_verify_marks(text),
         draft=bool(front.get("draft", False)),
+        author_notes=count_author_notes(text),
     )
 
 
@@ -288,7 +264,7 @@ def _draft_post_path(repo, *, base: str, tip: str, slug: str) -> str | None:
 
 
 def list_drafts(repo) -> list[DraftInfo]:
-    """All ``drafts/*`` branches with title, date and VERIFY count."""
+    """All ``drafts/*`` branches with title, date, VERIFY marks and AUTHOR NOTEs."""
     refs = repo.git.for_each_ref("--format=%(refname)", f"refs/heads/{gitops.DRAFT_PREFIX}").splitlines()
     out = []
     for ref in refs:
@@ -328,6 +304,11 @@ def publish_draft(
             raise BlogRepoError(
                 f"{slug} still has {info.verify_marks} VERIFY mark(s): check those items first",
                 hint="edit the draft on its branch and remove the marks, or publish anyway with --force",
+            )
+        if info.author_notes > 0 and not force:
+            raise BlogRepoError(
+                f"{slug} still has {info.author_notes} AUTHOR NOTE(s): parts of the format the ramble left to you",
+                hint="write them (or delete the notes) on the draft's branch, or publish anyway with --force",
             )
         base_branch = gitops.default_branch(repo)
         base = gitops.base_sha(repo, base_branch)

@@ -29,14 +29,24 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from ramble2post.config import BLOG_TEMPLATE_DIR
-from ramble2post.errors import Ramble2PostError
+from ramble2post.errors import InputError, Ramble2PostError
 from ramble2post.publish.blog import BlogLayout
 from ramble2post.publish.slug import slugify
 from ramble2post.records import Transcript
+from ramble2post.structure.schema import validate_post
 
 TEMPLATE_NAME = "post.md.j2"
 TEMPLATES_DIR = BLOG_TEMPLATE_DIR / "templates"
 VERIFY_MARK = "**⚠ VERIFY**"  # counted by `ramble2post drafts` / `publish`
+AUTHOR_MARK = "**✎ AUTHOR NOTE**"  # a role the ramble does not fill; counted like VERIFY marks
+GAP_NOTES = {  # in the place of a role the structure stage left empty
+    "reason": "No reason found in the ramble: say why it exists or what problem it solves, or record a follow-up.",
+    "example": "No example found in the ramble: add a concrete case a reader can walk through, or record a follow-up.",
+    "analogy": "No analogy found in the ramble: add one, or record a follow-up.",
+    "connections": "No connection found in the ramble: link it to an idea the reader knows, or say what to try "
+    "next, or record a follow-up.",
+    "tradeoffs": "No trade-off found in the ramble: name the options and what each costs, or record a follow-up.",
+}
 VIEW_MARK = "<!-- ramble2post:view {name} -->"
 VIEWS = ("post", "human", "ai", "ramble", "provenance")
 LAYER_TITLES = {
@@ -118,6 +128,7 @@ class RenderedDraft:
     markdown: str
     files: dict[str, bytes]
     verify_count: int
+    author_count: int = 0  # AUTHOR NOTEs: roles the ramble left to the author
 
 
 def _env() -> Environment:
@@ -293,15 +304,15 @@ def render_post(
     now: dt.datetime,
 ) -> RenderedDraft:
     """The post Markdown plus its image/result files, ready to commit."""
-    if not isinstance(post, dict) or "layers" not in post or "title" not in post:
-        raise RenderError("post record has no title/layers (not produced by `ramble2post structure`?)")
+    if not isinstance(post, dict):
+        raise RenderError("post record is not a JSON object (not produced by `ramble2post structure`?)")
+    try:
+        record = validate_post(post)  # the stage boundary: a Post, not a guess at one
+    except InputError as e:
+        raise RenderError(f"post record is not a valid Post: {e}") from e
     times = _segment_times(transcript)
-    layers = {k: [_item_view(i, times) for i in (post.get("layers") or {}).get(k) or []] for k in LAYER_TITLES}
-    title_obj = post.get("title") or {}
-    title = (
-        " ".join(str(title_obj.get("text") if isinstance(title_obj, dict) else title_obj or "").split())
-        or "Untitled ramble"
-    )
+    layers = {k: [_item_view(i, times) for i in post["layers"].get(k) or []] for k in LAYER_TITLES}
+    title = " ".join(record.title.text.split()) or "Untitled ramble"
     description = " ".join(str(post.get("description") or "").split()) or title
     stored, files = stage_experiment_files(experiment_results, layout=layout, slug=slug)
     experiments = _experiment_views(stored, layout=layout, slug=slug)
@@ -310,6 +321,7 @@ def render_post(
     files[f"{source_dir}/transcript.json"] = _json_bytes(transcript.to_dict())
     all_items = [it for items in layers.values() for it in items]
     verify_count = sum(1 for it in all_items if not it["verified"]) + sum(1 for e in experiments if e["error"])
+    author_count = sum(1 for k in GAP_NOTES if not layers[k])
     pub = now.astimezone(dt.UTC).replace(microsecond=0)
     front = {
         "title": title,
@@ -323,6 +335,7 @@ def render_post(
             "audio_sha256": post.get("audio_sha256") or transcript.audio_sha256,
             "transcript_sha256": post.get("transcript_sha256"),
             "verify_marks": verify_count,
+            "author_notes": author_count,
             "hardware": hardware.get("label"),
             "assets": layout.assets_dir(slug),
         },
@@ -332,7 +345,7 @@ def render_post(
     ctx = {
         "front_matter": Markup(front_yaml),
         "title": title,
-        "title_origin": (title_obj.get("origin") if isinstance(title_obj, dict) else None) or "model",
+        "title_origin": record.title.origin,
         "layers": layers,
         "layer_titles": LAYER_TITLES,
         "experiments": experiments,
@@ -341,6 +354,9 @@ def render_post(
         "model_items": [(k, it) for k, items in layers.items() for it in items if it["origin"] == "model"],
         "verify_mark": Markup(VERIFY_MARK),
         "verify_count": verify_count,
+        "author_mark": Markup(AUTHOR_MARK),
+        "author_count": author_count,
+        "gap_notes": GAP_NOTES,
         "verification": post.get("verification") or {},
         "llm": llm,
         "whisper": transcript.model,
@@ -355,7 +371,9 @@ def render_post(
     markdown = _env().get_template(TEMPLATE_NAME).render(**ctx)
     post_path = layout.post_path(slug)
     files = {post_path: markdown.encode("utf-8"), **files}
-    return RenderedDraft(post_path=post_path, markdown=markdown, files=files, verify_count=verify_count)
+    return RenderedDraft(
+        post_path=post_path, markdown=markdown, files=files, verify_count=verify_count, author_count=author_count
+    )
 
 
 def split_front_matter(markdown: str) -> tuple[dict, str]:
@@ -375,6 +393,11 @@ def split_front_matter(markdown: str) -> tuple[dict, str]:
 def count_verify_marks(markdown: str) -> int:
     """VERIFY marks left in a post body (what `publish` refuses on)."""
     return split_front_matter(markdown)[1].count(VERIFY_MARK)
+
+
+def count_author_notes(markdown: str) -> int:
+    """AUTHOR NOTE marks left in a post body: roles the author still has to fill (`publish` refuses on them too)."""
+    return split_front_matter(markdown)[1].count(AUTHOR_MARK)
 
 
 def set_draft_flag(markdown: str, *, draft: bool, pub: dt.datetime | None = None) -> str:

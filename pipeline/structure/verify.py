@@ -24,6 +24,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ramble2post.structure.faithful import debris, flips, invented_clauses, merged_sources
+
 LEXICAL_MIN = 0.6  # share of the rewrite's content words found in its sources
 COSINE_MIN = 0.6  # embedding cosine between rewrite and sources
 REPEAT_OVERLAP = 0.7  # share of content words two sentences of a rewrite may have in common
@@ -165,11 +167,17 @@ def problems(
     cosine: Callable[[str, str], float] | None = None,
     lexical_min: float = LEXICAL_MIN,
     cosine_min: float = COSINE_MIN,
+    meaning: bool = True,
 ) -> list[str]:
-    """Why ``text`` is not grounded in ``source`` (empty list = it passes)."""
+    """Why ``text`` is not grounded in ``source`` (empty list = it passes).
+
+    meaning: also check for meaning flips and invented clauses (``faithful``); off for a
+    title checked against a whole talk, where every negation of the talk is "in the source".
+    """
     out = []
     if not text.strip():
         return ["empty"]
+    out += debris(text, source)
     src_low = source.lower().replace("’", "'")
     new_nums = numbers(text) - numbers(source)
     if new_nums:
@@ -194,6 +202,12 @@ def problems(
         for x in sents:
             if lexical_overlap(x, source) < lexical_min:
                 out.append(f"sentence with overlap {lexical_overlap(x, source):.2f} < {lexical_min}: {x[:60]!r}")
+    if meaning:
+        out += flips(text, source)
+        if not out:
+            out += invented_clauses(text, source, lexical_overlap)
+        if not out:
+            out += merged_sources(text, source, lexical_overlap)
     return out
 
 

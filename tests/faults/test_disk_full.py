@@ -14,6 +14,7 @@ import signal
 
 import pytest
 
+from ramble2post.structure.schema import SCHEMA_VERSION
 from tests.conftest import SAMPLE_1MIN
 from tests.faults.helpers import (
     FAST,
@@ -57,7 +58,7 @@ def test_disk_full_while_writing_the_post_keeps_the_old_file_and_no_cache_entry(
 
     ok = run_cli(["structure", warm.transcript, "--llm", "none", "-o", out], home=home, fake=False)
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(out.read_text())["schema_version"] == 1
+    assert json.loads(out.read_text())["schema_version"] == SCHEMA_VERSION
 
 
 @pytest.mark.slow

@@ -1,0 +1,97 @@
+"""Verification rules that catch what word overlap lets through, each on a real failing example.
+
+The first four examples are model output that reached drafts before these rules (issue 11);
+each rule is shown to reject its example and to let a faithful rewrite of the same source pass.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ramble2post.structure.faithful import debris, flips, invented_clauses, merged_sources
+from ramble2post.structure.verify import lexical_overlap, problems, verify_items
+
+FAITHFUL = [  # (rewrite, source): a strong model's paraphrase of rambling speech must pass
+    (
+        "The KV cache grows with every token you generate.",
+        "So the KV cache, it basically grows with every single token that you generate, right?",
+    ),
+    (
+        "Batching reads the weights once for the whole batch.",
+        "With batching you read the weights once, and the whole batch uses them.",
+    ),
+    ("Quantization does not change the accuracy much.", "Quantization doesn't really change the accuracy much."),
+]
+
+
+@pytest.mark.parametrize(
+    "text, source",
+    [
+        (
+            "{ { 'I'm not sure it can do int8, but FP16 and FP32 is the same.",
+            "I'm not sure it can do int8, but FP16 and FP32 is the same.",
+        ),
+        (
+            "{ { 'text' }} I think all of int8 can be represented in FP16.",
+            "I think all of int8 can be represented in FP16, so that's fine.",
+        ),
+        ('"text": The KV cache grows.', "The KV cache grows."),
+        ("Analogy: the KV cache is a notebook.", "It's kind of like a notebook, the KV cache."),
+        ("Rewrite the speaker's words: the cache grows.", "The cache grows."),
+    ],
+)
+def test_template_and_markup_debris_is_rejected(text, source):
+    assert debris(text, source)
+    assert problems(text, source)
+
+
+def test_debris_the_speaker_said_is_not_debris():
+    assert not debris("I wrote a blog post about it.", "So I wrote a blog post about it last week.")
+
+
+def test_comparison_flipped_to_its_opposite_is_rejected():
+    source = "And if you RL your smaller model, it learns the task faster, right?"
+    why = problems("If you RL your bigger model, it learns the task faster.", source)
+    assert any("opposite word: 'bigger'" in w for w in why)
+    assert not problems("If you RL your smaller model, it learns the task faster.", source)
+
+
+@pytest.mark.parametrize(
+    "text, source, expected",
+    [
+        ("Quantization changes the accuracy a lot.", "Quantization does not change the accuracy a lot.", "dropped"),
+        ("Batching does not help decode.", "Batching helps decode a lot.", "added"),
+    ],
+)
+def test_negation_added_or_dropped_is_rejected(text, source, expected):
+    assert f"negation {expected}" in flips(text, source)
+
+
+def test_changed_fact_and_invented_trade_off_are_rejected():
+    source = "So basically you do two flops for every weight you read in FP16."
+    text = "You do 2 flops for every byte in FP16, which is a trade-off of performance and memory bandwidth."
+    why = problems(text, source)
+    assert why and any("byte" in w for w in why)
+    # the invented clause alone, after a faithful one, is caught by the clause rule
+    tacked = "You do two flops for every weight you read, which trades performance against memory bandwidth."
+    assert invented_clauses(tacked, source, lexical_overlap)
+    assert problems(tacked, source)
+
+
+def test_merging_two_unrelated_sources_is_rejected():
+    source = "The KV cache grows with every token. My cat sleeps in the sun."
+    assert merged_sources("The KV cache sleeps in the sun with every token.", source, lexical_overlap)
+    assert not merged_sources("The KV cache grows with every token.", source, lexical_overlap)
+
+
+@pytest.mark.parametrize("text, source", FAITHFUL)
+def test_faithful_paraphrases_still_pass(text, source):
+    assert problems(text, source) == []
+
+
+def test_a_rejected_rewrite_is_replaced_by_the_speakers_words():
+    source = "And if you RL your smaller model, it learns the task faster, right?"
+    item = {"text": "If you RL your bigger model, it learns faster.", "origin": "model", "sources": [0]}
+    counts = verify_items([item], segment_ids={0}, speaker_text=lambda it: source)
+    assert counts["replaced"] == 1
+    assert item["text"] == source and item["origin"] == "speaker"
