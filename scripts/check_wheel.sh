@@ -19,7 +19,8 @@ echo "$(basename "$wheel"): $(du -k "$wheel" | cut -f1) KiB"
 python_files=$(.venv/bin/python -m zipfile -l "$wheel" | awk '{print $1}')
 for need in ramble2post/prompts/structure_system.txt ramble2post/blog/templates/post.md.j2 \
             ramble2post/blog/skeleton/package.json ramble2post/samples/explain-format-ramble-1min.m4a \
-            ramble2post/experiments/base.py ramble2post/py.typed; do
+            ramble2post/experiments/base.py ramble2post/py.typed ramble2post/structure/role_weights.json \
+            ramble2post/structure/domain_terms.json; do
   grep -qx "$need" <<<"$python_files" || { echo "Error: the wheel lacks $need" >&2; exit 1; }
 done
 if grep -qE '^(pipeline|experiments)/' <<<"$python_files"; then
