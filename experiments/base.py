@@ -269,6 +269,15 @@ class Experiment:
     def run(self, context: Context) -> Result:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def measure(self, context: Context) -> Result:
+        """Run the experiment; the framework stamps its start time and wall duration.
+
+        Call this rather than ``run``: an experiment's ``run`` does the measuring only.
+        """
+        started, t0 = utc_now_iso(), time.perf_counter()
+        result = self.run(context)
+        return dataclasses.replace(result, started_at=started, duration_s=round(time.perf_counter() - t0, 3))
+
     def plot(self, results: Sequence[Result]) -> dict[str, bytes]:
         """PNG files (name -> bytes) drawn from one or more results (one per machine)."""
         return {}
@@ -294,16 +303,19 @@ class Experiment:
         *,
         params: Mapping[str, Any],
         models: Iterable[ModelUsed],
-        started_at: str,
-        duration_s: float,
         columns: Sequence[str],
         units: Mapping[str, str],
         rows: Iterable[Sequence[Any]],
         summary: Mapping[str, Any],
         reading: str,
         notes: Iterable[str] = (),
+        started_at: str | None = None,
+        duration_s: float = 0.0,
     ) -> Result:
-        """Build a :class:`Result` stamped with this machine's fingerprint."""
+        """Build a :class:`Result` stamped with this machine's fingerprint.
+
+        started_at, duration_s: left to :meth:`measure`, which stamps the real ones.
+        """
         from ramble2post.experiments.hardware import fingerprint, machine_label
 
         fp = fingerprint()
@@ -318,7 +330,7 @@ class Experiment:
             models=tuple(models),
             hardware=fp,
             machine=machine_label(fp, device=context.device),
-            started_at=started_at,
+            started_at=started_at or utc_now_iso(),
             duration_s=round(float(duration_s), 3),
             columns=tuple(columns),
             units={c: units.get(c, "") for c in columns},

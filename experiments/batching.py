@@ -19,13 +19,12 @@ bytes read per step (weights + KV cache) / step time / measured peak bandwidth.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from ramble2post.errors import ExperimentError
 from ramble2post.experiments import roofline as rl
-from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, Result, Trigger, register, utc_now_iso
+from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, Result, Trigger, register
 from ramble2post.experiments.decode_bench import LlamaBatchDecoder, WhisperDecoderBench, timing_plan
 
 MB = 1e6  # bytes per MB
@@ -119,7 +118,6 @@ class BatchingSpeedup(Experiment):
         import torch
 
         p = self.resolve_params(context)
-        started, t0 = utc_now_iso(), time.perf_counter()
         batches = sorted(set(int_list(p["batches"], "batches")))
         p["roofline_batches"] = int_list(p["roofline_batches"], "roofline_batches")
         if not batches or batches[0] != 1:
@@ -188,8 +186,6 @@ class BatchingSpeedup(Experiment):
             context,
             params={**p, "threads": threads, "clock": clock},
             models=models,
-            started_at=started,
-            duration_s=time.perf_counter() - t0,
             columns=COLUMNS,
             units=UNITS,
             rows=rows,

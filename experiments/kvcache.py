@@ -17,12 +17,11 @@ same model shape.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from ramble2post.errors import ExperimentError
-from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, Result, Trigger, register, utc_now_iso
+from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, Result, Trigger, register
 from ramble2post.experiments.batching import _free_bytes, int_list, str_list
 from ramble2post.experiments.decode_bench import F16_BYTES, LlamaBatchDecoder, kv_size_from_log
 
@@ -109,7 +108,6 @@ class KVCacheGrowth(Experiment):
         p["models"] = str_list(p["models"])
         for key in ("check_batches", "growth_batches"):
             p[key] = int_list(p[key], key)
-        started, t0 = utc_now_iso(), time.perf_counter()
         free = _free_bytes(context.device)
         rows: list[tuple] = []
         models: list[ModelUsed] = []
@@ -135,8 +133,6 @@ class KVCacheGrowth(Experiment):
             context,
             params=p,
             models=models,
-            started_at=started,
-            duration_s=time.perf_counter() - t0,
             columns=COLUMNS,
             units=UNITS,
             rows=rows,

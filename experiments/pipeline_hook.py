@@ -124,7 +124,7 @@ def run_detected(
         )
         t0 = time.perf_counter()
         try:
-            result = exp.run(ctx)
+            result = exp.measure(ctx)
             assert ctx.output_dir is not None  # set above, one folder per experiment
             result = save_result(result, ctx.output_dir)
             outcomes.append(

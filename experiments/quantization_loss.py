@@ -40,7 +40,6 @@ from ramble2post.experiments.base import (
     Stopwatch,
     Trigger,
     register,
-    utc_now_iso,
 )
 from ramble2post.experiments.detect import num
 
@@ -157,7 +156,7 @@ class QuantizationLoss(Experiment):
 
     def run(self, context: Context) -> Result:
         p = self.resolve_params(context)
-        started, t0 = utc_now_iso(), time.perf_counter()
+        t0 = time.perf_counter()
         schemes = [quant.get_scheme(s) for s in p["schemes"]]
         wer_set = {s.name for s in schemes} if p["wer_schemes"] == "all" else set(p["wer_schemes"])
         device = context.device
@@ -264,8 +263,6 @@ class QuantizationLoss(Experiment):
             context,
             params=params,
             models=[model_used],
-            started_at=started,
-            duration_s=time.perf_counter() - t0,
             columns=COLUMNS,
             units=UNITS,
             rows=rows,

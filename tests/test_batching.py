@@ -164,7 +164,7 @@ def test_quick_run_on_real_models(tmp_path):
         output_dir=tmp_path,
         params={"batches": (1, 4, 8), "steps": 8, "rounds": 2, "roofline_batches": (1, 16)},
     )
-    res = save_result(exp.run(ctx), tmp_path)
+    res = save_result(exp.measure(ctx), tmp_path)
     d = json.loads((tmp_path / "result.json").read_text())
     jsonschema.validate(d, experiments.RESULT_SCHEMA)
     parts = {r[0] for r in res.rows}

@@ -266,3 +266,37 @@ def test_a_failing_plot_keeps_the_numbers(scratch_registry, tmp_path):
     saved = experiments.save_result(res, tmp_path)
     assert saved.plots == () and "plot failed: ValueError: no axes" in saved.notes
     assert json.loads((tmp_path / "result.json").read_text())["rows"] == [[1]]
+
+
+def test_the_framework_stamps_start_time_and_duration(scratch_registry):
+    """An experiment's run() only measures; measure() records when it started and how long it took."""
+    import datetime as dt
+    import time
+
+    @scratch_registry
+    class Slow(Experiment):
+        name, version, claim = "slow-test", "1", "x"
+
+        def run(self, context):
+            time.sleep(0.05)
+            return self.make_result(
+                context, params={}, models=[], columns=("x",), units={}, rows=[(1,)], summary={}, reading="x was 1."
+            )
+
+    before = dt.datetime.now(dt.UTC)
+    res = experiments.get("slow-test").measure(Context())
+    assert res.duration_s >= 0.05
+    started = dt.datetime.fromisoformat(res.started_at.replace("Z", "+00:00"))
+    assert before - dt.timedelta(seconds=1) <= started <= dt.datetime.now(dt.UTC)
+    jsonschema.validate(res.to_dict(), experiments.RESULT_SCHEMA)
+
+
+def test_experiments_are_discovered_without_a_list():
+    """Every module of the package that registers an experiment is found by the package scan."""
+    from ramble2post.experiments.base import _experiment_modules
+
+    mods = _experiment_modules()
+    assert {"ramble2post.experiments.batching", "ramble2post.experiments.kvcache"} <= set(mods)
+    assert {"batching-speedup", "kv-cache-growth", "quantization-loss"} <= {
+        e.name for e in experiments.all_experiments()
+    }

@@ -112,7 +112,7 @@ def test_shapes_agree_with_allocations(tmp_path):
     from ramble2post.experiments.base import Context, save_result
 
     exp = experiments.get("kv-cache-growth")
-    res = save_result(exp.run(Context(quick=True, params={"check_steps": 8}, output_dir=tmp_path)), tmp_path)
+    res = save_result(exp.measure(Context(quick=True, params={"check_steps": 8}, output_dir=tmp_path)), tmp_path)
     jsonschema.validate(json.loads((tmp_path / "result.json").read_text()), experiments.RESULT_SCHEMA)
     rows = [dict(zip(res.columns, r)) for r in res.rows]
     checks = [r for r in rows if r["kind"].startswith("check")]

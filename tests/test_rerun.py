@@ -183,7 +183,7 @@ def test_real_rerun_redraws_the_plot_with_both_runs(tmp_path):
     from ramble2post.experiments.base import save_result
 
     exp = experiments.get("kv-cache-growth")
-    first = exp.run(Context(quick=True, params={"models": ["llm"], "check_steps": 4, "check_batches": [1]}))
+    first = exp.measure(Context(quick=True, params={"models": ["llm"], "check_steps": 4, "check_batches": [1]}))
     out = tmp_path / "first"
     saved = save_result(first, out)
     root = make_repo(tmp_path / "blog")

@@ -136,7 +136,7 @@ def run_cmd(name, quick, as_json, output_dir, model, device, llm, audio, referen
         progress=lambda m: click.echo(f"  {m}", err=True),
     )
     click.echo(f"Running {exp.name} ({'quick' if quick else 'full'}) on {describe()} [{dev}]", err=True)
-    result = exp.run(ctx)
+    result = exp.measure(ctx)
     if output_dir is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         output_dir = home_dir() / "experiments" / exp.name / f"{stamp}-{result.machine}"

@@ -65,7 +65,7 @@ Runner = Callable[[Any, Any], Any]  # (Experiment, Context) -> experiments.Resul
 
 
 def _default_runner(exp, ctx):
-    return exp.run(ctx)
+    return exp.measure(ctx)
 
 
 def rerun_post(
