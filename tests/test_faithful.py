@@ -38,6 +38,7 @@ FAITHFUL = [  # (rewrite, source): a strong model's paraphrase of rambling speec
         ('"text": The KV cache grows.', "The KV cache grows."),
         ("Analogy: the KV cache is a notebook.", "It's kind of like a notebook, the KV cache."),
         ("Rewrite the speaker's words: the cache grows.", "The cache grows."),
+        ("The Main Idea: The Roof Line is the Limit", "The main idea is simple, the roofline is the limit."),
     ],
 )
 def test_template_and_markup_debris_is_rejected(text, source):

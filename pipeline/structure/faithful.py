@@ -28,6 +28,7 @@ DEBRIS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\"\s*:|:\s*\"|'\s*:\s*'", "a JSON fragment"),
         (r"([\"'])(text|title|tags|best|focus|reason|example|analogy|connections|tradeoffs)\1", "a quoted field name"),
         (r"^\s*(focus|reason|example|analogy|connections?|trade-?offs?|title|answer|task|output)\s*:", "a role label"),
+        (r"^[^:]{0,30}\b(idea|point|takeaway|take away|lesson|summary|conclusion|bottom line)\s*:", "a label"),
         (r"\*\*|__|^#+\s", "Markdown markup"),
     )
 )

@@ -198,7 +198,7 @@ def totals(scores: Sequence[Score]) -> dict[str, float]:
     return {
         "precision": sum(x.correct for x in s) / shown if shown else 1.0,
         "recall": sum(x.filled_right for x in s) / max(1, sum(x.present for x in s)),
-        "honesty": sum(x.left_empty for x in s) / max(1, sum(x.absent for x in s)),
+        "honesty": sum(x.left_empty for x in s) / absent if (absent := sum(x.absent for x in s)) else 1.0,
         "titles_on_topic": sum(x.title_on_topic for x in s),
         "layer1_on_topic": sum(x.layer1_on_topic for x in s),
         "rambles": len(s),
