@@ -74,3 +74,16 @@ def test_keyphrases_name_what_the_talk_returns_to_in_the_speakers_spelling():
     assert [p.text for p in phrases[:2]] == ["KV cache", "multi-query attention"]
     assert keyphrase_title(phrases) == "KV cache and multi-query attention"
     assert keyphrase_title([]) is None
+
+
+def test_a_phrase_whisper_heard_two_ways_counts_once():
+    from ramble2post.structure.keyphrases import keyphrases
+
+    talk = [
+        "So prefix caching is the whole trick.",
+        "Prefix catching means the system prompt is computed once.",
+        "With prefix catching the time to first token drops.",
+        "Anyway the hit rate is what you watch.",
+    ]
+    top = keyphrases(talk)[0]
+    assert top.text == "Prefix catching" and top.sentences == 3  # the spelling heard most, all three uses

@@ -160,6 +160,35 @@ def candidates(sentences: Sequence[str]) -> tuple[Counter[str], dict[str, Counte
     return df, spellings, jargon
 
 
+MISHEARD_RATIO = 0.8  # difflib ratio above which two spellings of one word slot count as one word misheard
+
+
+def merge_misheard(df: Counter[str], spellings: dict[str, Counter[str]]) -> None:
+    """Fold phrases that differ in one word Whisper heard two ways ("prefix caching" / "prefix catching").
+
+    Only multi-word phrases, so the words around the slot vouch for it; the more frequent spelling
+    keeps the counts (in place).
+    """
+    import difflib
+
+    groups: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for key in df:
+        words = key.split()
+        if len(words) < 2:
+            continue
+        for i in range(len(words)):
+            groups[(" ".join(words[:i] + ["*"] + words[i + 1 :]), i)].append(key)
+    for (_, i), keys in groups.items():
+        keys = sorted(keys, key=lambda k: -df[k])
+        for a_idx, a in enumerate(keys):
+            if a not in df:
+                continue
+            for b in keys[a_idx + 1 :]:
+                if b in df and difflib.SequenceMatcher(None, a.split()[i], b.split()[i]).ratio() >= MISHEARD_RATIO:
+                    df[a] += df.pop(b)
+                    spellings[a].update(spellings.pop(b, Counter()))
+
+
 @dataclasses.dataclass(frozen=True)
 class DomainTerms:
     """In how many talks of the user's domain each phrase occurs (the gold set's transcripts).
@@ -211,6 +240,7 @@ def keyphrases(sentences: Sequence[str], *, top: int = 5) -> list[Keyphrase]:
         for m in SUBJECT.finditer(sentence)
     )
     df, spellings, jargon = candidates(sentences)
+    merge_misheard(df, spellings)
     background = domain_terms()
     scored = []
     for key, count in df.items():
