@@ -58,6 +58,11 @@ _TOKEN = re.compile(r"[a-z][a-z'-]*")
 _CLAUSE = re.compile(r"[,;:()]|\s[-–—]\s|\b(?:which|where|while|whereas|but)\b", re.IGNORECASE)
 
 
+def _synonyms(word: str) -> set[str]:
+    """Words that share an opposite with ``word`` ("big" and "large" are both opposite "small")."""
+    return {x for x, opp in ANTONYMS.items() if x != word and opp & ANTONYMS.get(word, set())}
+
+
 def _tokens(text: str) -> set[str]:
     return set(_TOKEN.findall(text.lower().replace("’", "'")))
 
@@ -84,7 +89,9 @@ def flips(text: str, source: str) -> list[str]:
     elif _negated(s) and not _negated(t):
         out.append("negation dropped")
     swapped = sorted(
-        f"{w!r} where the source says {sorted(ANTONYMS[w] & s)[0]!r}" for w in t - s if ANTONYMS.get(w, set()) & s
+        f"{w!r} where the source says {sorted(ANTONYMS[w] & s)[0]!r}"
+        for w in t - s
+        if ANTONYMS.get(w, set()) & s and not _synonyms(w) & s  # "large" where the source said "big" is fine
     )
     if swapped:
         out.append("opposite word: " + "; ".join(swapped))

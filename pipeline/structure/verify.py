@@ -125,8 +125,11 @@ def numbers(text: str) -> set[float]:
 
 def units(text: str) -> set[str]:
     out = set()
-    for t in tokens(text):
+    toks = tokens(text)
+    for i, t in enumerate(toks):
         low = t.lower()
+        if low == "bit" and i > 0 and toks[i - 1].lower() in ("a", "little", "tiny"):
+            continue  # "a bit": an amount of nothing in particular, not the unit
         tail = re.sub(r"^\d[\d,.]*", "", low)
         if low in UNITS or (tail and tail in UNITS):
             out.add(tail or low)
@@ -139,7 +142,7 @@ def proper_nouns(text: str) -> set[str]:
     for sent in _SENT.split(text):
         toks = tokens(sent)
         for i, t in enumerate(toks):
-            core = t.strip("'.-")
+            core = re.sub(r"'s$", "", t).strip("'.-")  # "AMD's" names AMD
             if not core or not core[0].isalpha():
                 continue
             upper_inside = any(c.isupper() for c in core[1:])

@@ -1,0 +1,109 @@
+#!/usr/bin/env python
+"""Verification on labelled paraphrases: faithful rewrites accepted, unfaithful ones rejected?
+
+``tests/data/paraphrase/pairs.jsonl``: rambling source sentences from the gold set, each with a
+rewrite labelled faithful (what a strong model writes: fewer, other words, same claim) or
+unfaithful by kind (number, unit, name, claim, negation, comparison, merge). Two rules are run
+side by side on the same pairs:
+
+- previous: the rule before issue 11 (lexical overlap >= 0.6 of the rewrite's content words,
+  plus new numbers, units and names), the one that replaced most rewrites of a weak model;
+- current: ``ramble2post.structure.verify.problems`` with the MiniLM cosine (all of the above,
+  plus debris, meaning flips, invented clauses and merged sources).
+
+Prints each rule's confusion matrix, faithful acceptance, unfaithful rejection per kind, and
+the pairs the current rule gets wrong (``--wrong``).
+
+Usage: python scripts/bench_verify.py [--pairs FILE] [--wrong]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from ramble2post.structure.verify import (
+    LEXICAL_MIN,
+    embedding_cosine,
+    lexical_overlap,
+    numbers,
+    problems,
+    proper_nouns,
+    units,
+)
+
+PAIRS = Path(__file__).resolve().parent.parent / "tests" / "data" / "paraphrase" / "pairs.jsonl"
+
+
+def previous_rule(text: str, source: str) -> bool:
+    """Accepted by the verification as it was before issue 11 (overlap, numbers, units, names)."""
+    src_low = source.lower()
+    if numbers(text) - numbers(source) or units(text) - units(source):
+        return False
+    if {p for p in proper_nouns(text) - proper_nouns(source) if p not in src_low}:
+        return False
+    return lexical_overlap(text, source) >= LEXICAL_MIN
+
+
+def current_rule(cosine: Callable[[str, str], float] | None) -> Callable[[str, str], bool]:
+    return lambda text, source: not problems(text, source, cosine=cosine)
+
+
+def score(rule: Callable[[str, str], bool], pairs: list[dict]) -> dict:
+    cm = Counter()
+    by_kind: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    wrong = []
+    for p in pairs:
+        accepted = rule(p["rewrite"], p["source"])
+        cm[(p["faithful"], accepted)] += 1
+        kinds[p["kind"]] += 1
+        if accepted != p["faithful"]:
+            wrong.append(p)
+        elif not p["faithful"]:
+            by_kind[p["kind"]] += 1
+    faithful = cm[(True, True)] + cm[(True, False)]
+    unfaithful = cm[(False, True)] + cm[(False, False)]
+    return {
+        "accepted_faithful": cm[(True, True)] / faithful if faithful else 1.0,
+        "rejected_unfaithful": cm[(False, False)] / unfaithful if unfaithful else 1.0,
+        "cm": cm,
+        "by_kind": {k: f"{by_kind[k]}/{n}" for k, n in sorted(kinds.items()) if k != "faithful"},
+        "wrong": wrong,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pairs", type=Path, default=PAIRS)
+    ap.add_argument("--wrong", action="store_true", help="list the pairs the current rule gets wrong")
+    args = ap.parse_args()
+    pairs = [json.loads(line) for line in args.pairs.read_text(encoding="utf-8").splitlines() if line.strip()]
+    print(f"machine: {platform.processor() or platform.machine()}; {len(pairs)} pairs from {args.pairs}")
+    results = {
+        "previous (overlap >= 0.6)": score(previous_rule, pairs),
+        "current": score(current_rule(embedding_cosine()), pairs),
+    }
+    for name, r in results.items():
+        cm = r["cm"]
+        print(f"\n{name}")
+        print("                    accepted  rejected")
+        print(f"  faithful          {cm[(True, True)]:>8}  {cm[(True, False)]:>8}")
+        print(f"  unfaithful        {cm[(False, True)]:>8}  {cm[(False, False)]:>8}")
+        print(f"  faithful accepted {r['accepted_faithful']:.1%}, unfaithful rejected {r['rejected_unfaithful']:.1%}")
+        print("  rejected by kind: " + ", ".join(f"{k} {v}" for k, v in r["by_kind"].items()))
+    if args.wrong:
+        print("\ncurrent rule, wrong:")
+        for p in results["current"]["wrong"]:
+            why = problems(p["rewrite"], p["source"], cosine=embedding_cosine())
+            print(f"  [{p['kind']}] {p['rewrite'][:90]!r} <- {why[:2]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
