@@ -172,6 +172,45 @@ class Result:
         return [row[i] for row in self.rows]
 
 
+@dataclasses.dataclass(frozen=True)
+class ReaderTable:
+    """The few rows of a result that answer the ramble's claim, shown in the post.
+
+    The full table stays in result.json / results.csv beside the plot; this is what a
+    reader takes in at a glance: at most ``MAX_ROWS`` rows and ``MAX_COLUMNS`` columns,
+    the unit in each header ("tokens/s", "KiB"), and one sentence saying what they show.
+    """
+
+    columns: tuple[str, ...]  # headers, unit included: "batch", "throughput [tokens/s]"
+    rows: tuple[tuple[Any, ...], ...]
+    finding: str  # one sentence, templated from the numbers
+
+    MAX_ROWS: ClassVar[int] = 12
+    MAX_COLUMNS: ClassVar[int] = 7
+
+    def __post_init__(self) -> None:
+        if len(self.columns) > self.MAX_COLUMNS or len(self.rows) > self.MAX_ROWS:
+            raise ValueError(
+                f"reader table is {len(self.rows)}x{len(self.columns)}; at most {self.MAX_ROWS}x{self.MAX_COLUMNS}"
+            )
+        if any(len(r) != len(self.columns) for r in self.rows):
+            raise ValueError("reader table: every row needs one value per column")
+
+
+def default_reader_table(result: Result) -> ReaderTable:
+    """A generic reader table: the first columns, rows sampled evenly (first and last kept)."""
+    cols = list(result.columns[: ReaderTable.MAX_COLUMNS])
+    n = len(result.rows)
+    if n <= ReaderTable.MAX_ROWS:
+        picked = list(range(n))
+    else:
+        step = (n - 1) / (ReaderTable.MAX_ROWS - 1)
+        picked = sorted({round(i * step) for i in range(ReaderTable.MAX_ROWS)})
+    headers = tuple(f"{c} [{result.units[c]}]" if result.units.get(c) else c for c in cols)
+    rows = tuple(tuple(result.rows[i][: len(cols)]) for i in picked)
+    return ReaderTable(columns=headers, rows=rows, finding=result.reading)
+
+
 def _json_scalar(v: Any) -> Any:
     """NaN/inf are not JSON: store them as None. numpy scalars become Python ones."""
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):
@@ -281,6 +320,14 @@ class Experiment:
     def plot(self, results: Sequence[Result]) -> dict[str, bytes]:
         """PNG files (name -> bytes) drawn from one or more results (one per machine)."""
         return {}
+
+    def reader_table(self, result: Result) -> ReaderTable:
+        """The rows of ``result`` that answer the claim, for the post (override per experiment)."""
+        return default_reader_table(result)
+
+    def plot_alt(self, result: Result) -> str:
+        """Alt text for the main plot: the finding in words, not a file name (override per experiment)."""
+        return result.reading
 
     # helpers for subclasses -------------------------------------------------
     def resolve_params(self, context: Context) -> dict[str, Any]:
