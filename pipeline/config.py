@@ -63,7 +63,8 @@ class Settings:
     """Defaults for options that may also come from the config file."""
 
     model: str = DEFAULT_WHISPER  # Whisper model name or path
-    llm: str = DEFAULT_LLM  # GGUF name or path
+    llm: str = DEFAULT_LLM  # GGUF name or path, or the model name served at llm_url
+    llm_url: str | None = None  # an OpenAI-compatible server's base URL (http://127.0.0.1:8080/v1)
     device: str = "auto"  # auto | cpu | cuda
     blog_repo: str | None = None  # default: $RAMBLE2POST_HOME/blog
     language: str | None = None  # None = detect (English-only models force "en")

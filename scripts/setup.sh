@@ -50,6 +50,8 @@ if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
   if [ "$CUDA_TORCH" = 1 ] && command -v nvcc >/dev/null 2>&1; then CMAKE_ARGS="$CMAKE_ARGS -DGGML_CUDA=on"; fi
   CMAKE_ARGS="$CMAKE_ARGS" pip_install llama-cpp-python==0.3.36
 fi
+step "llama-cpp-python's OpenAI-compatible server extra (tests serve the bundled GGUF on 127.0.0.1)"
+pip_install "llama-cpp-python[server]==0.3.36"
 step "ramble2post (editable)"
 pip_install --no-deps -e .
 

@@ -87,3 +87,36 @@ def test_a_phrase_whisper_heard_two_ways_counts_once():
     ]
     top = keyphrases(talk)[0]
     assert top.text == "Prefix catching" and top.sentences == 3  # the spelling heard most, all three uses
+
+
+def test_a_talk_organised_as_an_enumeration_is_about_the_thing_enumerated():
+    from ramble2post.structure.keyphrases import enumerated, keyphrase_title, keyphrases
+
+    talk = [
+        "I think there are three different stages to how I debug a slow kernel.",
+        "The first stage is just looking at the timeline in the profiler.",
+        "The second stage is counting bytes against the memory bandwidth.",
+        "Then the third stage is reading the assembly, which nobody likes.",
+        "Nsight Compute shows it, and Nsight Compute is free.",  # rarer words, said less
+    ]
+    top = keyphrases(talk)[0]
+    assert top.text == "three different stages" and top.subject
+    assert keyphrase_title(keyphrases(talk)).startswith("Three different stages")
+    # two ordinals, or parts never counted, are not the talk's structure
+    assert enumerated(talk[:3]) is None
+    assert enumerated(talk[1:4]) is None
+
+
+def test_a_model_title_may_spell_right_what_whisper_misheard():
+    from ramble2post.structure.keyphrases import keyphrases, names_phrase
+
+    talk = [
+        "So prefix catching is the whole trick.",
+        "Prefix catching means the system prompt is computed once.",
+        "With prefix catching the time to first token drops.",
+    ]
+    phrases = keyphrases(talk)[:1]
+    assert not names_phrase("Why prefix caching pays", phrases)
+    assert names_phrase("Why prefix caching pays", phrases, misheard=True)
+    assert not names_phrase("Why prompt caching pays", phrases, misheard=True)  # two words off is another phrase
+    assert not names_phrase("Why batching pays", phrases, misheard=True)

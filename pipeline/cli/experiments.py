@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ramble2post.cli.options import device_option, llm_option, quick_option, settings, whisper_model_option
+from ramble2post.cli.options import device_option, llm_option, llm_spec, quick_option, settings, whisper_model_option
 from ramble2post.config import home_dir
 from ramble2post.errors import InputError
 
@@ -129,7 +129,7 @@ def run_cmd(name, quick, as_json, output_dir, model, device, llm, audio, referen
         device=dev,
         quick=quick,
         whisper_model=model or conf.model,
-        llm=llm or conf.llm,
+        llm=llm_spec(llm),
         audio_path=audio,
         reference_text=ref_text,
         params=_parse_params(params),

@@ -16,6 +16,7 @@ import click
 
 from ramble2post.config import DEFAULT_LLM, DEFAULT_WHISPER, Settings, load_settings
 from ramble2post.publish.blog import BLOG_ENVVAR
+from ramble2post.structure.server import is_server_spec, server_spec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,13 +52,39 @@ def whisper_model_option(f: F) -> F:
 
 
 def llm_option(f: F) -> F:
+    """``--llm`` and ``--llm-url``; the command reads the pair through :func:`llm_spec`."""
+
+    def keep_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        ctx.meta["llm_url"] = value
+
+    f = click.option(
+        "--llm-url",
+        default=None,
+        envvar="RAMBLE2POST_LLM_URL",
+        expose_value=False,
+        callback=keep_url,
+        metavar="URL",
+        help="An OpenAI-compatible server you already run (llama-server, Ollama, vLLM, LM Studio), "
+        "e.g. http://127.0.0.1:8080/v1; --llm is then the model name it serves.",
+    )(f)
     return click.option(
         "--llm",
         default=None,
         envvar="RAMBLE2POST_LLM",
         help="Language model: a GGUF path, a packaged name (smollm2, gemma3-270m), hf:OWNER/REPO:FILE.gguf "
-        f"to download one once, or 'none' for the speaker's sentences only. Default: {DEFAULT_LLM}.",
+        "to download one once, openai:http://127.0.0.1:8080/v1/MODEL for a model you serve, or 'none' "
+        f"for the speaker's sentences only. Default: {DEFAULT_LLM}.",
     )(f)
+
+
+def llm_spec(llm: str | None) -> str:
+    """The model to use: ``--llm`` (or its env var / config ``llm``), served at ``--llm-url`` when given."""
+    conf = settings()
+    name = llm or conf.llm
+    url = click.get_current_context().meta.get("llm_url") or conf.llm_url  # meta is shared by nested contexts
+    if url and name != "none" and not is_server_spec(name):
+        return server_spec(url=url, model=name)
+    return name
 
 
 def language_option(f: F) -> F:

@@ -19,6 +19,7 @@ from ramble2post.cli.options import (
     device_option,
     language_option,
     llm_option,
+    llm_spec,
     posts_dir_option,
     quick_option,
     settings,
@@ -156,7 +157,7 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
 
     conf = settings()
     model = model or conf.model
-    llm = llm or conf.llm
+    llm = llm_spec(llm)
     device = resolve_device(device or conf.device)
     selection = (experiments or conf.experiments or "auto").strip()
     timings: dict[str, float] = {}

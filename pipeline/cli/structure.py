@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ramble2post.cache import atomic_write_json
-from ramble2post.cli.options import llm_option, settings
+from ramble2post.cli.options import llm_option, llm_spec
 from ramble2post.records import load_transcript
 
 
@@ -52,7 +52,7 @@ def structure_cmd(transcript, output, llm, prompts_dir, context, llm_budget_s, n
     from ramble2post.structure.stage import structure_transcript
 
     t = load_transcript(transcript)
-    llm = llm or settings().llm
+    llm = llm_spec(llm)
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:

@@ -105,7 +105,9 @@ def build_provenance(*, post: dict, transcript: Transcript, hardware: dict) -> d
             "language": transcript.language,
             "options": transcript.options,
         },
-        "llm": {k: llm.get(k) for k in ("name", "sha256", "quantization")} if llm else None,
+        "llm": {k: llm.get(k) for k in ("name", "sha256", "quantization", "source", "n_ctx") if k in llm}
+        if llm
+        else None,
         "prompts": post.get("prompts") or {},
         "audio_sha256": transcript.audio_sha256,
         "transcript_sha256": post.get("transcript_sha256"),

