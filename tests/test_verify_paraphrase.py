@@ -1,8 +1,9 @@
 """Verification on 246 labelled paraphrases (tests/data/paraphrase/pairs.jsonl): the bars it holds today.
 
 Issue 12 asks for >= 90 % of faithful rewrites accepted and >= 95 % of unfaithful ones rejected;
-the current rules reach 66.7 % and 82.5 % (the previous overlap rule: 84.1 % and 58.3 %), see
-docs/STRUCTURE_QUALITY.md. These bars keep what was gained from slipping back.
+the current rules reach 77.0 % and 88.3 % (before scoped negation, quantity and rate checks:
+66.7 % and 82.5 %; the previous overlap rule: 84.1 % and 58.3 %), see docs/STRUCTURE_QUALITY.md.
+These bars keep what was gained from slipping back.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ def test_paraphrase_benchmark_bars():
     assert len(pairs) >= 200 and sum(p["faithful"] for p in pairs) >= 100
     now = bench_verify.score(bench_verify.current_rule(embedding_cosine()), pairs)
     before = bench_verify.score(bench_verify.previous_rule, pairs)
-    assert now["rejected_unfaithful"] >= 0.8 > before["rejected_unfaithful"]
-    assert now["accepted_faithful"] >= 0.6
-    for kind in ("number", "claim"):  # every one of these is caught
+    assert now["rejected_unfaithful"] >= 0.85 > before["rejected_unfaithful"]
+    assert now["accepted_faithful"] >= 0.75
+    for kind in ("number", "claim", "unit"):  # every one of these is caught
         caught, total = map(int, now["by_kind"][kind].split("/"))
         assert caught == total, kind
 

@@ -55,6 +55,7 @@ for _pair in _PAIRS:
         ANTONYMS.setdefault(_a, set()).add(_b)
         ANTONYMS.setdefault(_b, set()).add(_a)
 _TOKEN = re.compile(r"[a-z][a-z'-]*")
+_TOKEN_NUM = re.compile(r"[a-z][a-z0-9'-]*|\d[\d,.]*[a-z]*")
 _CLAUSE = re.compile(r"[,;:()]|\s[-–—]\s|\b(?:which|where|while|whereas|but)\b", re.IGNORECASE)
 
 
@@ -65,6 +66,12 @@ def _synonyms(word: str) -> set[str]:
 
 def _tokens(text: str) -> set[str]:
     return set(_TOKEN.findall(text.lower().replace("’", "'")))
+
+
+def _negations(text: str) -> int:
+    """Explicit negation cues in ``text`` ("not only" is not one)."""
+    words = _TOKEN.findall(text.lower().replace("’", "'"))
+    return sum(1 for i in range(len(words)) if _is_cue(words, i) and words[i] not in ("than", "of"))
 
 
 def _negated(tokens: set[str]) -> bool:
@@ -80,22 +87,163 @@ def debris(text: str, source: str) -> list[str]:
     return out
 
 
-def flips(text: str, source: str) -> list[str]:
-    """Meaning flips against ``source``: negation added or dropped, a word turned into its opposite."""
-    t, s = _tokens(text), _tokens(source)
+NEG_SCOPE = 1  # content words after a negation cue that it negates (within its clause)
+# words that say "not" another way: a rewrite holding one may have moved the source's negation
+# into it ("doesn't really help prefill" -> "does little for prefill")
+NEGATIVE_ISH = {
+    "little", "less", "fewer", "impossible", "unable", "avoid", "avoids", "lack", "lacks", "fail", "fails",
+    "nothing", "hardly", "barely", "rarely", "seldom", "out", "instead", "rather", "minor", "zero", "only",
+}  # fmt: skip
+DEGREE = {"much", "many", "really", "very", "quite", "too", "enough", "even", "single", "always", "actually"}
+ROLE_WINDOW = 4  # words either side of a word that make up its context
+# two-word terms that have an opposite: folded into one token before the checks
+_TERMS = (
+    (re.compile(r"\b(memory|bandwidth)[- ]bound\b", re.I), "memory-bound"),
+    (re.compile(r"\b(compute|math|flops?)[- ]bound\b", re.I), "compute-bound"),
+)
+_SCOPE_BREAK = re.compile(r"[,;:.!?()]|\s[-–—]\s|\b(?:but|while|whereas|although|though|yet)\b", re.IGNORECASE)
+
+
+def _fold_terms(text: str) -> str:
+    for pat, term in _TERMS:
+        text = pat.sub(term, text)
+    return text
+
+
+def _root(word: str) -> str:
+    """Crude stem for matching a word across a rewrite: "fits"/"fit", "helped"/"help"."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            return word[: -len(suffix)]
+    return word
+
+
+def _is_cue(words: list[str], i: int) -> bool:
+    w = words[i]
+    if w in ("than", "of") and i > 0:
+        return words[i - 1] == ("rather" if w == "than" else "instead")  # "memory rather than compute"
+    if w == "not" and i + 1 < len(words) and words[i + 1] in ("only", "just", "necessarily"):
+        return False  # "not only X but Y" asserts X
+    return w in NEGATIONS or w.endswith("n't")
+
+
+def polarity(text: str) -> dict[str, bool]:
+    """Content word root -> True when it is negated where said ("not", "no", "n't", "without",
+    "rather than" within ``NEG_SCOPE`` words before it, same clause), False when asserted.
+    A word said both ways is left out: its polarity is not one thing."""
+    from ramble2post.structure.verify import STOP
+
+    seen: dict[str, set[bool]] = {}
+    for clause in _SCOPE_BREAK.split(_fold_terms(text).lower().replace("’", "'")):
+        words = _TOKEN.findall(clause or "")
+        left = 0  # content words still in the scope of the last negation cue
+        for i, w in enumerate(words):
+            if _is_cue(words, i):
+                left = NEG_SCOPE
+                continue
+            if w in STOP or w in DEGREE or w in ("rather", "instead") or len(w) < 3:
+                continue
+            seen.setdefault(_root(w), set()).add(left > 0)
+            left = max(0, left - 1)
+    return {w: next(iter(v)) for w, v in seen.items() if len(v) == 1}
+
+
+def _context(words: list[str], word: str) -> set[str]:
+    from ramble2post.structure.verify import STOP
+
+    out: set[str] = set()
+    for i, w in enumerate(words):
+        if w == word:
+            near = words[max(0, i - ROLE_WINDOW) : i] + words[i + 1 : i + 1 + ROLE_WINDOW]
+            out |= {_root(x) for x in near if x not in STOP and x not in ANTONYMS and len(x) > 2}
+    return out
+
+
+def swapped_roles(text: str, source: str) -> list[str]:
+    """Two opposites both said, but attached to each other's context: "a *big* model proposes and a
+    *small* one verifies" where the source has the small one proposing and the big one verifying."""
+    tw = _TOKEN.findall(_fold_terms(text).lower().replace("’", "'"))
+    sw = _TOKEN.findall(_fold_terms(source).lower().replace("’", "'"))
     out = []
-    if _negated(t) and not _negated(s):
-        out.append("negation added")
-    elif _negated(s) and not _negated(t):
-        out.append("negation dropped")
+    for w in sorted(set(tw) & set(sw) & set(ANTONYMS)):
+        for a in sorted(ANTONYMS[w] & set(tw) & set(sw)):
+            mine, theirs, here = _context(sw, w), _context(sw, a), _context(tw, w)
+            if len(here & theirs - mine) >= 2 and len(here & theirs - mine) > len(here & mine - theirs):
+                out.append(f"{w!r} and {a!r} trade places against the source")
+    return out[:1]
+
+
+def flips(text: str, source: str) -> list[str]:
+    """Meaning flips against ``source``: a word negated in one and asserted in the other, a word
+    turned into its opposite, two opposites trading places."""
+    pt, ps = polarity(text), polarity(source)
+    out = []
+    added = sorted(w for w in pt.keys() & ps.keys() if pt[w] and not ps[w])
+    dropped = sorted(w for w in pt.keys() & ps.keys() if ps[w] and not pt[w])
+    t_words, s_words = _tokens(text), _tokens(source)
+    ish_t, ish_s = len((t_words - s_words) & NEGATIVE_ISH), len((s_words - t_words) & NEGATIVE_ISH)
+    neg_t, neg_s = _negations(text), _negations(source)
+    # a negation said another way ("can't get faster" -> "faster is impossible") excuses the move
+    # a word negated on one side only, or more explicit negations on one side than the other
+    if (added and not ish_s) or neg_t > neg_s + ish_s:
+        out.append("negation added" + (f": {added[0]!r}" if added else ""))
+    if (dropped and not ish_t) or neg_t + ish_t < neg_s:
+        out.append("negation dropped" + (f": {dropped[0]!r}" if dropped else ""))
+    t = _tokens(_fold_terms(text))
+    s = _tokens(_fold_terms(source))
     swapped = sorted(
         f"{w!r} where the source says {sorted(ANTONYMS[w] & s)[0]!r}"
         for w in t - s
-        if ANTONYMS.get(w, set()) & s and not _synonyms(w) & s  # "large" where the source said "big" is fine
+        # "large" where the source said "big" is fine; so is "expensive" where it said "not cheap"
+        if (opp := {a for a in ANTONYMS.get(w, set()) & s if not ps.get(_root(a), False)})
+        and not _synonyms(w) & s
+        and not pt.get(_root(w), False)
+        and opp
     )
     if swapped:
         out.append("opposite word: " + "; ".join(swapped))
-    return out
+    return out + swapped_roles(text, source)
+
+
+def changed_quantities(text: str, source: str) -> list[str]:
+    """A number the source says, counting something else: "two thousand *requests* per second"
+    where the source says "two thousand *tokens* per second"."""
+    from ramble2post.structure.verify import NUMBER_WORDS, STOP, UNITS
+
+    def after(words: list[str]) -> dict[str, list[set[str]]]:
+        out: dict[str, list[set[str]]] = {}
+        for i, w in enumerate(words):
+            # "one" is as often a pronoun ("one request", "after one finishes") as a count
+            is_num = (w in NUMBER_WORDS and w not in ("one", "half")) or w[:1].isdigit()
+            nxt = words[i + 1] if i + 1 < len(words) else ""
+            if not is_num or nxt in NUMBER_WORDS or nxt[:1].isdigit() or nxt in ("point", "and"):
+                continue  # only the last word of "two thousand", "three point three"
+            if not (nxt in UNITS or (nxt.endswith("s") and len(nxt) > 3 and nxt not in STOP)):
+                continue  # only counts of things: "two thousand tokens", "sixteen gigabytes"
+            follow = [x for x in words[i + 1 : i + 6] if x not in STOP and x not in NUMBER_WORDS][:3]
+            out.setdefault(w, []).append({_root(x) for x in follow})
+        return out
+
+    def rates(words: list[str]) -> set[tuple[str, str]]:  # "tokens per second" -> (token, second)
+        return {(_root(words[i - 1]), _root(words[i + 1])) for i in range(1, len(words) - 1) if words[i] == "per"}
+
+    tw = _TOKEN_NUM.findall(text.lower().replace("’", "'"))
+    sw = _TOKEN_NUM.findall(source.lower().replace("’", "'"))
+    src = after(sw)
+    out = []
+    for num, follows in after(tw).items():
+        if num not in src:
+            continue  # a new number is the number check's business
+        said = set().union(*src[num])
+        for f in follows:
+            if f and said and not f & said:
+                out.append(f"{num} {'/'.join(sorted(f))} where the source counts {'/'.join(sorted(said))}")
+    src_rates = rates(sw)
+    for a, b in sorted(rates(tw) - src_rates):
+        other = sorted(f"{x} per {y}" for x, y in src_rates if (x == a) != (y == b))
+        if other:
+            out.append(f"{a} per {b} where the source says {other[0]}")
+    return out[:1]
 
 
 def invented_clauses(text: str, source: str, overlap: object) -> list[str]:
