@@ -156,20 +156,30 @@ def test_experiment_tables_plots_and_raw_results(tmp_path):
     res = make_result(tmp_path)
     res["units"] = {"tokens/s": "tok/s"}
     res["notes"] = ["measured with llama.cpp"]
+    res["reading"] = "Throughput grows with batch size | pipes"
+    res["rows"].append(["x | y", 1.0, 1.0])
     r = render(results=[res])
     body = split_front_matter(r.markdown)[1]
     assert "## Measured on this machine" in body
-    assert "| batch | tokens/s \\(tok/s\\) | speedup |" in body
+    assert "| batch | tokens/s \\[tok/s\\] | speedup |" in body  # the unit in the header
     assert "| 4 | 350.5 | 3.505 |" in body
-    assert "\\| pipes" in body  # a pipe from data cannot break the table
+    assert "**What it shows:** Throughput grows with batch size \\| pipes" in body  # the finding, one sentence
+    assert "| x \\| y | 1 | 1 |" in body  # a pipe from data cannot break the table
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", body)
     assert len(refs) == 1 and refs[0].startswith("../../assets/images/ramble2post/a-post/")
     png = [p for p in r.files if p.endswith(".png")]
     assert png == ["src/assets/images/ramble2post/a-post/" + refs[0].rsplit("/", 1)[1]]
-    stored = [p for p in r.files if p.endswith(".json")]
+    stored = [p for p in r.files if p.endswith(".json") and "/results/" in p]
     assert stored and stored[0].startswith("src/assets/images/ramble2post/a-post/results/")
+    csv_path = stored[0][: -len(".json")] + ".csv"
+    assert r.files[csv_path].decode().splitlines()[:2] == ["batch,tokens/s [tok/s],speedup", "1,100.0,1.0"]
+    links = re.findall(r"\[(CSV|JSON)\]\(([^)]+)\)", body)  # the full results, linked beside the plot
+    assert [k for k, _ in links] == ["CSV", "JSON"]
+    assert all(ref.startswith("../../assets/images/ramble2post/a-post/results/") for _, ref in links)
+    front = split_front_matter(r.markdown)[0]
+    assert front["ogImage"] == refs[0]  # the main plot is the post's picture
     data = json.loads(r.files[stored[0]])
-    assert data["rows"] == [[1, 100.0, 1.0], [4, 350.5, 3.505]] and data["plots"] == png
+    assert data["rows"][:2] == [[1, 100.0, 1.0], [4, 350.5, 3.505]] and data["plots"] == png
 
 
 def test_failed_experiment_is_recorded_with_verify_mark():
@@ -228,7 +238,7 @@ def test_rerun_can_rerender_measurements_with_two_machines(tmp_path):
     from ramble2post.publish.render import render_measurements, replace_measurements
 
     r = render(results=[make_result(tmp_path)])
-    stored = [json.loads(b) for p, b in r.files.items() if "/results/" in p]
+    stored = [json.loads(b) for p, b in r.files.items() if "/results/" in p and p.endswith(".json")]
     assert "## Measured on this machine" in r.markdown
     edited = r.markdown.replace("## The point", "## The point (edited by hand)")
     gpu = make_result(tmp_path, label="NVIDIA H100 80GB HBM3", started="2026-11-25T09:00:00Z")
