@@ -51,6 +51,7 @@ LAYOUTS = (  # (name, posts folder) in detection order
 ASSETS_ROOT = "src/assets/images/ramble2post"  # per-draft images + results/ under <slug>/
 SKELETON_DIR = BLOG_TEMPLATE_DIR / "skeleton"
 BLOG_ENVVAR = "RAMBLE2POST_BLOG_REPO"
+_SKIP_PARTS = {"__pycache__", "node_modules", "dist", ".astro"}  # build output never goes into a new blog
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +135,7 @@ def ensure_default_blog(*, say: Callable[[str], None] = log.info) -> Path:
         raise BlogRepoError(f"cannot create a git repo at {path}: {e}") from e
     files: dict[str, bytes] = {}
     for f in sorted(SKELETON_DIR.rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts:
+        if f.is_file() and not _SKIP_PARTS & set(f.relative_to(SKELETON_DIR).parts):
             files[f.relative_to(SKELETON_DIR).as_posix()] = f.read_bytes()
     for rel, data in files.items():  # a normal checkout: files on disk match HEAD
         dest = path / rel

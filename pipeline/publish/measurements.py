@@ -143,7 +143,12 @@ def anchor_layer(claims: Sequence[dict[str, Any] | None], layers: Mapping[str, S
             return key
     starts = [c["start"] for c in claims if c]
     if starts:
-        timed = [(abs(it["start"] - starts[0]), i, k) for i, k in enumerate(order) for it in layers[k] if it["start"] is not None]
+        timed = [
+            (abs(it["start"] - starts[0]), i, k)
+            for i, k in enumerate(order)
+            for it in layers[k]
+            if it["start"] is not None
+        ]
         if timed:
             return min(timed)[2]
     return order[-1]
