@@ -65,30 +65,37 @@ def kv_finding(result: Result) -> str:
 
 
 def kv_reader_table(result: Result) -> ReaderTable:
-    """Per model and attention layout: KV per token, cache at full context (batch 1 and 8), what fits."""
+    """Per model and attention layout: KV per token, the cache at full context (batch 1 and the
+    largest batch), and how much context fits in free memory."""
     try:
         fits = [r for r in _rows(result) if r["kind"] == "fits"]
+        batches = sorted({r["batch"] for r in fits})
+        small, big = batches[0], batches[-1]
+        by_key = {(r["model"], r["attention"], r["batch"]): r for r in fits}
         rows = []
-        for r in fits:
+        for model, att in dict.fromkeys((r["model"], r["attention"]) for r in fits):
+            one, many = by_key[(model, att, small)], by_key.get((model, att, big))
             rows.append(
                 (
-                    r["model"],
-                    r["attention"],
-                    r["batch"],
-                    _r(r["bytes_per_token"] / KIB, 2),
-                    _r(r["kv_bytes"] / MIB, 1),
-                    r["fits_tokens"],
+                    model,
+                    att,
+                    _r(one["bytes_per_token"] / KIB, 2),
+                    _r(one["kv_bytes"] / MIB, 1),
+                    _r(many["kv_bytes"] / MIB, 1) if many else None,
+                    one["fits_tokens"],
                 )
             )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, IndexError):
+        return default_reader_table(result)
+    if not rows:
         return default_reader_table(result)
     columns = (
         "model",
         "attention",
-        "batch [sequences]",
-        "KV per token [KiB per sequence]",
-        "cache at the model's full context [MiB]",
-        "context that fits in free memory [tokens]",
+        "KV per token [KiB]",
+        f"cache at full context, batch {small} [MiB]",
+        f"same, batch {big} [MiB]",
+        f"context that fits in free memory, batch {small} [tokens]",
     )
     return ReaderTable(columns=columns, rows=tuple(_sample(rows, ReaderTable.MAX_ROWS)), finding=kv_finding(result))
 
@@ -99,7 +106,7 @@ def kv_plot_alt(result: Result) -> str:
     return (
         kv_finding(result)
         + " Log-log plot of KV cache size (MiB) against context length (tokens), one panel per model,"
-        " one line per attention layout (MHA, GQA, MQA) at batch 1 and the shipped layout at batch 8." + tail
+        " one line per attention layout (MHA, GQA, MQA) at batch 1 and the shipped layout at the largest batch." + tail
     )
 
 

@@ -128,6 +128,14 @@ def ensure_default_blog(*, say: Callable[[str], None] = log.info) -> Path:
         )
     if not SKELETON_DIR.is_dir():
         raise BlogRepoError(f"blog skeleton missing at {SKELETON_DIR} (broken install?)")
+    create_blog_repo(path)
+    say(f"No blog repo configured: created a local AstroPaper-style blog at {path} (layout v5, branch main).")
+    say(f'  Use your own with --blog-repo DIR, {BLOG_ENVVAR}=DIR or blog_repo = "DIR" in the config file.')
+    return path
+
+
+def create_blog_repo(path: Path) -> git.Repo:
+    """A new git repo at ``path`` whose branch ``main`` holds the bundled site (one commit, clean checkout)."""
     path.mkdir(parents=True, exist_ok=True)
     try:
         repo = git.Repo.init(path, initial_branch="main")
@@ -146,9 +154,7 @@ def ensure_default_blog(*, say: Callable[[str], None] = log.info) -> Path:
     commit = gitops.commit_tree(repo, tree, [], "Blog skeleton (AstroPaper v5 layout) created by ramble2post")
     gitops._git(repo, "update-ref", "refs/heads/main", commit, gitops.ZERO_SHA)
     gitops._git(repo, "read-tree", "main")  # index matches HEAD: `git status` is clean
-    say(f"No blog repo configured: created a local AstroPaper-style blog at {path} (layout v5, branch main).")
-    say(f'  Use your own with --blog-repo DIR, {BLOG_ENVVAR}=DIR or blog_repo = "DIR" in the config file.')
-    return path
+    return repo
 
 
 def resolve_blog_repo(flag: str | Path | None, *, say: Callable[[str], None] = log.info) -> Path:

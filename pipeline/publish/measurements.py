@@ -238,7 +238,7 @@ def experiment_view(result: dict, *, layout: BlogLayout, slug: str, index: int =
         "finding": finding,
         # key numbers only when there is no table (all of them stay in the JSON)
         "summary": [] if has_table else _summary_text(result.get("summary"))[:MAX_SUMMARY_LINES],
-        "reading": "" if (has_table and reading == finding) else reading,
+        "reading": "" if has_table else reading,  # with a table, the finding says it (the JSON keeps it)
         "notes": [str(n) for n in result.get("notes") or []][:MAX_NOTES],
         "more_notes": max(0, len(result.get("notes") or []) - MAX_NOTES),
         "error": result.get("error"),
