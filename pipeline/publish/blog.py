@@ -24,7 +24,9 @@ that ``ramble2post rerun`` can add another machine's column later.
 
 Default repo: with no ``--blog-repo`` and none configured (``blog_repo`` in
 config.toml or ``RAMBLE2POST_BLOG_REPO``), a local repo with the v5 layout is
-created at ``home_dir()/blog`` from ``blog/skeleton/``.
+created at ``home_dir()/blog`` from ``blog/skeleton/``: a small Astro 5 site of
+our own with AstroPaper's content schema (pinned by its package-lock.json), whose
+post page shows the views as tabs; ``publish.site`` builds drafts with it.
 """
 
 from __future__ import annotations

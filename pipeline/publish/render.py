@@ -413,7 +413,7 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
         token.attrSet("loading", "eager")
         return _render_img(token, md, options, env)
 
-    def link_rule(tokens, idx, options, env):
+    def link_rule(renderer, tokens, idx, options, env):
         # a link to a result file beside the plot becomes a data: URI (the page stays standalone);
         # any other relative link is dropped (it would point at the reader's disk)
         token = tokens[idx]
@@ -423,10 +423,10 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
             mime = _DATA_TYPES.get(posixpath.splitext(target)[1].lower())
             blob = read_file(target) if mime and not target.startswith("../") and not href.startswith("/") else None
             token.attrSet("href", f"data:{mime};base64,{base64.b64encode(blob).decode('ascii')}" if blob else "#")
-        return md.renderer.renderToken(tokens, idx, options, env)
+        return renderer.renderToken(tokens, idx, options, env)
 
     md.add_render_rule("image", image_rule)
-    md.add_render_rule("link_open", lambda _r, tokens, idx, options, env: link_rule(tokens, idx, options, env))
+    md.add_render_rule("link_open", link_rule)
     views = split_views(body)
     sections = {
         key: Markup(md.render("\n\n".join(views.get(v, "") for v in parts))) for key, _label, parts in PREVIEW_VIEWS
