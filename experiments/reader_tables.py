@@ -217,7 +217,7 @@ def quant_plot_alt(result: Result) -> str:
         for r in _rows(result)
         if r.get("scheme") != "fp32" and isinstance(r.get("same_top1_pct"), (int, float))
     ]
-    head = "Quality loss grows as bits drop"
+    head = quant_finding(result) + " Quality loss grows as bits drop"
     if tops:
         head += ": the most likely next token stays the same " + ", ".join(tops[:6]) + " of the time"
     return (

@@ -63,6 +63,9 @@ def test_front_matter_is_valid_astropaper():
     assert front["title"] == "Batching makes decoding nearly free"
     assert front["description"].startswith("Why batching")
     assert front["pubDatetime"] == NOW  # a YAML timestamp, not a string
+    assert "\npubDatetime: 2026-11-24T06:00:00Z\n" in r.markdown  # ISO 8601 with 'T', as AstroPaper writes it
+    republished = set_draft_flag(r.markdown, draft=False, pub=NOW + dt.timedelta(hours=1))
+    assert "\npubDatetime: 2026-11-24T07:00:00Z\n" in republished and "\ndraft: false\n" in republished
     assert front["draft"] is True
     assert front["tags"] == ["gpu", "batching", "etc"]
     assert set(front) == {"title", "description", "pubDatetime", "tags", "draft", "ramble2post"}
