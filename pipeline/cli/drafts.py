@@ -128,6 +128,8 @@ def preview_cmd(slug, blog_repo, output, standalone, serve, port, open_page):
             )
         except site.SiteUnavailable as e:
             click.echo(f"No Astro build ({e}); writing the standalone preview page instead.", err=True)
+            if serve:
+                click.echo("--serve needs the Astro build: open the standalone page in a browser.", err=True)
         else:
             click.echo(f"Built {info.branch}:{info.path} with Astro in {built.build_s:.1f} s.")
             click.echo(f"Page: {built.page}")

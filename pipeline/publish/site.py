@@ -141,7 +141,11 @@ def export_commit(repo, commit: str, dest: Path) -> None:
     except gitops.git.GitCommandError as e:
         raise BlogRepoError(f"cannot export {commit[:12]} of the blog repo: {e}") from e
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(dest, filter="data")  # no absolute paths, no links out of dest
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")  # no absolute paths, no links out of dest
+        else:  # Python < 3.11.4: plain files and folders inside dest only
+            safe = [m for m in tar.getmembers() if (m.isfile() or m.isdir()) and ".." not in Path(m.name).parts]
+            tar.extractall(dest, members=[m for m in safe if not m.name.startswith("/")])
 
 
 def _find_page(dist: Path, slug: str) -> tuple[Path, str] | None:
