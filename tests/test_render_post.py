@@ -284,3 +284,35 @@ def test_render_refuses_a_record_that_is_not_a_post():
     bad["layers"]["focus"] = []  # layer 1 can never be empty
     with pytest.raises(RenderError, match="not a valid Post"):
         render(post=bad)
+
+
+def test_measurements_follow_the_layer_with_the_claim_quoted_with_its_time(tmp_path):
+    res = make_result(tmp_path)
+    res["detection"] = {
+        "experiment": "batching-speedup",
+        "claim": "c",
+        "score": 1.0,
+        "evidence": [
+            {"segment_id": 2, "start": 10.0, "end": 14.5, "quote": "bus", "label": "x", "weight": 1.0},
+            {"segment_id": 0, "start": 0.0, "end": 4.5, "quote": "free", "label": "w", "weight": 0.25, "context": True},
+        ],
+    }
+    body = split_front_matter(render(results=[res]).markdown)[1]
+    post = body.split("## Human contribution")[0]
+    assert post.index("## An analogy") < post.index("## Measured on this machine") < post.index("## How it connects")
+    assert "> “It's like a bus that costs the same with one passenger or forty.” — *the speaker, at 0:10*" in post
+    # without a detection, the experiment's own detector finds the claim in the transcript
+    del res["detection"]
+    post = split_front_matter(render(results=[res]).markdown)[1].split("## Human contribution")[0]
+    assert post.index("## The point") < post.index("## Measured on this machine") < post.index("## Why it exists")
+    assert "— *the speaker, at 0:00*" in post
+
+
+def test_views_are_sections_and_the_provenance_is_collapsed_at_the_end():
+    body = split_front_matter(render().markdown)[1]
+    opens = re.findall(r'^<section class="r2p-view" data-view="([a-z]+)">$', body, re.M)
+    assert opens == ["post", "human", "ai", "ramble"] and body.count("\n</section>\n") == 4
+    assert body.index("## Ramble") < body.index('<details class="r2p-provenance">') < body.index("```yaml")
+    ai = body.split("## AI assistance")[1].split("## Ramble")[0]
+    html = to_html("---\ntitle: t\n---\n" + ai)
+    assert html.count("<ul>") == 2  # the model's sentences and the models/prompts are two lists, not one
