@@ -24,16 +24,7 @@ from typing import Any
 
 from ramble2post.errors import ExperimentError
 from ramble2post.experiments import roofline as rl
-from ramble2post.experiments.base import (
-    Context,
-    Experiment,
-    ModelUsed,
-    Param,
-    ReaderTable,
-    Result,
-    Trigger,
-    register,
-)
+from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, ReaderTable, Result, Trigger, register
 from ramble2post.experiments.decode_bench import LlamaBatchDecoder, WhisperDecoderBench, timing_plan
 
 MB = 1e6  # bytes per MB

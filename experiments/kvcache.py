@@ -21,16 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ramble2post.errors import ExperimentError
-from ramble2post.experiments.base import (
-    Context,
-    Experiment,
-    ModelUsed,
-    Param,
-    ReaderTable,
-    Result,
-    Trigger,
-    register,
-)
+from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, ReaderTable, Result, Trigger, register
 from ramble2post.experiments.batching import _free_bytes, int_list, str_list
 from ramble2post.experiments.decode_bench import F16_BYTES, LlamaBatchDecoder, kv_size_from_log
 
