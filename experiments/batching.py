@@ -24,7 +24,7 @@ from typing import Any
 
 from ramble2post.errors import ExperimentError
 from ramble2post.experiments import roofline as rl
-from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, Result, Trigger, register
+from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, ReaderTable, Result, Trigger, register
 from ramble2post.experiments.decode_bench import LlamaBatchDecoder, WhisperDecoderBench, timing_plan
 
 MB = 1e6  # bytes per MB
@@ -193,6 +193,16 @@ class BatchingSpeedup(Experiment):
             reading=reading(summary),
             notes=notes,
         )
+
+    def reader_table(self, result: Result) -> ReaderTable:
+        from ramble2post.experiments.reader_tables import batching_reader_table
+
+        return batching_reader_table(result)
+
+    def plot_alt(self, result: Result) -> str:
+        from ramble2post.experiments.reader_tables import batching_plot_alt
+
+        return batching_plot_alt(result)
 
     def plot(self, results: Sequence[Result]) -> dict[str, bytes]:
         from ramble2post.experiments.plots_batching import batching_png

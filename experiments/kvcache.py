@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ramble2post.errors import ExperimentError
-from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, Result, Trigger, register
+from ramble2post.experiments.base import Context, Experiment, ModelUsed, Param, ReaderTable, Result, Trigger, register
 from ramble2post.experiments.batching import _free_bytes, int_list, str_list
 from ramble2post.experiments.decode_bench import F16_BYTES, LlamaBatchDecoder, kv_size_from_log
 
@@ -140,6 +140,16 @@ class KVCacheGrowth(Experiment):
             reading=reading(summary),
             notes=notes,
         )
+
+    def reader_table(self, result: Result) -> ReaderTable:
+        from ramble2post.experiments.reader_tables import kv_reader_table
+
+        return kv_reader_table(result)
+
+    def plot_alt(self, result: Result) -> str:
+        from ramble2post.experiments.reader_tables import kv_plot_alt
+
+        return kv_plot_alt(result)
 
     def plot(self, results: Sequence[Result]) -> dict[str, bytes]:
         from ramble2post.experiments.plots_batching import kvcache_png

@@ -63,11 +63,11 @@ def quantization_loss_png(results: Sequence[Result]) -> bytes:
         ax2.bar(pos, vals, width=bar_w, label=res.machine if multi else None)
         ax2.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax1.set_yscale("log")
-    ax1.set_xlabel("bits per weight (including scales)")
+    ax1.set_xlabel("bits per weight (including scales, linear scale)")
     ax1.set_ylabel("mean KL divergence vs fp32 (nats/token, log scale)")
     ax1.set_title("Quality loss grows as bits drop")
     ax1.grid(True, which="both", alpha=0.3)
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
     ax2.set_ylabel("same top-1 token as fp32 (%)")
     ax2.set_ylim(0, 105)
     ax2.axhline(95, color="grey", linestyle="--", linewidth=1)
@@ -83,7 +83,7 @@ def quantization_loss_png(results: Sequence[Result]) -> bytes:
     ax2.set_title("How often the most likely next token is unchanged")
     ax2.grid(True, axis="y", alpha=0.3)
     if multi:
-        ax2.legend(fontsize=8)
+        ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, frameon=False)
     model = results[0].models[0].name if results and results[0].models else "model"
     fig.suptitle(f"Quantization loss, Whisper {model} decoder, teacher-forced on the reference text", fontsize=11)
     fig.tight_layout()

@@ -14,6 +14,14 @@ from ramble2post.experiments.plots import FIGSIZE, MARKERS, fig_to_png, plt
 DECODE_PARTS = ("llm (llama.cpp)", "whisper decoder (torch)")
 
 
+MAX_SERIES = 6  # lines per panel a reader can tell apart
+
+
+def _legend_below(ax) -> None:
+    """The legend under the panel, outside the data (never covering a line)."""
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+
+
 def _rows(res: Result) -> list[dict]:
     return [dict(zip(res.columns, r)) for r in res.rows]
 
@@ -69,55 +77,73 @@ def batching_png(results: Sequence[Result]) -> bytes:
             ax2.plot(xs, ys, color="grey", linestyle=":", label=f"measured roof{suffix}")
     ax1.set_xscale("log", base=2)
     ax1.set_yscale("log")
-    ax1.set_xlabel("batch size (sequences decoded per step)")
-    ax1.set_ylabel("decode throughput (tokens/s, all sequences)")
+    ax1.set_xlabel("batch size (sequences decoded per step, log scale)")
+    ax1.set_ylabel("decode throughput (tokens/s, all sequences, log scale)")
     ax1.set_title("Throughput vs batch size (dashed: ideal linear)")
     ax1.grid(True, which="both", alpha=0.3)
-    ax1.legend(fontsize=7)
+    _legend_below(ax1)
     ax2.set_xscale("log", base=2)
     ax2.set_yscale("log")
-    ax2.set_xlabel("arithmetic intensity (FLOP/byte)")
-    ax2.set_ylabel("achieved (GFLOP/s)")
+    ax2.set_xlabel("arithmetic intensity (FLOP/byte, log scale)")
+    ax2.set_ylabel("achieved (GFLOP/s, log scale)")
     ax2.set_title("Roofline: matrix-vector (B=1) to matrix-matrix")
     ax2.grid(True, which="both", alpha=0.3)
-    ax2.legend(fontsize=7)
+    _legend_below(ax2)
     fig.suptitle("Batching speedup while decoding, measured on this machine", fontsize=11)
     fig.tight_layout()
     return fig_to_png(fig)
 
 
 def kvcache_png(results: Sequence[Result]) -> bytes:
-    """KV-cache bytes vs context length (log-log) per model and attention layout, free memory as a line."""
-    fig, ax = plt.subplots(1, 1, figsize=FIGSIZE)
+    """KV-cache MiB vs context length (log-log), one panel per model, free memory as a dotted line.
+
+    At most MAX_SERIES lines per panel: each attention layout at batch 1, the shipped
+    layout at the largest batch, and free memory (with several machines: the shipped
+    layout per machine). The legend sits below each panel.
+    """
+    models = list(dict.fromkeys(r["model"] for res in results for r in _rows(res) if r["kind"] == "growth"))
+    fig, axes = plt.subplots(1, max(1, len(models)), figsize=FIGSIZE, squeeze=False)
     multi = len(results) > 1
-    for mi, res in enumerate(results):
-        rows = _rows(res)
-        marker = MARKERS[mi % len(MARKERS)]
-        suffix = f" ({res.machine})" if multi else ""
-        growth = [r for r in rows if r["kind"] == "growth"]
-        for label in dict.fromkeys((r["model"], r["attention"], r["batch"]) for r in growth):
-            rs = sorted(
-                (r for r in growth if (r["model"], r["attention"], r["batch"]) == label),
-                key=lambda r: r["context_tokens"],
-            )
-            ls = "-" if label[1].startswith("as shipped") else "--"
-            ax.plot(
-                [r["context_tokens"] for r in rs],
-                [r["kv_bytes"] / 2**20 for r in rs],
-                marker=marker,
-                linestyle=ls,
-                markersize=3,
-                label=f"{label[0]}, {label[1]}, batch {label[2]}{suffix}",
-            )
-        free = res.summary.get("free_memory_bytes")
-        if free:
-            ax.axhline(free / 2**20, color="grey", linestyle=":", label=f"free memory{suffix}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("context length (tokens per sequence)")
-    ax.set_ylabel("KV cache (MiB)")
-    ax.set_title("KV cache grows linearly with context and batch; GQA/MQA divide it")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    for ax, model in zip(axes[0], models or ["(no model)"]):
+        series = 0
+        for mi, res in enumerate(results):
+            growth = [r for r in _rows(res) if r["kind"] == "growth" and r["model"] == model]
+            suffix = f" ({res.machine})" if multi else ""
+            batches = sorted({r["batch"] for r in growth})
+            keys = []
+            for att in dict.fromkeys(r["attention"] for r in growth):
+                if not multi or att.startswith("as shipped"):
+                    keys.append((att, batches[0] if batches else 1))
+            shipped = [a for a, _ in keys if a.startswith("as shipped")]
+            if shipped and len(batches) > 1:
+                keys.append((shipped[0], batches[-1]))
+            for att, batch in keys:
+                if series >= MAX_SERIES - 1:
+                    break
+                rs = sorted(
+                    (r for r in growth if (r["attention"], r["batch"]) == (att, batch)),
+                    key=lambda r: r["context_tokens"],
+                )
+                ax.plot(
+                    [r["context_tokens"] for r in rs],
+                    [r["kv_bytes"] / 2**20 for r in rs],
+                    marker=MARKERS[mi % len(MARKERS)],
+                    linestyle="-" if att.startswith("as shipped") else "--",
+                    markersize=3,
+                    label=f"{att}, batch {batch}{suffix}",
+                )
+                series += 1
+            free = res.summary.get("free_memory_bytes")
+            if free and series < MAX_SERIES:
+                ax.axhline(free / 2**20, color="grey", linestyle=":", label=f"free memory{suffix}")
+                series += 1
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("context length (tokens per sequence, log scale)")
+        ax.set_ylabel("KV cache (MiB, log scale)")
+        ax.set_title(model, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        _legend_below(ax)
+    fig.suptitle("KV cache grows linearly with context and batch; GQA/MQA divide it", fontsize=11)
     fig.tight_layout()
     return fig_to_png(fig)

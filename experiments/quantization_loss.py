@@ -36,6 +36,7 @@ from ramble2post.experiments.base import (
     Experiment,
     ModelUsed,
     Param,
+    ReaderTable,
     Result,
     Stopwatch,
     Trigger,
@@ -270,6 +271,16 @@ class QuantizationLoss(Experiment):
             reading=reading(summary, results, model_name=info.name),
             notes=notes,
         )
+
+    def reader_table(self, result: Result) -> ReaderTable:
+        from ramble2post.experiments.reader_tables import quant_reader_table
+
+        return quant_reader_table(result)
+
+    def plot_alt(self, result: Result) -> str:
+        from ramble2post.experiments.reader_tables import quant_plot_alt
+
+        return quant_plot_alt(result)
 
     def plot(self, results: Sequence[Result]) -> dict[str, bytes]:
         from ramble2post.experiments.plots import quantization_loss_png

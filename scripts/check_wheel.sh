@@ -18,11 +18,17 @@ wheel=$(ls "$work"/dist/ramble2post-*.whl)
 echo "$(basename "$wheel"): $(du -k "$wheel" | cut -f1) KiB"
 python_files=$(.venv/bin/python -m zipfile -l "$wheel" | awk '{print $1}')
 for need in ramble2post/prompts/structure_system.txt ramble2post/blog/templates/post.md.j2 \
-            ramble2post/blog/skeleton/package.json ramble2post/samples/explain-format-ramble-1min.m4a \
+            ramble2post/blog/skeleton/package.json ramble2post/blog/skeleton/package-lock.json \
+            ramble2post/blog/skeleton/astro.config.mjs ramble2post/blog/skeleton/src/content.config.ts \
+            'ramble2post/blog/skeleton/src/pages/posts/[...slug].astro' ramble2post/blog/skeleton/src/styles/global.css \
+            ramble2post/blog/skeleton/src/layouts/Base.astro ramble2post/samples/explain-format-ramble-1min.m4a \
             ramble2post/experiments/base.py ramble2post/py.typed ramble2post/structure/role_weights.json \
             ramble2post/structure/domain_terms.json; do
-  grep -qx "$need" <<<"$python_files" || { echo "Error: the wheel lacks $need" >&2; exit 1; }
+  grep -qxF "$need" <<<"$python_files" || { echo "Error: the wheel lacks $need" >&2; exit 1; }
 done
+if grep -qE '/(node_modules|dist|\.astro)/' <<<"$python_files"; then
+  echo "Error: the wheel carries npm or Astro build output" >&2; exit 1
+fi
 if grep -qE '^(pipeline|experiments)/' <<<"$python_files"; then
   echo "Error: the wheel installs a top-level 'pipeline' or 'experiments'" >&2; exit 1
 fi

@@ -272,7 +272,7 @@ def test_main_command_with_stand_in_stages(tmp_path, monkeypatch):
     assert git(root, "cat-file", "-t", f"{result['branch']}:{result['path']}").strip() == "blob"
     assert calls[0].device == "cpu" and exp_calls == ["auto"]
     text = git(root, "show", f"{result['branch']}:{result['path']}")
-    assert "| batch | tokens/s \\(tok/s\\) |" in text and "speedup\\_at\\_4: 3.3" in text
+    assert "| batch | tokens/s \\[tok/s\\] |" in text and "**What it shows:** Batch 4 is 3.3x faster." in text
     assert "kv\\-cache\\-growth" not in text or "out of memory: boom" in text
     assert "this experiment failed and produced no numbers: out of memory: boom" in text
     assert sum(f.endswith(".png") for f in result["files"]) == 1

@@ -128,3 +128,26 @@ def test_preview_in_headless_chromium_switches_views_and_loads_images(drafted, t
     assert "<script>alert(1)</script>" in views["ramble"]["text"]  # shown as inert text
     assert views["ai"]["images"] and all(i["ok"] and i["w"] == 8 for i in views["ai"]["images"])
     assert views["human"]["images"] == [] and views["ramble"]["images"] == []
+
+
+def test_without_node_preview_of_an_astro_blog_writes_the_standalone_page(tmp_path, monkeypatch):
+    from ramble2post.publish import site
+    from ramble2post.publish.blog import create_blog_repo
+
+    root = tmp_path / "blog"
+    create_blog_repo(root)  # the default blog: an Astro site
+    d = create_draft(
+        post=make_post(),
+        transcript=make_transcript(),
+        experiment_results=[make_result(tmp_path)],
+        blog_repo=root,
+        hardware=HARDWARE,
+    )
+    monkeypatch.setattr(site, "node_tools", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["preview", d.slug, "--blog-repo", str(root)])
+    assert res.exit_code == 0, res.output
+    assert "No Astro build (node and npm are not installed)" in res.output
+    page = (tmp_path / f"{d.slug}.preview.html").read_text()
+    assert "r2p-view" not in page and "<details" not in page  # the site's wrappers are not shown as text
+    assert "Human contribution" in page and page.count("data:image/png;base64,") == 1

@@ -63,6 +63,9 @@ def test_front_matter_is_valid_astropaper():
     assert front["title"] == "Batching makes decoding nearly free"
     assert front["description"].startswith("Why batching")
     assert front["pubDatetime"] == NOW  # a YAML timestamp, not a string
+    assert "\npubDatetime: 2026-11-24T06:00:00Z\n" in r.markdown  # ISO 8601 with 'T', as AstroPaper writes it
+    republished = set_draft_flag(r.markdown, draft=False, pub=NOW + dt.timedelta(hours=1))
+    assert "\npubDatetime: 2026-11-24T07:00:00Z\n" in republished and "\ndraft: false\n" in republished
     assert front["draft"] is True
     assert front["tags"] == ["gpu", "batching", "etc"]
     assert set(front) == {"title", "description", "pubDatetime", "tags", "draft", "ramble2post"}
@@ -156,20 +159,30 @@ def test_experiment_tables_plots_and_raw_results(tmp_path):
     res = make_result(tmp_path)
     res["units"] = {"tokens/s": "tok/s"}
     res["notes"] = ["measured with llama.cpp"]
+    res["reading"] = "Throughput grows with batch size | pipes"
+    res["rows"].append(["x | y", 1.0, 1.0])
     r = render(results=[res])
     body = split_front_matter(r.markdown)[1]
     assert "## Measured on this machine" in body
-    assert "| batch | tokens/s \\(tok/s\\) | speedup |" in body
+    assert "| batch | tokens/s \\[tok/s\\] | speedup |" in body  # the unit in the header
     assert "| 4 | 350.5 | 3.505 |" in body
-    assert "\\| pipes" in body  # a pipe from data cannot break the table
+    assert "**What it shows:** Throughput grows with batch size \\| pipes" in body  # the finding, one sentence
+    assert "| x \\| y | 1 | 1 |" in body  # a pipe from data cannot break the table
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", body)
     assert len(refs) == 1 and refs[0].startswith("../../assets/images/ramble2post/a-post/")
     png = [p for p in r.files if p.endswith(".png")]
     assert png == ["src/assets/images/ramble2post/a-post/" + refs[0].rsplit("/", 1)[1]]
-    stored = [p for p in r.files if p.endswith(".json")]
+    stored = [p for p in r.files if p.endswith(".json") and "/results/" in p]
     assert stored and stored[0].startswith("src/assets/images/ramble2post/a-post/results/")
+    csv_path = stored[0][: -len(".json")] + ".csv"
+    assert r.files[csv_path].decode().splitlines()[:2] == ["batch,tokens/s [tok/s],speedup", "1,100.0,1.0"]
+    links = re.findall(r"\[(CSV|JSON)\]\(([^)]+)\)", body)  # the full results, linked beside the plot
+    assert [k for k, _ in links] == ["CSV", "JSON"]
+    assert all(ref.startswith("../../assets/images/ramble2post/a-post/results/") for _, ref in links)
+    front = split_front_matter(r.markdown)[0]
+    assert front["ogImage"] == refs[0]  # the main plot is the post's picture
     data = json.loads(r.files[stored[0]])
-    assert data["rows"] == [[1, 100.0, 1.0], [4, 350.5, 3.505]] and data["plots"] == png
+    assert data["rows"][:2] == [[1, 100.0, 1.0], [4, 350.5, 3.505]] and data["plots"] == png
 
 
 def test_failed_experiment_is_recorded_with_verify_mark():
@@ -228,7 +241,7 @@ def test_rerun_can_rerender_measurements_with_two_machines(tmp_path):
     from ramble2post.publish.render import render_measurements, replace_measurements
 
     r = render(results=[make_result(tmp_path)])
-    stored = [json.loads(b) for p, b in r.files.items() if "/results/" in p]
+    stored = [json.loads(b) for p, b in r.files.items() if "/results/" in p and p.endswith(".json")]
     assert "## Measured on this machine" in r.markdown
     edited = r.markdown.replace("## The point", "## The point (edited by hand)")
     gpu = make_result(tmp_path, label="NVIDIA H100 80GB HBM3", started="2026-11-25T09:00:00Z")
@@ -271,3 +284,35 @@ def test_render_refuses_a_record_that_is_not_a_post():
     bad["layers"]["focus"] = []  # layer 1 can never be empty
     with pytest.raises(RenderError, match="not a valid Post"):
         render(post=bad)
+
+
+def test_measurements_follow_the_layer_with_the_claim_quoted_with_its_time(tmp_path):
+    res = make_result(tmp_path)
+    res["detection"] = {
+        "experiment": "batching-speedup",
+        "claim": "c",
+        "score": 1.0,
+        "evidence": [
+            {"segment_id": 2, "start": 10.0, "end": 14.5, "quote": "bus", "label": "x", "weight": 1.0},
+            {"segment_id": 0, "start": 0.0, "end": 4.5, "quote": "free", "label": "w", "weight": 0.25, "context": True},
+        ],
+    }
+    body = split_front_matter(render(results=[res]).markdown)[1]
+    post = body.split("## Human contribution")[0]
+    assert post.index("## An analogy") < post.index("## Measured on this machine") < post.index("## How it connects")
+    assert "> “It's like a bus that costs the same with one passenger or forty.” — *the speaker, at 0:10*" in post
+    # without a detection, the experiment's own detector finds the claim in the transcript
+    del res["detection"]
+    post = split_front_matter(render(results=[res]).markdown)[1].split("## Human contribution")[0]
+    assert post.index("## The point") < post.index("## Measured on this machine") < post.index("## Why it exists")
+    assert "— *the speaker, at 0:00*" in post
+
+
+def test_views_are_sections_and_the_provenance_is_collapsed_at_the_end():
+    body = split_front_matter(render().markdown)[1]
+    opens = re.findall(r'^<section class="r2p-view" data-view="([a-z]+)">$', body, re.M)
+    assert opens == ["post", "human", "ai", "ramble"] and body.count("\n</section>\n") == 4
+    assert body.index("## Ramble") < body.index('<details class="r2p-provenance">') < body.index("```yaml")
+    ai = body.split("## AI assistance")[1].split("## Ramble")[0]
+    html = to_html("---\ntitle: t\n---\n" + ai)
+    assert html.count("<ul>") == 2  # the model's sentences and the models/prompts are two lists, not one

@@ -94,18 +94,57 @@ def publish_cmd(slug, blog_repo, yes, force):
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="HTML file to write. Default: ./<slug>.preview.html",
+    help="Write the standalone HTML page here (implies --standalone). Default: ./<slug>.preview.html",
 )
-def preview_cmd(slug, blog_repo, output):
-    """Render the draft SLUG as one standalone HTML page with three views.
+@click.option(
+    "--standalone", is_flag=True, help="One self-contained HTML file instead of building the blog's Astro site."
+)
+@click.option("--serve", is_flag=True, help="After building, run `astro preview` on localhost until Ctrl-C.")
+@click.option("--port", type=click.IntRange(1, 65535), default=4321, show_default=True, help="Port for --serve.")
+@click.option("--open", "open_page", is_flag=True, help="Open the built page in the default browser.")
+def preview_cmd(slug, blog_repo, output, standalone, serve, port, open_page):
+    """Show the draft SLUG as the blog will: Post · Human contribution · AI assistance · Ramble.
 
-    Human contribution · AI assistance · Ramble, switchable like the blog;
-    images are inlined, so the file can be opened or mailed on its own.
+    When the blog is an Astro site and node and npm are installed, the draft's
+    branch is exported to a work folder (never your checkout), its npm
+    dependencies are installed once (cached per lockfile), and `astro build`
+    renders it; the built page's path is printed. With --serve, `astro preview`
+    serves it on http://127.0.0.1:PORT/. Otherwise (or with --standalone / -o)
+    one standalone HTML file with the views and inlined images is written.
     """
-    from ramble2post.publish.render import render_preview
+    from ramble2post.publish import site
 
     repo = _open(blog_repo)
     info = find_post(repo, slug=slug)
+    if not (standalone or output):
+        try:
+            built = site.build_draft(
+                repo,
+                commit=info.commit,
+                post_path=info.path,
+                slug=info.slug,
+                work_dir=site.work_dir_for(Path(str(repo.working_tree_dir))),
+                say=lambda m: click.echo(m, err=True),
+            )
+        except site.SiteUnavailable as e:
+            click.echo(f"No Astro build ({e}); writing the standalone preview page instead.", err=True)
+            if serve:
+                click.echo("--serve needs the Astro build: open the standalone page in a browser.", err=True)
+        else:
+            click.echo(f"Built {info.branch}:{info.path} with Astro in {built.build_s:.1f} s.")
+            click.echo(f"Page: {built.page}")
+            if open_page:
+                click.launch(str(built.page))
+            if serve:
+                click.echo(f"Serving on http://127.0.0.1:{port}{built.url_path} (Ctrl-C stops it)")
+                site.serve(built.site_dir, port=port)
+            return
+    _write_standalone(repo, info, slug=slug, output=output, open_page=open_page)
+
+
+def _write_standalone(repo, info, *, slug: str, output: Path | None, open_page: bool) -> None:
+    from ramble2post.publish.render import render_preview
+
     markdown = (gitops.read_blob(repo, info.commit, info.path) or b"").decode("utf-8", errors="replace")
     html = render_preview(
         markdown=markdown,
@@ -116,3 +155,5 @@ def preview_cmd(slug, blog_repo, output):
     output = output or Path(f"{slug}.preview.html")
     atomic_write_text(output, html)
     click.echo(f"Wrote {output} (from {info.branch}:{info.path}).")
+    if open_page:
+        click.launch(str(output))

@@ -24,7 +24,9 @@ that ``ramble2post rerun`` can add another machine's column later.
 
 Default repo: with no ``--blog-repo`` and none configured (``blog_repo`` in
 config.toml or ``RAMBLE2POST_BLOG_REPO``), a local repo with the v5 layout is
-created at ``home_dir()/blog`` from ``blog/skeleton/``.
+created at ``home_dir()/blog`` from ``blog/skeleton/``: a small Astro 5 site of
+our own with AstroPaper's content schema (pinned by its package-lock.json), whose
+post page shows the views as tabs; ``publish.site`` builds drafts with it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ LAYOUTS = (  # (name, posts folder) in detection order
 ASSETS_ROOT = "src/assets/images/ramble2post"  # per-draft images + results/ under <slug>/
 SKELETON_DIR = BLOG_TEMPLATE_DIR / "skeleton"
 BLOG_ENVVAR = "RAMBLE2POST_BLOG_REPO"
+_SKIP_PARTS = {"__pycache__", "node_modules", "dist", ".astro"}  # build output never goes into a new blog
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +130,14 @@ def ensure_default_blog(*, say: Callable[[str], None] = log.info) -> Path:
         )
     if not SKELETON_DIR.is_dir():
         raise BlogRepoError(f"blog skeleton missing at {SKELETON_DIR} (broken install?)")
+    create_blog_repo(path)
+    say(f"No blog repo configured: created a local AstroPaper-style blog at {path} (layout v5, branch main).")
+    say(f'  Use your own with --blog-repo DIR, {BLOG_ENVVAR}=DIR or blog_repo = "DIR" in the config file.')
+    return path
+
+
+def create_blog_repo(path: Path) -> git.Repo:
+    """A new git repo at ``path`` whose branch ``main`` holds the bundled site (one commit, clean checkout)."""
     path.mkdir(parents=True, exist_ok=True)
     try:
         repo = git.Repo.init(path, initial_branch="main")
@@ -134,7 +145,7 @@ def ensure_default_blog(*, say: Callable[[str], None] = log.info) -> Path:
         raise BlogRepoError(f"cannot create a git repo at {path}: {e}") from e
     files: dict[str, bytes] = {}
     for f in sorted(SKELETON_DIR.rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts:
+        if f.is_file() and not _SKIP_PARTS & set(f.relative_to(SKELETON_DIR).parts):
             files[f.relative_to(SKELETON_DIR).as_posix()] = f.read_bytes()
     for rel, data in files.items():  # a normal checkout: files on disk match HEAD
         dest = path / rel
@@ -145,9 +156,7 @@ def ensure_default_blog(*, say: Callable[[str], None] = log.info) -> Path:
     commit = gitops.commit_tree(repo, tree, [], "Blog skeleton (AstroPaper v5 layout) created by ramble2post")
     gitops._git(repo, "update-ref", "refs/heads/main", commit, gitops.ZERO_SHA)
     gitops._git(repo, "read-tree", "main")  # index matches HEAD: `git status` is clean
-    say(f"No blog repo configured: created a local AstroPaper-style blog at {path} (layout v5, branch main).")
-    say(f'  Use your own with --blog-repo DIR, {BLOG_ENVVAR}=DIR or blog_repo = "DIR" in the config file.')
-    return path
+    return repo
 
 
 def resolve_blog_repo(flag: str | Path | None, *, say: Callable[[str], None] = log.info) -> Path:

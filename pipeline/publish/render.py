@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import re
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -31,6 +29,15 @@ from markupsafe import Markup
 from ramble2post.config import BLOG_TEMPLATE_DIR
 from ramble2post.errors import InputError, Ramble2PostError
 from ramble2post.publish.blog import BlogLayout
+from ramble2post.publish.measurements import (
+    MEASUREMENTS_END,
+    MEASUREMENTS_START,
+    _json_bytes,
+    anchor_layer,
+    experiment_views,
+    main_plot,
+    stage_experiment_files,
+)
 from ramble2post.publish.slug import slugify
 from ramble2post.records import Transcript
 from ramble2post.structure.schema import validate_post
@@ -58,7 +65,6 @@ LAYER_TITLES = {
     "tradeoffs": "Trade-offs",
 }
 MAX_TAGS = 8
-MAX_SUMMARY_LINES = 6  # key numbers listed above an experiment's table
 _ESCAPE_CHARS = set("\\`*_{}[]()#+!|~<>&$")
 _LINE_START = re.compile(r"^(\s*)([-+=>:]|\d+[.)])")
 _DROP = re.compile("[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -164,114 +170,12 @@ def _item_view(item: dict, times: dict[int, tuple[float, float]]) -> dict:
     return {
         "text": item.get("text", ""),
         "origin": "speaker" if item.get("origin") == "speaker" else "model",
+        "sources": sources,
         "verified": bool(item.get("verified", False)),
         "note": item.get("note"),
         "start": min(a for a, _ in spans) if spans else None,
         "end": max(b for _, b in spans) if spans else None,
     }
-
-
-def _machine(result: dict) -> str:
-    """Human name of the machine a result was measured on."""
-    hw = result.get("hardware") or {}
-    if hw.get("label"):
-        return str(hw["label"])
-    if hw.get("cpu_model"):  # an experiments.hardware fingerprint
-        try:
-            from ramble2post.experiments.hardware import describe
-
-            return f"{describe(hw)} ({result.get('machine', '')})".replace(" ()", "")
-        except Exception:  # noqa: BLE001 - a label is cosmetic; fall back to the short name
-            pass
-    return str(result.get("machine") or hw.get("cpu_model") or "unknown machine")
-
-
-def _summary_text(summary: Any) -> list[str]:
-    if isinstance(summary, dict):
-        return [f"{k}: {fmt_cell(v)}" for k, v in summary.items()]
-    return [str(summary)] if summary else []
-
-
-def _experiment_view(result: dict, assets: dict[str, str]) -> dict:
-    units = result.get("units") or {}
-    columns = [f"{c} ({units[c]})" if units.get(c) else str(c) for c in result.get("columns") or []]
-    return {
-        "name": result.get("experiment", "experiment"),
-        "version": result.get("version", ""),
-        "hardware": _machine(result),
-        "started_at": result.get("started_at", ""),
-        "duration_s": result.get("duration_s"),
-        # key numbers: all of them when there is no table, else only a short summary (all stay in the JSON)
-        "summary": _summary_text(result.get("summary"))[: None if not columns else MAX_SUMMARY_LINES],
-        "reading": result.get("reading") or "",
-        "notes": [str(n) for n in result.get("notes") or []],
-        "error": result.get("error"),
-        "table": Markup(md_table(columns, result.get("rows") or [])) if columns else None,
-        "plots": [
-            {"ref": assets[p], "alt": f"{result.get('experiment', 'plot')}: {Path(p).stem}"}
-            for p in result.get("plots") or []
-            if p in assets
-        ],
-    }
-
-
-def _plot_source(result: dict, p: Any) -> Path:
-    src = Path(str(p))
-    if not src.is_absolute() and result.get("result_dir"):
-        src = Path(str(result["result_dir"])) / src  # experiments store plot names next to result.json
-    return src
-
-
-def stage_experiment_files(
-    results: list[dict], *, layout: BlogLayout, slug: str
-) -> tuple[list[dict], dict[str, bytes]]:
-    """Copy plots/results into the draft's assets folder; return the stored results and files.
-
-    ``plots`` may be absolute paths, or names relative to ``result_dir``. Stored
-    results reference their plots by repo path; each result is one JSON file
-    ``results/<experiment>--<machine>--<time>.json`` so a later rerun adds files
-    (another machine's column) instead of editing these.
-    """
-    files: dict[str, bytes] = {}
-    stored: list[dict] = []
-    adir = layout.assets_dir(slug)
-    for i, res in enumerate(results):
-        res = dict(res)
-        exp = slugify(str(res.get("experiment", "experiment")), max_len=40)
-        machine = slugify(str(res.get("machine") or _machine(res)), max_len=40)
-        when = slugify(str(res.get("started_at", i)), max_len=30)
-        new_plots = []
-        for j, p in enumerate(res.get("plots") or []):
-            src = _plot_source(res, p)
-            if src.suffix.lower() != ".png" or not src.is_file():
-                continue  # only PNG plots that exist; never arbitrary files
-            name = f"{exp}--{machine}--{when}--{j + 1}.png"
-            files[f"{adir}/{name}"] = src.read_bytes()
-            new_plots.append(f"{adir}/{name}")
-        res["plots"] = new_plots
-        res.pop("result_dir", None)
-        blob = json.dumps(res, indent=2, ensure_ascii=False, default=str) + "\n"
-        files[f"{adir}/results/{exp}--{machine}--{when}.json"] = blob.encode("utf-8")
-        stored.append(res)
-    return stored, files
-
-
-def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-
-
-def _experiment_views(stored: list[dict], *, layout: BlogLayout, slug: str) -> list[dict]:
-    """Views of stored results, grouped by experiment (first appearance), then by start time."""
-    order: dict[str, int] = {}
-    for r in stored:
-        order.setdefault(str(r.get("experiment")), len(order))
-    ranked = sorted(stored, key=lambda r: (order[str(r.get("experiment"))], str(r.get("started_at", ""))))
-    assets = {p: layout.asset_ref(slug, p.rsplit("/", 1)[-1]) for r in ranked for p in r.get("plots") or []}
-    return [_experiment_view(r, assets) for r in ranked]
-
-
-MEASUREMENTS_START = "<!-- ramble2post:measurements -->"
-MEASUREMENTS_END = "<!-- /ramble2post:measurements -->"
 
 
 def render_measurements(*, stored_results: list[dict], layout: BlogLayout, slug: str) -> str:
@@ -280,7 +184,7 @@ def render_measurements(*, stored_results: list[dict], layout: BlogLayout, slug:
     For ``rerun``: load every ``<assets>/results/*.json`` (old machines and the
     new one), render, and put it in place with ``replace_measurements``.
     """
-    experiments = _experiment_views(stored_results, layout=layout, slug=slug)
+    experiments = experiment_views(stored_results, layout=layout, slug=slug)
     return _env().get_template("measurements.md.j2").render(experiments=experiments, verify_mark=Markup(VERIFY_MARK))
 
 
@@ -314,8 +218,8 @@ def render_post(
     layers = {k: [_item_view(i, times) for i in post["layers"].get(k) or []] for k in LAYER_TITLES}
     title = " ".join(record.title.text.split()) or "Untitled ramble"
     description = " ".join(str(post.get("description") or "").split()) or title
-    stored, files = stage_experiment_files(experiment_results, layout=layout, slug=slug)
-    experiments = _experiment_views(stored, layout=layout, slug=slug)
+    stored, files = stage_experiment_files(experiment_results, layout=layout, slug=slug, segments=transcript.segments)
+    experiments = experiment_views(stored, layout=layout, slug=slug)
     source_dir = f"{layout.assets_dir(slug)}/source"  # inputs kept so a rerun can re-render exactly
     files[f"{source_dir}/post.json"] = _json_bytes(post)
     files[f"{source_dir}/transcript.json"] = _json_bytes(transcript.to_dict())
@@ -323,12 +227,17 @@ def render_post(
     verify_count = sum(1 for it in all_items if not it["verified"]) + sum(1 for e in experiments if e["error"])
     author_count = sum(1 for k in GAP_NOTES if not layers[k])
     pub = now.astimezone(dt.UTC).replace(microsecond=0)
-    front = {
+    front: dict[str, Any] = {
         "title": title,
         "description": description,
-        "pubDatetime": pub,  # a YAML timestamp, as AstroPaper's z.date() expects
+        "pubDatetime": pub,  # a YAML timestamp (ISO 8601, 'T', 'Z'), as AstroPaper's z.date() expects
         "tags": _clean_tags(post.get("tags")),
         "draft": True,
+    }
+    og = main_plot(stored)
+    if og:  # AstroPaper: image() resolves a path relative to the post; the plot is the post's picture
+        front["ogImage"] = layout.asset_ref(slug, og.rsplit("/", 1)[-1])
+    front |= {
         "ramble2post": {
             "schema_version": 1,
             "slug": slug,
@@ -340,7 +249,7 @@ def render_post(
             "assets": layout.assets_dir(slug),
         },
     }
-    front_yaml = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000)
+    front_yaml = dump_front_matter(front)
     llm = {
         "name": None,
         "quantization": None,
@@ -356,6 +265,7 @@ def render_post(
         "layers": layers,
         "layer_titles": LAYER_TITLES,
         "experiments": experiments,
+        "measure_after": anchor_layer([e["claim"] for e in experiments], layers) if experiments else None,
         "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments],
         "speaker_items": [(k, it) for k, items in layers.items() for it in items if it["origin"] == "speaker"],
         "model_items": [(k, it) for k, items in layers.items() for it in items if it["origin"] == "model"],
@@ -381,6 +291,25 @@ def render_post(
     return RenderedDraft(
         post_path=post_path, markdown=markdown, files=files, verify_count=verify_count, author_count=author_count
     )
+
+
+class _FrontMatterDumper(yaml.SafeDumper):
+    """safe_dump, but a datetime is written ISO 8601 with 'T' and 'Z' (AstroPaper's own spelling)."""
+
+
+def _represent_datetime(dumper: yaml.SafeDumper, value: dt.datetime) -> yaml.Node:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    text = value.replace(tzinfo=None).isoformat() + "Z"  # plain scalar: YAML still reads it as a timestamp
+    return dumper.represent_scalar("tag:yaml.org,2002:timestamp", text)
+
+
+_FrontMatterDumper.add_representer(dt.datetime, _represent_datetime)
+
+
+def dump_front_matter(front: dict) -> str:
+    """YAML front matter (never string pasting, so a title cannot add keys)."""
+    return yaml.dump(front, Dumper=_FrontMatterDumper, sort_keys=False, allow_unicode=True, width=1000)
 
 
 def split_front_matter(markdown: str) -> tuple[dict, str]:
@@ -415,8 +344,7 @@ def set_draft_flag(markdown: str, *, draft: bool, pub: dt.datetime | None = None
     front["draft"] = draft
     if pub is not None:
         front["pubDatetime"] = pub.astimezone(dt.UTC).replace(microsecond=0)
-    text = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000)
-    return f"---\n{text}---\n{body}"
+    return f"---\n{dump_front_matter(front)}---\n{body}"
 
 
 # ---------------------------------------------------------------- preview
@@ -427,6 +355,7 @@ PREVIEW_VIEWS = (  # (key, tab label, which Markdown views it shows)
     ("ai", "AI assistance", ("post", "ai", "provenance")),
     ("ramble", "Ramble", ("ramble",)),
 )
+_DATA_TYPES = {".csv": "text/csv", ".json": "application/json"}  # result files a post links to
 _IMAGE_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -434,6 +363,13 @@ _IMAGE_TYPES = {
     ".webp": "image/webp",
     ".gif": "image/gif",
 }
+# The raw-HTML lines post.md.j2 writes around views and the provenance (exactly these; any
+# transcript text is escaped, so it cannot produce one).
+_WRAPPER_LINE = re.compile(
+    r'^(?:<section class="r2p-view" data-view="[a-z]+">|</section>|<details class="r2p-provenance">'
+    r"|<summary>[^<>]*</summary>|</details>)$",
+    re.MULTILINE,
+)
 _VIEW_SPLIT = re.compile(r"^<!-- ramble2post:view ([a-z]+) -->$", re.MULTILINE)
 
 
@@ -463,6 +399,7 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
 
     front, body = split_front_matter(markdown)
     body = body.replace(MEASUREMENTS_START, "").replace(MEASUREMENTS_END, "")
+    body = _WRAPPER_LINE.sub("", body)  # the site's view wrappers; this page switches views itself
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     post_dir = posixpath.dirname(post_path)
 
@@ -483,7 +420,20 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
         token.attrSet("loading", "eager")
         return _render_img(token, md, options, env)
 
+    def link_rule(renderer, tokens, idx, options, env):
+        # a link to a result file beside the plot becomes a data: URI (the page stays standalone);
+        # any other relative link is dropped (it would point at the reader's disk)
+        token = tokens[idx]
+        href = token.attrGet("href") or ""
+        if not re.match(r"^(https?:|mailto:|#)", href, re.I):
+            target = posixpath.normpath(posixpath.join(post_dir, href))
+            mime = _DATA_TYPES.get(posixpath.splitext(target)[1].lower())
+            blob = read_file(target) if mime and not target.startswith("../") and not href.startswith("/") else None
+            token.attrSet("href", f"data:{mime};base64,{base64.b64encode(blob).decode('ascii')}" if blob else "#")
+        return renderer.renderToken(tokens, idx, options, env)
+
     md.add_render_rule("image", image_rule)
+    md.add_render_rule("link_open", link_rule)
     views = split_views(body)
     sections = {
         key: Markup(md.render("\n\n".join(views.get(v, "") for v in parts))) for key, _label, parts in PREVIEW_VIEWS

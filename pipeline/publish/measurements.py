@@ -1,0 +1,274 @@
+"""The measurements a post carries: a reader's view of each experiment result.
+
+A stored result is the full table (a ``kv-cache-growth`` run is ~100 rows by 12
+columns). The post shows what a reader can take in: the claim the speaker made,
+quoted with its time; one sentence saying what the numbers show; the few rows that
+answer it (``Experiment.reader_table``: at most 12 rows by 7 columns, units in the
+headers); the plot, with alt text that states the finding (``Experiment.plot_alt``);
+and links to the full results (``results/<name>.csv`` and ``.json``, committed
+beside the plot).
+
+The section sits right after the layer of the post that the claim supports (the
+layer holding a sentence from the segment the claim was detected in), between the
+``<!-- ramble2post:measurements -->`` markers so that ``rerun`` can replace it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ramble2post.publish.blog import BlogLayout
+from ramble2post.publish.slug import slugify
+
+log = logging.getLogger(__name__)
+
+MEASUREMENTS_START = "<!-- ramble2post:measurements -->"
+MEASUREMENTS_END = "<!-- /ramble2post:measurements -->"
+MAX_SUMMARY_LINES = 6  # key numbers listed when a result has no table
+MAX_ROWS, MAX_COLUMNS = 12, 7  # the reader table's size (ReaderTable.MAX_ROWS / MAX_COLUMNS)
+MAX_NOTES = 3  # notes shown in the post; every note stays in the JSON
+
+
+def machine_name(result: Mapping[str, Any]) -> str:
+    """Human name of the machine a result was measured on."""
+    hw = result.get("hardware") or {}
+    if hw.get("label"):
+        return str(hw["label"])
+    if hw.get("cpu_model"):  # an experiments.hardware fingerprint
+        try:
+            from ramble2post.experiments.hardware import describe
+
+            return f"{describe(hw)} ({result.get('machine', '')})".replace(" ()", "")
+        except Exception:  # noqa: BLE001 - a label is cosmetic; fall back to the short name
+            pass
+    return str(result.get("machine") or hw.get("cpu_model") or "unknown machine")
+
+
+def _header(column: str, units: Mapping[str, Any]) -> str:
+    unit = units.get(column)
+    return f"{column} [{unit}]" if unit else str(column)
+
+
+def generic_reader_table(result: Mapping[str, Any]) -> tuple[list[str], list[list[Any]], str]:
+    """(headers, rows, finding) for a result no experiment class can read: first columns, rows sampled evenly."""
+    columns = [str(c) for c in result.get("columns") or []][:MAX_COLUMNS]
+    units = result.get("units") or {}
+    rows = [list(r) if not isinstance(r, Mapping) else [r.get(c) for c in columns] for r in result.get("rows") or []]
+    n = len(rows)
+    picked = list(range(n)) if n <= MAX_ROWS else sorted({round(i * (n - 1) / (MAX_ROWS - 1)) for i in range(MAX_ROWS)})
+    return (
+        [_header(c, units) for c in columns],
+        [rows[i][: len(columns)] for i in picked],
+        str(result.get("reading") or ""),
+    )
+
+
+def reader_view(result: Mapping[str, Any]) -> tuple[list[str], list[list[Any]], str, str]:
+    """(headers, rows, finding, plot alt) through the experiment's own hooks, else the generic table."""
+    from ramble2post.experiments.base import Result, get
+
+    try:
+        exp = get(str(result.get("experiment")))
+        r = Result.from_dict({k: v for k, v in result.items() if k not in ("detection", "claim", "result_dir")})
+        table = exp.reader_table(r)
+        alt = exp.plot_alt(r)
+        return list(table.columns), [list(row) for row in table.rows], table.finding, alt
+    except Exception as e:  # noqa: BLE001 - a result an experiment cannot read still gets a table
+        log.debug("reader table for %s: generic (%s)", result.get("experiment"), e)
+        headers, rows, finding = generic_reader_table(result)
+        return headers, rows, finding, finding or f"{result.get('experiment', 'experiment')} plot"
+
+
+def result_csv(result: Mapping[str, Any]) -> str:
+    """The full table as CSV, the unit in brackets after each column name (as Result.to_csv)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    columns = [str(c) for c in result.get("columns") or []]
+    w.writerow([_header(c, result.get("units") or {}) for c in columns])
+    for row in result.get("rows") or []:
+        cells = [row.get(c) for c in columns] if isinstance(row, Mapping) else list(row)
+        w.writerow(["" if v is None else v for v in cells])
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------ the claim
+
+
+def find_claim(result: Mapping[str, Any], segments: Sequence[Any]) -> dict[str, Any] | None:
+    """The ramble's sentence that made the claim: ``{"segment_id", "start", "end", "text"}`` or None.
+
+    From the result's detection evidence (the strongest non-context hit, earliest
+    first); without one, the experiment's detector is run on the transcript.
+    """
+    evidence = list(((result.get("detection") or {}).get("evidence")) or [])
+    if not evidence and segments:
+        try:
+            from ramble2post.experiments.base import get
+            from ramble2post.experiments.detect import detect_experiments
+
+            exp = get(str(result.get("experiment")))
+            for d in detect_experiments(transcript=list(segments), experiments=[exp]):
+                evidence = [e.__dict__ for e in d.evidence]
+        except Exception as e:  # noqa: BLE001 - no quote is better than no post
+            log.debug("claim detection for %s failed: %s", result.get("experiment"), e)
+    hits = [e for e in evidence if not e.get("context")] or evidence
+    if not hits:
+        return None
+    best = sorted(hits, key=lambda e: (-float(e.get("weight") or 0), float(e.get("start") or 0)))[0]
+    by_id = {int(s.id): s for s in segments}
+    seg = by_id.get(int(best.get("segment_id", -1)))
+    return {
+        "segment_id": int(best.get("segment_id", -1)),
+        "start": float(seg.start if seg else best.get("start") or 0.0),
+        "end": float(seg.end if seg else best.get("end") or 0.0),
+        "text": str(seg.text if seg else best.get("quote") or ""),
+    }
+
+
+def anchor_layer(claims: Sequence[dict[str, Any] | None], layers: Mapping[str, Sequence[dict]]) -> str:
+    """The layer the measurements follow: the first one holding a sentence from a claim's segment.
+
+    Else the layer whose sentences were said closest to the claim; else the last layer.
+    """
+    order = list(layers)
+    ids = {c["segment_id"] for c in claims if c}
+    for key in order:
+        if any(ids & set(it.get("sources") or ()) for it in layers[key]):
+            return key
+    starts = [c["start"] for c in claims if c]
+    if starts:
+        timed = [
+            (abs(it["start"] - starts[0]), i, k)
+            for i, k in enumerate(order)
+            for it in layers[k]
+            if it["start"] is not None
+        ]
+        if timed:
+            return min(timed)[2]
+    return order[-1]
+
+
+# ------------------------------------------------------------ files and views
+
+
+def _plot_source(result: Mapping[str, Any], p: Any) -> Path:
+    src = Path(str(p))
+    if not src.is_absolute() and result.get("result_dir"):
+        src = Path(str(result["result_dir"])) / src  # experiments store plot names next to result.json
+    return src
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def stage_experiment_files(
+    results: list[dict], *, layout: BlogLayout, slug: str, segments: Sequence[Any] = ()
+) -> tuple[list[dict], dict[str, bytes]]:
+    """Copy plots/results into the draft's assets folder; return the stored results and files.
+
+    ``plots`` may be absolute paths, or names relative to ``result_dir``. Stored
+    results reference their plots by repo path; each result is one JSON file
+    ``results/<experiment>--<machine>--<time>.json`` (plus the same table as
+    ``.csv``) so a later rerun adds files (another machine's column) instead of
+    editing these. ``segments``: the transcript's, to quote the claim.
+    """
+    files: dict[str, bytes] = {}
+    stored: list[dict] = []
+    adir = layout.assets_dir(slug)
+    for i, res in enumerate(results):
+        res = dict(res)
+        stem = _stem(res, i)
+        new_plots = []
+        for j, p in enumerate(res.get("plots") or []):
+            src = _plot_source(res, p)
+            if src.suffix.lower() != ".png" or not src.is_file():
+                continue  # only PNG plots that exist; never arbitrary files
+            name = f"{stem}--{j + 1}.png"
+            files[f"{adir}/{name}"] = src.read_bytes()
+            new_plots.append(f"{adir}/{name}")
+        res["plots"] = new_plots
+        res.pop("result_dir", None)
+        if "claim" not in res and not res.get("error"):
+            res["claim"] = find_claim(res, segments)
+        files[f"{adir}/results/{stem}.json"] = _json_bytes(res)
+        if res.get("columns"):
+            files[f"{adir}/results/{stem}.csv"] = result_csv(res).encode("utf-8")
+        stored.append(res)
+    return stored, files
+
+
+def _stem(res: Mapping[str, Any], i: int) -> str:
+    exp = slugify(str(res.get("experiment", "experiment")), max_len=40)
+    machine = slugify(str(res.get("machine") or machine_name(res)), max_len=40)
+    return f"{exp}--{machine}--{slugify(str(res.get('started_at', i)), max_len=30)}"
+
+
+def _summary_text(summary: Any) -> list[str]:
+    from ramble2post.publish.render import fmt_cell
+
+    if isinstance(summary, dict):
+        return [f"{k}: {fmt_cell(v)}" for k, v in summary.items()]
+    return [str(summary)] if summary else []
+
+
+def experiment_view(result: dict, *, layout: BlogLayout, slug: str, index: int = 0) -> dict:
+    """What measurements.md.j2 shows of one stored result."""
+    from markupsafe import Markup
+
+    from ramble2post.publish.render import md_table
+
+    headers, rows, finding, alt = reader_view(result) if result.get("columns") else ([], [], "", "")
+    stem = _stem(result, index)
+    has_table = bool(headers)
+    reading = str(result.get("reading") or "")
+    return {
+        "name": result.get("experiment", "experiment"),
+        "version": result.get("version", ""),
+        "hardware": machine_name(result),
+        "started_at": result.get("started_at", ""),
+        "duration_s": result.get("duration_s"),
+        "claim": result.get("claim"),
+        "finding": finding,
+        # key numbers only when there is no table (all of them stay in the JSON)
+        "summary": [] if has_table else _summary_text(result.get("summary"))[:MAX_SUMMARY_LINES],
+        "reading": "" if has_table else reading,  # with a table, the finding says it (the JSON keeps it)
+        "notes": [str(n) for n in result.get("notes") or []][:MAX_NOTES],
+        "more_notes": max(0, len(result.get("notes") or []) - MAX_NOTES),
+        "error": result.get("error"),
+        "table": Markup(md_table(headers, rows)) if has_table else None,
+        "plots": [{"ref": layout.asset_ref(slug, p.rsplit("/", 1)[-1]), "alt": alt} for p in result.get("plots") or []],
+        "csv": layout.asset_ref(slug, f"results/{stem}.csv") if result.get("columns") else None,
+        "json": layout.asset_ref(slug, f"results/{stem}.json"),
+    }
+
+
+def experiment_views(stored: list[dict], *, layout: BlogLayout, slug: str) -> list[dict]:
+    """Views of stored results, grouped by experiment (first appearance), then by start time."""
+    order: dict[str, int] = {}
+    for r in stored:
+        order.setdefault(str(r.get("experiment")), len(order))
+    ranked = sorted(
+        enumerate(stored), key=lambda ir: (order[str(ir[1].get("experiment"))], str(ir[1].get("started_at", "")))
+    )
+    views = [experiment_view(r, layout=layout, slug=slug, index=i) for i, r in ranked]
+    seen: set[str] = set()
+    for v in views:  # quote a claim once per experiment, not once per machine
+        if v["name"] in seen:
+            v["claim"] = None
+        seen.add(str(v["name"]))
+    return views
+
+
+def main_plot(stored: list[dict]) -> str | None:
+    """Repo path of the post's main plot (the first successful experiment's first plot), for ogImage."""
+    for r in stored:
+        if not r.get("error") and r.get("plots"):
+            return str(r["plots"][0])
+    return None
