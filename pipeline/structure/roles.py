@@ -37,7 +37,8 @@ CUES: dict[str, list[tuple[str, float]]] = {
             1.0,
         ),
         (
-            r"\bthe (point|idea|gist|lesson|takeaway) (is|here is|being)\b|\bthat's (really )?the (whole )?(point|idea|thing)\b",
+            r"\bthe (point|idea|gist|lesson|takeaway) (is|here is|being)\b|\bthat's (really )?the (whole )?(point|idea|thing)\b"
+            r"|\bthe (main |one |big )?(point|thing) (that )?i('m| am)? (want|wanted|trying|try) to (make|get across|say)\b",
             1.0,
         ),
         (r"\b(walk|take) away\b|\bif you (remember|take) (one|a single) thing\b|\bthe takeaway\b", 1.0),
@@ -69,7 +70,8 @@ CUES: dict[str, list[tuple[str, float]]] = {
     "analogy": [
         (r"\bthink (of|about) (it|this|them|that) (as|like)\b|\bthe way i think (of|about) it\b", 1.0),
         (
-            r"\b(it's|it is|that's|this is|is|are|was) (just |basically |kind of |sort of |a bit )?like (a|an|having|when|going)\b",
+            r"\b(it's|it is|that's|this is|is|are|was) (just |basically |kind of |sort of |a bit )?like (a|an|having|when|going"
+            r"|(?!saying|asking|telling|doing)\w+ing (a|an|the)\b)",
             1.0,
         ),
         (r"\b(kind|sort) of like (a|an|the|this|having|going|when)\b|\bjust like (a|an|when)\b", 0.9),
@@ -98,6 +100,7 @@ CUES: dict[str, list[tuple[str, float]]] = {
             0.8,
         ),
         (r"\b(but|however),? (you|it|that|the) (lose|loses|give up|costs?|pay|hurts?)\b|\bversus\b|\bvs\.?\b", 0.8),
+        (r"\btrad(e|es|ing) (a |some |a bit |a little )?(of )?\w+( \w+)? for\b|\byou give up\b", 1.0),
         (r"\b(cheaper|more expensive|slower|faster|smaller|bigger|less|more) but\b|\beither\b.*\bor\b", 0.6),
         (r"\b(cost|costs|expensive|cheaper|balance|instead)\b", 0.4),
     ],

@@ -130,6 +130,14 @@ def select_roles(sentences: Sequence[Sentence], embeddings: Any = None, *, model
             chosen["focus"].append(sid)
     used.update(chosen["focus"])
 
+    # a role named in a sentence too short to be an item ("Now, it's not free.", "Here's the catch.")
+    # hands its score to the next sentence, which says what it announced
+    for k, s in enumerate(sentences[:-1]):
+        if len(s.text.split()) >= MIN_WORDS or ids[k + 1] not in ok:
+            continue
+        for role, strength in cue_scores(s.text).items():
+            if role != "focus" and strength >= EXPLICIT_CUE:
+                scores[role][ids[k + 1]] = max(scores[role][ids[k + 1]], scores[role][s.id])
     # "For example, ..." said outright is an example even where the model is unsure: the gold set
     # has few such sentences to learn from, and speakers use the cue for nothing else
     meta = FEATURES.index("meta")
