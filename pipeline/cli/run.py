@@ -150,6 +150,7 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
     Examples:
         ramble2post ramble.m4a
         ramble2post ramble.m4a --blog-repo ~/src/blog --experiments none --json
+        ramble2post ramble.m4a --llm-url http://127.0.0.1:8080/v1 --llm qwen2.5-7b-instruct
     """
     from ramble2post.publish.draft import create_draft
     from ramble2post.transcribe.audio import check_readable

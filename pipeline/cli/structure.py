@@ -48,7 +48,17 @@ from ramble2post.records import load_transcript
 )
 @click.option("--no-cache", is_flag=True, help="Recompute even if a cached result exists.")
 def structure_cmd(transcript, output, llm, prompts_dir, context, llm_budget_s, no_cache):
-    """Structure TRANSCRIPT.json into a three-layer post (Post JSON), grounded in the speaker's words."""
+    """Structure TRANSCRIPT.json into a three-layer post (Post JSON), grounded in the speaker's words.
+
+    Roles the ramble does not fill stay empty (the draft asks the author for them);
+    model-written sentences are checked against what was said and replaced when they fail.
+
+    \b
+    Examples:
+        ramble2post structure talk.json -o post.json
+        ramble2post structure talk.json --llm none
+        ramble2post structure talk.json --llm openai:http://127.0.0.1:11434/v1/qwen2.5:7b
+    """
     from ramble2post.structure.stage import structure_transcript
 
     t = load_transcript(transcript)
