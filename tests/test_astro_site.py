@@ -11,7 +11,6 @@ fills it in CI before the tests).
 from __future__ import annotations
 
 import functools
-import html as htmllib
 import http.server
 import json
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_blog_common import HARDWARE, git, item, make_post, make_transcript
+from test_blog_common import CHROMIUM, HARDWARE, git, item, make_post, make_transcript, run_chromium, selftest_output
 
 from ramble2post.cli.main import cli
 from ramble2post.experiments.base import get, load_result
@@ -34,8 +33,6 @@ from ramble2post.records import Segment
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "tests" / "data" / "results"
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-CHROMIUM_TIMEOUT_S = 120  # s, generous for 2 shared CPU cores
 MAX_HEIGHT_PX = 2500  # the post (every view but the Ramble) at 1200 px wide
 VIEWS = ("post", "human", "ai", "ramble")
 LABELS = ("Post", "Human contribution", "AI assistance", "Ramble")
@@ -223,30 +220,13 @@ def served(built):
 
 
 def _chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-extensions",
-        "--no-first-run",
-        "--mute-audio",
-        "--hide-scrollbars",
-        f"--user-data-dir={tmp_path / 'chrome-profile'}",
-        "--virtual-time-budget=8000",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S)
+    return run_chromium(tmp_path, *args)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_views_switch_table_fits_1200px_images_load(built, served, tmp_path):
     proc = _chromium(tmp_path, "--window-size=1200,900", "--dump-dom", served + "selftest.html")
-    m = re.search(r'<pre id="selftest">(.*?)</pre>', proc.stdout, re.S)
-    assert m, f"no selftest output; rc={proc.returncode} stderr={proc.stderr[-2000:]}"
-    views = json.loads(htmllib.unescape(m.group(1)))
+    views = selftest_output(proc)
     assert set(views) == set(VIEWS)
     for key, v in views.items():
         assert v["visible"] == [key] and v["checked"], (key, v["visible"])

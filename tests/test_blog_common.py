@@ -7,7 +7,11 @@ transcribe and structure stages' outputs.
 from __future__ import annotations
 
 import hashlib
+import html as htmllib
+import json
 import os
+import re
+import shutil
 import struct
 import subprocess
 import zlib
@@ -168,3 +172,34 @@ def make_result(tmp: Path, *, label="Test CPU, 2 cores", started="2026-11-24T06:
 
 
 HARDWARE = {"label": "Test CPU, 2 cores, 8 GiB RAM", "device": "cpu", "cores": 2}
+
+# ---------------------------------------------------------------- headless chromium
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+CHROMIUM_TIMEOUT_S = 120  # s, generous for 2 shared CPU cores
+
+
+def run_chromium(tmp_path, *args: str, budget_ms: int = 8000) -> subprocess.CompletedProcess:
+    """Headless Chromium with a throwaway profile; ``args`` add the window size, --dump-dom, the URL."""
+    cmd = [
+        CHROMIUM or "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-extensions",
+        "--no-first-run",
+        "--mute-audio",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'chrome-profile'}",
+        f"--virtual-time-budget={budget_ms}",
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S)
+
+
+def selftest_output(proc: subprocess.CompletedProcess) -> dict:
+    """The JSON a page's self-test script wrote into <pre id="selftest">."""
+    m = re.search(r'<pre id="selftest">(.*?)</pre>', proc.stdout, re.S)
+    assert m, f"no selftest output; rc={proc.returncode} stderr={proc.stderr[-2000:]}"
+    return json.loads(htmllib.unescape(m.group(1)))

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import html as htmllib
-import json
 import re
-import shutil
-import subprocess
 
 import pytest
 from click.testing import CliRunner
-from test_blog_common import HARDWARE, make_post, make_repo, make_result, make_transcript
+from test_blog_common import (
+    CHROMIUM,
+    HARDWARE,
+    make_post,
+    make_repo,
+    make_result,
+    make_transcript,
+    run_chromium,
+    selftest_output,
+)
 
 from ramble2post.cli.main import cli
 from ramble2post.publish.draft import create_draft
 from ramble2post.publish.render import render_preview
-
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-CHROMIUM_TIMEOUT_S = 90  # s, generous for 2 shared CPU cores
 
 # Injected by the test only: clicks each tab through the page's own handlers and
 # records which section is visible and whether its images decoded.
@@ -100,25 +102,8 @@ def test_preview_in_headless_chromium_switches_views_and_loads_images(drafted, t
     page = page_file.read_text()
     nonce = re.search(r'<script nonce="([^"]+)"', page).group(1)
     page_file.write_text(page.replace("</body>", SELFTEST.format(nonce=nonce) + "</body>"))
-    cmd = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-extensions",
-        "--no-first-run",
-        "--mute-audio",
-        f"--user-data-dir={tmp_path / 'chrome-profile'}",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        page_file.as_uri(),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S)
-    m = re.search(r'<pre id="selftest">(.*?)</pre>', proc.stdout, re.S)
-    assert m, f"no selftest output; rc={proc.returncode} stderr={proc.stderr[-2000:]}"
-    views = json.loads(htmllib.unescape(m.group(1)))
+    proc = run_chromium(tmp_path, "--dump-dom", page_file.as_uri(), budget_ms=5000)
+    views = selftest_output(proc)
     assert set(views) == {"human", "ai", "ramble"}
     for key, v in views.items():
         assert v["visible"] == [key] and v["selected"] == "true", (key, v)
