@@ -304,6 +304,8 @@ class Experiment:
     claim: ClassVar[str]
     triggers: ClassVar[tuple[Trigger, ...]] = ()
     params: ClassVar[Mapping[str, Param]] = {}
+    # short plain-language statements of the claim, matched by meaning (experiments.detect_semantic)
+    descriptions: ClassVar[tuple[str, ...]] = ()
 
     def run(self, context: Context) -> Result:  # pragma: no cover - interface
         raise NotImplementedError

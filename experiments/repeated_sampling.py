@@ -85,18 +85,18 @@ UNITS = {
 
 TRIGGERS = (
     Trigger(
-        r"\b(?:repeated|parallel|multiple|many|best[\s-]of[\s-]\w+)[\s-]sampl\w*\b|\bsample[sd]? (?:it |the same "
-        r"(?:prompt|question) )?(?:many|a hundred|\d+|\w+ hundred|multiple|several) times\b",
+        r"\b(?:repeated|parallel|multiple|many|best[\s-]of[\s-]\w+)[\s-]s[ai]mpl\w*\b|\bsample[sd]? (?:it |the same "
+        r"(?:prompt|question) )?(?:many|a hundred|\d+|\w+ hundred|\w+ty(?:[\s-]\w+)?|multiple|several) times\b",
         1.0,
         "repeated sampling",
     ),
     Trigger(
-        r"\b(?:\d+|a hundred|hundred|thousand|\w+ty) samples\b|\bbest[\s-]of[\s-](?:n|\d+)\b|\bmajority vot\w*\b"
+        r"\b(?:\d+|a hundred|hundred|thousand|\w+ty) samples?\b|\bbest[\s-]of[\s-](?:n|\d+)\b|\bmajority vot\w*\b"
         r"|\bself[\s-]consistency\b",
         1.0,
         "N samples",
     ),
-    Trigger(r"\bverifier\b|\bpass at (?:k|\d+)\b|\bpass@\w+\b", 0.5, "verifier"),
+    Trigger(r"\bverifier\b|\bverify[\s-]her\b|\bvery[\s-]?fire\b|\bpass at (?:k|\d+)\b|\bpass@\w+\b", 0.5, "verifier"),
     Trigger(r"\bsampl(?:e|es|ing)\b", 0.25, "sampling", context=True),
     Trigger(
         r"\b(?:nearly|almost|basically|practically) free\b|\bfor free\b|\bshared? (?:the )?(?:prompt|prefix|kv)\b"
@@ -114,6 +114,12 @@ class RepeatedSampling(Experiment):
     version = "1"
     claim = "Sampling one prompt N times costs far less than N separate calls: the samples share the prompt's KV cache."
     triggers = TRIGGERS
+    descriptions = (
+        "sampling the same prompt many times with a verifier costs much less than separate calls",
+        "generating many samples of one prompt in parallel shares the prompt and each extra sample is nearly free",
+        "best of N, majority voting or self consistency over many samples of the same question",
+        "a hundred tries from a small model plus a checker that picks the right answer beat one answer from a big model",
+    )
     params = {
         "samples": Param((1, 2, 4, 8, 16, 32, 64), "numbers of samples N", quick=(1, 2, 4, 8, 16)),
         "gen_tokens": Param(48, "tokens generated per sample", quick=24),

@@ -91,9 +91,19 @@ VERIFY_SIZES = (1, 2, 3, 5, 11)  # tokens per forward pass timed for the verify-
 VERIFY_CONTEXT = 256  # tokens already in the cache when the verify cost is timed
 
 TRIGGERS = (
-    Trigger(r"\bspeculat\w*[\s-](?:decod\w*|sampling|execution|drafts?)\b", 1.0, "speculative decoding"),
+    Trigger(
+        r"\bspeculat\w*[\s-](?:of[\s-])?(?:de[\s-]?cod\w*|sampling|execution|drafts?)\b"
+        r"|\bspec\w*[\s-]de[\s-]?coding\b|\bspect(?:acular|ral|ator)[\s-]decoding\b",
+        1.0,
+        "speculative decoding",
+    ),
     Trigger(r"\bdraft[\s-](?:model|tokens?|head)s?\b|\bmedusa\b|\beagle[\s-]?\d?\b", 1.0, "draft model"),
-    Trigger(r"\bprompt[\s-]look[\s-]?up\b|\bn[\s-]?gram (?:look[\s-]?up|drafting|speculation)\b", 1.0, "prompt lookup"),
+    Trigger(
+        r"\bprompt[\s-]look[\s-]?up\b|\b(?:n|en|an)[\s-]?gram[\s-](?:look[\s-]?up|drafting|speculation)\b",
+        1.0,
+        "prompt lookup",
+    ),
+    Trigger(r"\bdrafters?\b", 0.75, "drafter"),
     Trigger(r"\bspeculat\w*\b", 0.5, "speculation"),
     Trigger(
         r"\b(?:lossless|no loss (?:of|in) quality|without (?:any )?(?:loss|losing)|identical output|"
@@ -130,6 +140,12 @@ class SpeculativeDecoding(Experiment):
     version = "1"
     claim = "Speculative decoding makes generation several times faster with identical (lossless) greedy output."
     triggers = TRIGGERS
+    descriptions = (
+        "speculative decoding: a small draft model guesses tokens and the large model verifies them all at once",
+        "several times faster generation with identical output and no loss of quality, by drafting and verifying",
+        "prompt lookup decoding copies tokens from the input to make editing feel instant",
+        "a little model guesses tokens ahead and the big model checks them, so several tokens are accepted per pass",
+    )
     params = {
         "texts": Param(("rewrite", "free"), "kinds of text: rewrite (output copies input), free (new text)"),
         "lookup_drafts": Param((4, 10), "prompt-lookup tokens proposed per step (one setting each)", quick=(10,)),
