@@ -192,7 +192,7 @@ class SpeculativeDecoding(Experiment):
             draft_model = spec.SmallModelDraft(dpath, k=k_draft, n_threads=threads)
             drafters.append((f"draft model ({p['draft_ftype']} copy)", k_draft, draft_model))
         timer = time.process_time if clock == "cpu" else time.perf_counter
-        kw = dict(
+        kw: dict[str, Any] = dict(
             model_path=str(path),
             n_ctx=2048,
             n_threads=threads,

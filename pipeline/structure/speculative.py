@@ -44,7 +44,7 @@ LOOKUP_DRAFT = 10  # tokens proposed per lookup hit
 VERIFY_MAX = 64  # eval batches up to this many tokens get logits for every position
 
 
-class SpeculativeLlama(Llama):  # type: ignore[misc,valid-type]
+class SpeculativeLlama(Llama):
     """A ``Llama`` whose ``eval`` computes all logits only for short (verification) batches.
 
     Construct it with ``draft_model=``; ``logits_all`` stays off, so the prompt's
@@ -78,7 +78,7 @@ class Proposal:
     tokens: tuple[int, ...]
 
 
-class CountingDraft(LlamaDraftModel):  # type: ignore[misc,valid-type]
+class CountingDraft(LlamaDraftModel):
     """Wraps a drafter; ``proposals`` lists what it proposed, for acceptance statistics."""
 
     def __init__(self, inner: Any):
@@ -94,7 +94,7 @@ class CountingDraft(LlamaDraftModel):  # type: ignore[misc,valid-type]
         return out
 
 
-class SmallModelDraft(LlamaDraftModel):  # type: ignore[misc,valid-type]
+class SmallModelDraft(LlamaDraftModel):
     """A second model with the same tokenizer drafts ``k`` greedy tokens per call.
 
     Its KV cache follows the target's sequence: each call keeps the longest common
