@@ -13,34 +13,56 @@ from ramble2post.experiments.plots import DPI, FIGSIZE, MARKERS, fig_to_png, plt
 __all__ = ["DPI", "speculative_png", "repeated_sampling_png"]
 
 
+def _short(method: str, k: int) -> str:
+    m = method.replace("prompt lookup (n-gram 2)", "lookup").replace("draft model ", "draft ")
+    m = m.replace("(Q4_0 copy)", "Q4_0").replace(", no flash attention", "\nno flash attn")
+    return f"{m}\nk={k}"
+
+
 def speculative_png(results: Sequence[Result]) -> bytes:
-    """Decode speed-up over plain greedy per drafter (bars), one group per text; one bar colour per machine."""
-    fig, ax = plt.subplots(figsize=FIGSIZE)
+    """Left: decode speed-up over plain greedy per drafter, one bar colour per text (and machine).
+    Right: cost of one forward pass over n tokens relative to one token (log-log), the reason."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=FIGSIZE, gridspec_kw={"width_ratios": [3, 2]})
     multi = len(results) > 1
-    width = 0.8 / max(1, len(results))
+    series = [(res, text) for res in results[:3] for text in ("rewrite", "free")]
+    width = 0.8 / max(1, len(series))
     labels: list[str] = []
-    for mi, res in enumerate(results[:6]):
-        rows = [dict(zip(res.columns, r)) for r in res.rows if r[1] != "plain greedy"]
-        labels = [f"{r['text']}\n{r['method']}\n{r['draft_tokens']} per step" for r in rows]
-        pos = [i + (mi - (len(results) - 1) / 2) * width for i in range(len(rows))]
-        vals = [r["speedup"] or 0.0 for r in rows]
-        bars = ax.bar(pos, vals, width=width, label=res.machine if multi else "decode speed-up")
+    for si, (res, text) in enumerate(series):
+        rows = [dict(zip(res.columns, r)) for r in res.rows if r[0] == text and r[1] != "plain greedy"]
+        if not rows:
+            continue
+        labels = [_short(r["method"], r["draft_tokens"]) for r in rows]
+        pos = [i + (si - (len(series) - 1) / 2) * width for i in range(len(rows))]
+        bars = ax1.bar(
+            pos, [r["speedup"] or 0.0 for r in rows], width=width, label=text + (f" ({res.machine})" if multi else "")
+        )
         for b, r in zip(bars, rows):
-            mark = "" if r["identical"] else " (differs!)"
             acc = r["acceptance_pct"]
-            ax.annotate(
-                f"{acc:.0f}% acc.{mark}" if acc is not None else f"nothing drafted{mark}",
-                (b.get_x() + b.get_width() / 2, b.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=7,
-            )
-    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
-    ax.set_xticks(range(len(labels)), labels, fontsize=7)
-    ax.set_ylabel("decode tokens/s relative to plain greedy (x)")
-    ax.set_title("Speculative decoding: speed-up where output copies input (rewrite) and where it cannot (free)")
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            txt = (f"{acc:.0f}%" if acc is not None else "none") + ("" if r["identical"] else "\ndiffers")
+            ax1.annotate(txt, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=7)
+    ax1.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+    ax1.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax1.set_ylabel("decode tokens/s relative to plain greedy (x)")
+    ax1.set_title("Speed-up per drafter (label: % of drafts accepted)", fontsize=10)
+    ax1.grid(True, axis="y", alpha=0.3)
+    ax1.legend(fontsize=8, title="text", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for mi, res in enumerate(results[:3]):
+        vr = [r for r in res.rows if r[0] == "verify pass"]
+        ns = [r[2] + 1 for r in vr]
+        ax2.plot(
+            ns,
+            [r[14] for r in vr],
+            marker=MARKERS[mi % len(MARKERS)],
+            label="measured" + (f" ({res.machine})" if multi else ""),
+        )
+    ax2.plot([1, 11], [1, 1], color="grey", linestyle="--", linewidth=1, label="memory-bound ideal")
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("tokens in one forward pass (log scale)")
+    ax2.set_ylabel("time relative to a one-token step (x, log scale)")
+    ax2.set_title("What verifying k drafts costs", fontsize=10)
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.15))
     fig.tight_layout()
     return fig_to_png(fig)
 
