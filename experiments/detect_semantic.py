@@ -18,6 +18,7 @@ of ``tests/data/detect_windows/windows.jsonl`` (the other half is held out).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -92,6 +93,14 @@ class SemanticHit:
     description: str
 
 
+@functools.lru_cache(maxsize=8)
+def _description_vectors(texts: tuple[str, ...]):
+    """Embeddings of the claim descriptions, computed once per process (numpy, rows = texts)."""
+    from ramble2post.structure.embed import embed
+
+    return embed(list(texts)).numpy()
+
+
 def similarities(texts: Sequence[str], experiments: Sequence[Any]):
     """(windows x experiments) best cosine of each window with each experiment's descriptions (numpy)."""
     import numpy as np
@@ -99,10 +108,8 @@ def similarities(texts: Sequence[str], experiments: Sequence[Any]):
     from ramble2post.structure.embed import embed
 
     descs = [descriptions(e) for e in experiments]
-    flat = [d for ds in descs for d in ds]
-    emb = embed(list(texts) + flat).numpy()
-    w, d = emb[: len(texts)], emb[len(texts) :]
-    sims = w @ d.T
+    w = embed(list(texts)).numpy()
+    sims = w @ _description_vectors(tuple(d for ds in descs for d in ds)).T
     out = np.zeros((len(texts), len(experiments)), dtype=np.float32)
     best_desc = np.zeros((len(texts), len(experiments)), dtype=np.int64)
     j = 0
