@@ -10,6 +10,7 @@ a subclass of :class:`Experiment` registered with ``@register``::
         version = "1"
         claim = "One line saying what is tested."
         triggers = (Trigger(r"\\bbatch(?:ing|ed)?\\b", label="batching"),)
+        descriptions = ("batching requests multiplies tokens per second",)  # matched by meaning
         params = {"sizes": Param(default=(1, 2, 4), quick=(1, 2), help="batch sizes")}
 
         def run(self, context: Context) -> Result:
