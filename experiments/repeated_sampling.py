@@ -176,7 +176,7 @@ class RepeatedSampling(Experiment):
         )
 
     def plot(self, results: Sequence[Result]) -> dict[str, bytes]:
-        from ramble2post.experiments.plots_new import repeated_sampling_png
+        from ramble2post.experiments.plots_decoding import repeated_sampling_png
 
         return {"repeated-sampling.png": repeated_sampling_png(results)}
 

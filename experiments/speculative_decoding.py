@@ -253,7 +253,7 @@ class SpeculativeDecoding(Experiment):
         )
 
     def plot(self, results: Sequence[Result]) -> dict[str, bytes]:
-        from ramble2post.experiments.plots_new import speculative_png
+        from ramble2post.experiments.plots_decoding import speculative_png
 
         return {"speculative-decoding.png": speculative_png(results)}
 
