@@ -10,6 +10,7 @@ a subclass of :class:`Experiment` registered with ``@register``::
         version = "1"
         claim = "One line saying what is tested."
         triggers = (Trigger(r"\\bbatch(?:ing|ed)?\\b", label="batching"),)
+        descriptions = ("batching requests multiplies tokens per second",)  # matched by meaning
         params = {"sizes": Param(default=(1, 2, 4), quick=(1, 2), help="batch sizes")}
 
         def run(self, context: Context) -> Result:
@@ -304,6 +305,8 @@ class Experiment:
     claim: ClassVar[str]
     triggers: ClassVar[tuple[Trigger, ...]] = ()
     params: ClassVar[Mapping[str, Param]] = {}
+    # short plain-language statements of the claim, matched by meaning (experiments.detect_semantic)
+    descriptions: ClassVar[tuple[str, ...]] = ()
 
     def run(self, context: Context) -> Result:  # pragma: no cover - interface
         raise NotImplementedError

@@ -76,6 +76,12 @@ TRIGGERS = (
         1.0,
         "batch it",
     ),
+    Trigger(
+        r"\b(?:matching|matched|badging|patching)\b[^.?!]{0,60}\b(?:tokens?|throughput|requests|sequences|users|"
+        r"prompts)\b|\b(?:tokens?|throughput|requests)\b[^.?!]{0,60}\b(?:matching|matched|badging|patching)\b",
+        1.0,
+        "batching misheard ('matching') + decoding",
+    ),
     Trigger(r"\bbatching\b", 0.75, "batching"),
     Trigger(
         r"\btokens? (?:per|a|/)\s?(?:second|sec|s)\b|\btok(?:ens)?/s\b|\bt\.?\s?p\.?\s?s\b", 0.75, "tokens per second"
@@ -102,6 +108,11 @@ class BatchingSpeedup(Experiment):
     version = "1"
     claim = "Decoding is memory-bound, so batching several sequences multiplies tokens/s until compute runs out."
     triggers = TRIGGERS
+    descriptions = (
+        "batching many requests together multiplies the tokens per second throughput",
+        "serving many sequences at once is nearly free because decoding is memory bandwidth bound",
+        "tokens per second for one request versus many requests processed together",
+    )
     params = {
         "batches": Param((1, 2, 4, 8, 16, 32), "batch sizes (sequences decoded per step)", quick=(1, 2, 4, 8)),
         "steps": Param(16, "decode steps timed per batch size and round", quick=12),

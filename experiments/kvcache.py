@@ -58,7 +58,7 @@ UNITS = {
 TRIGGERS = (
     Trigger(
         r"\bk\.?\s?v\.?[\s-]?(?:cache|caching|cash|store|memory)\b|\bkey[\s-](?:and[\s-])?value[\s-]?(?:cache|cash)\b"
-        r"|\bcay[\s-]?v(?:ee)?[\s-]cache\b",
+        r"|\bcay[\s-]?v(?:ee)?[\s-]cache\b|\b(?:cave|kate[\s-]?v|queue[\s-]?v|q[\s-]?v)[\s-]?(?:cache|cash)\b",
         1.0,
         "KV cache",
     ),
@@ -96,6 +96,11 @@ class KVCacheGrowth(Experiment):
     version = "1"
     claim = "The KV cache grows with context length times batch size until it fills memory; GQA/MQA shrink it."
     triggers = TRIGGERS
+    descriptions = (
+        "the KV cache of attention keys and values grows with context length and users until it fills GPU memory",
+        "grouped query or multi query attention shrinks the key value cache",
+        "long contexts need gigabytes of memory for cached attention keys and values",
+    )
     params = {
         "models": Param(("whisper", "llm"), "models to measure: whisper, llm"),
         "check_batches": Param((1, 4), "batch sizes whose allocation is measured and compared"),

@@ -138,6 +138,11 @@ class QuantizationLoss(Experiment):
     version = "1"
     claim = "Lower-bit weights (int8, int4, ...) change a model's outputs by a measurable amount, larger as bits drop."
     triggers = TRIGGERS
+    descriptions = (
+        "quantizing model weights to fewer bits, int8 or four bit, and how much quality or accuracy is lost",
+        "a compressed low-bit version of the model answers almost the same as the full precision model",
+        "perplexity gets worse as the bits per weight drop",
+    )
     params = {
         "schemes": Param(FULL_SCHEMES, "weight formats to compare against fp32", quick=QUICK_SCHEMES),
         "wer_schemes": Param(

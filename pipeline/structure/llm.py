@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -329,7 +330,13 @@ class LlamaCppLLM:
         reuse_prefix: bool = True,
         n_ctx: int = DEFAULT_N_CTX,
         system: str = "",
+        prompt_lookup: bool | None = None,
+        flash_attn: bool | None = None,
     ):
+        """prompt_lookup: speculative decoding with n-gram lookup (default: ``RAMBLE2POST_PROMPT_LOOKUP=1``;
+        off, because on this project's CPUs it was slower: docs/EXPERIMENTS.md); flash_attn: llama.cpp
+        flash attention (default: on with prompt lookup, which needs it for output identical to plain
+        greedy decoding)."""
         try:
             import llama_cpp
             import psutil  # noqa: F401 - required with llama_cpp: used for thread counts
@@ -343,8 +350,14 @@ class LlamaCppLLM:
             )
         n_threads = choose_threads()
         gpu = bool(llama_cpp.llama_supports_gpu_offload())
+        if prompt_lookup is None:
+            prompt_lookup = os.environ.get(PROMPT_LOOKUP_ENV, "") == "1"
+        self.prompt_lookup = bool(prompt_lookup)
+        self.flash_attn = self.prompt_lookup if flash_attn is None else bool(flash_attn)
+        make = _llama_factory(self.prompt_lookup)
+        extra = {"flash_attn": self.flash_attn}
         try:
-            self._llama = llama_cpp.Llama(
+            self._llama = make(
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_threads=n_threads,
@@ -352,13 +365,14 @@ class LlamaCppLLM:
                 n_gpu_layers=-1 if gpu else 0,
                 verbose=False,
                 seed=0,
+                **extra,
             )
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelError(f"llama.cpp cannot load {path}: {e}", hint=HOW_TO_GET) from e
         meta = dict(self._llama.metadata or {})
         train_ctx = int(meta.get(f"{meta.get('general.architecture', '')}.context_length", n_ctx) or n_ctx)
         if train_ctx < n_ctx:  # re-create with the model's own limit
-            self._llama = llama_cpp.Llama(
+            self._llama = make(
                 model_path=str(path),
                 n_ctx=train_ctx,
                 n_threads=n_threads,
@@ -366,6 +380,7 @@ class LlamaCppLLM:
                 n_gpu_layers=-1 if gpu else 0,
                 verbose=False,
                 seed=0,
+                **extra,
             )
         self.n_ctx = self._llama.n_ctx()
         self.n_threads = n_threads
@@ -452,6 +467,21 @@ class LlamaCppLLM:
         assert isinstance(out, dict)  # stream=False: one response
         n_gen = int(out["usage"]["completion_tokens"])
         return Answer(out["choices"][0]["text"], len(tokens), reused, n_gen, prompt_s, max(wall - prompt_s, 0.0))
+
+
+PROMPT_LOOKUP_ENV = "RAMBLE2POST_PROMPT_LOOKUP"  # "1": structure-stage rewrites use prompt-lookup decoding
+
+
+def _llama_factory(prompt_lookup: bool) -> Callable[..., Any]:
+    """``Llama``, or a speculative ``Llama`` drafting with n-gram prompt lookup (structure.speculative)."""
+    import llama_cpp
+
+    if not prompt_lookup:
+        return llama_cpp.Llama
+    from ramble2post.structure.speculative import SpeculativeLlama
+    from ramble2post.structure.speculative import prompt_lookup as lookup
+
+    return lambda **kw: SpeculativeLlama(**kw, draft_model=lookup())
 
 
 def choose_threads() -> int:
