@@ -23,6 +23,12 @@ Usage:
     .venv/bin/python scripts/bench_transcribe.py                 # 1- and 13-min, tiny.en and base
     .venv/bin/python scripts/bench_transcribe.py --quick         # 1-min sample only
     .venv/bin/python scripts/bench_transcribe.py --samples 13min --models base --repeat 5
+    .venv/bin/python scripts/bench_transcribe.py --device cuda --samples 13min --models base   # GPU (fp16 everywhere)
+    .venv/bin/python scripts/bench_transcribe.py --sample noisy=a.wav:a.txt --samples noisy   # any clip + reference
+
+On ``--device cuda`` every engine runs in fp16 (faster-whisper compute_type float16; ours-int8*
+run the batched engine as shipped for CUDA: fp16 weights, batch 16): the names are kept so that
+tables line up with CPU runs.
 """
 
 from __future__ import annotations
@@ -94,8 +100,8 @@ def ct2_dir(model: str, tmp: Path) -> Path:
     raise SystemExit(f"unknown model {model!r} (tiny.en or base)")
 
 
-def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
-    """Load, warm up, then time one transcription; returns the measurement."""
+def run_child(engine: str, model: str, sample: str, threads: int, device: str = "cpu") -> dict:
+    """Load, warm up, then time one transcription on ``device``; returns the measurement."""
     from ramble2post.transcribe.audio import load_audio
     from ramble2post.transcribe.wer import word_error_rate
 
@@ -112,7 +118,7 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
             from ramble2post.transcribe.models import load_whisper_model
 
             torch.set_num_threads(threads)
-            net, _ = load_whisper_model(name_or_path=model, device="cpu")
+            net, _ = load_whisper_model(name_or_path=model, device=device)
             if engine == "ours-seq":
 
                 def go(x):
@@ -121,7 +127,7 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
                         x,
                         language="en",
                         temperature=TEMPERATURES,
-                        fp16=False,
+                        fp16=device == "cuda",
                         condition_on_previous_text=True,
                         verbose=None,
                     )
@@ -137,13 +143,18 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
 
                 def go(x):
                     r = transcribe_batched(
-                        model=net, samples=x, device="cpu", language="en", temperature=TEMPERATURES, options=opts
+                        model=net, samples=x, device=device, language="en", temperature=TEMPERATURES, options=opts
                     )
                     return " ".join(s["text"] for s in r["segments"]), {**r["timing"], "chunks": len(r["chunks"])}
         else:
             from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-            fw = WhisperModel(str(ct2_dir(model, Path(tmp))), device="cpu", compute_type="int8", cpu_threads=threads)
+            fw = WhisperModel(
+                str(ct2_dir(model, Path(tmp))),
+                device=device,
+                compute_type="float16" if device == "cuda" else "int8",
+                cpu_threads=threads,
+            )
             kwargs = dict(language="en" if english else None, beam_size=1, best_of=1, temperature=list(TEMPERATURES))
             if engine == "fw-batch-int8":
                 pipe = BatchedInferencePipeline(model=fw)
@@ -165,6 +176,7 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
     wer = word_error_rate(reference=Path(ref_path).read_text(), hypothesis=text)
     return {
         "engine": engine,
+        "device": device,
         "model": model,
         "sample": sample,
         "audio_s": round(duration, 3),
@@ -266,18 +278,32 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=0, help="threads for both projects; 0 = physical cores")
     ap.add_argument("--out", type=Path, default=REPO / "bench-results", help="folder for the JSON results")
-    ap.add_argument("--child", nargs=4, metavar=("ENGINE", "MODEL", "SAMPLE", "THREADS"), help=argparse.SUPPRESS)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: fp16 for every engine")
+    ap.add_argument(
+        "--sample",
+        action="append",
+        default=[],
+        metavar="NAME=AUDIO:REFERENCE",
+        help="add a sample (audio file and its reference text); repeatable, then name it in --samples",
+    )
+    ap.add_argument(
+        "--child", nargs=5, metavar=("ENGINE", "MODEL", "SAMPLE", "THREADS", "DEVICE"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args()
+    for spec in args.sample:
+        name, _, paths = spec.partition("=")
+        audio, _, ref = paths.rpartition(":")
+        SAMPLES[name] = (Path(audio).resolve(), Path(ref).resolve())
     if args.child:
-        eng, model, sample, threads = args.child
-        print("RESULT " + json.dumps(run_child(eng, model, sample, int(threads))), flush=True)
+        eng, model, sample, threads, device = args.child
+        print("RESULT " + json.dumps(run_child(eng, model, sample, int(threads), device)), flush=True)
         return
     import psutil
 
     threads = args.threads or psutil.cpu_count(logical=False) or 1
     samples = ["1min"] if args.quick else args.samples.split(",")
     models, engines = args.models.split(","), args.engines.split(",")
-    info = machine() | {"threads": threads, "loadavg_start": os.getloadavg()}
+    info = machine() | {"threads": threads, "device": args.device, "loadavg_start": os.getloadavg()}
     print(json.dumps(info))
     runs: list[dict] = []
     for sample in samples:
@@ -287,7 +313,8 @@ def main() -> None:
                     if eng == "ours-seq" and rep >= args.seq_repeat:
                         continue
                     proc = subprocess.run(
-                        [sys.executable, __file__, "--child", eng, model, sample, str(threads)],
+                        [sys.executable, __file__, *(f"--sample={x}" for x in args.sample)]
+                        + ["--child", eng, model, sample, str(threads), args.device],
                         capture_output=True,
                         text=True,
                         cwd=REPO,

@@ -42,6 +42,8 @@ class TranscribeOptions:
     # "batched": VAD windows decoded in batches, int8 on CPU (ramble2post/transcribe/batched.py);
     # "sequential": whisper.transcribe, 30-s windows one after the other. Word timestamps need "sequential".
     engine: str = "auto"  # auto | batched | sequential, see choose_engine()
+    # re-decode looping segments and VAD speech no segment covers (ramble2post/transcribe/guard.py)
+    guard: bool = True
 
 
 def resolve_device(device: str | None) -> str:
@@ -184,6 +186,19 @@ def transcribe_file(
         with contextlib.redirect_stdout(sys.stderr):
             result = whisper.transcribe(model, audio.samples, verbose=False, **decode)
         decode = {**decode, "engine": "sequential"}
+    t_engine = time.perf_counter()
+    repairs: list[dict[str, Any]] = []
+    if options.guard:
+        from ramble2post.transcribe import guard
+        from ramble2post.transcribe.vad import speech_regions
+
+        regions = speech_regions(samples=audio.samples)
+        decoder = guard.whisper_clip_decoder(
+            model, language=result.get("language") or decode["language"], prompt=options.prompt, fp16=device == "cuda"
+        )
+        result["segments"], repairs = guard.repair(
+            samples=audio.samples, segments=list(result["segments"]), regions=regions, decode=decoder
+        )
     t_done = time.perf_counter()
 
     segments = tuple(
@@ -212,11 +227,13 @@ def transcribe_file(
         segments=segments,
         model=info,
         device=device,
-        options={k: v for k, v in decode.items()},
+        options={k: v for k, v in decode.items()} | {"guard": options.guard},
+        repairs=tuple(repairs),
         timing={
             "audio_decode_s": round(t_decoded - t0, 3),
             "model_load_s": round(t_loaded - t_decoded, 3),
             "transcribe_s": round(transcribe_s, 3),
+            "guard_s": round(t_done - t_engine, 3),
             "total_s": round(t_done - t0, 3),
             "real_time_factor": round(transcribe_s / audio.duration, 4),
         },
