@@ -7,6 +7,9 @@
 #   ./scripts/gpu_check.sh --dry-run             # CPU: same steps, tiny.en, 1-min sample, --quick (~2-3 min)
 #   ./scripts/gpu_check.sh --out DIR --skip-setup
 #
+# No GPU was lent to the session that wrote this script: the CUDA path is untested; --dry-run
+# is tested by tests/test_gpu_check.py. STEP_TIMEOUT (s, default 300) bounds each step.
+#
 # Steps (results under $OUT, default gpu-check/<UTC time>):
 #   0 setup          ./scripts/setup.sh --no-run + requirements-bench.txt   (skipped by --skip-setup)
 #   1 machine        nvidia-smi, torch/CUDA versions                       -> machine.txt
@@ -14,7 +17,7 @@
 #   3 bench          scripts/bench_transcribe.py (ours + faster-whisper)   -> bench/, bench.txt
 #   4 batching       ramble2post experiments run batching-speedup          -> batching-speedup/
 #   5 quantization   ramble2post experiments run quantization-loss         -> quantization-loss/
-#   6 cpu-draft      ramble2post SAMPLE --device cpu (whole pipeline, CPU)  -> cpu-draft.json
+#   6 cpu-draft      ramble2post SAMPLE --device cpu (whole pipeline, CPU)  -> cpu-draft.log (JSON last)
 #   summary.tsv: step, exit status, seconds; SUMMARY.md: the figures gathered in one place.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +30,7 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY=1 ;;
     --skip-setup) SETUP=0 ;;
     --out) OUT="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p;}' "$0"; exit 0 ;;
     *) echo "Error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -38,10 +41,14 @@ OUT=$(cd "$OUT" && pwd)
 
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu; MODEL=tiny.en; QUICK=--quick
+  # smallest settings that still run every code path (two schemes, two batch sizes, no LLM part)
+  BATCH_PARAMS=(--param 'parts=["whisper","roofline"]' --param 'batches=[1,2]' --param 'roofline_batches=[1,8]')
+  QUANT_PARAMS=(--param 'schemes=["int8","int4"]' --param 'wer_schemes=["int8"]' --param 'max_windows=1')
   AUDIO=samples/explain-format-ramble-1min.m4a; REF=samples/explain-format-ramble-1min.txt; SAMPLE=1min
   BENCH_ENGINES=ours-seq,ours-int8,fw-int8,fw-batch-int8
 else
   DEVICE=cuda; MODEL=base; QUICK=
+  BATCH_PARAMS=(); QUANT_PARAMS=()
   AUDIO=../shared/audio/explain-format-ramble.m4a; REF=../shared/audio/explain-format-ramble.txt; SAMPLE=13min
   BENCH_ENGINES=ours-seq,ours-int8,fw-int8,fw-batch-int8
   [ -f "$AUDIO" ] || { AUDIO=samples/explain-format-ramble-1min.m4a; REF=samples/explain-format-ramble-1min.txt; SAMPLE=1min; }
@@ -52,11 +59,12 @@ PY=.venv/bin/python
 R2P=.venv/bin/ramble2post
 printf 'step\tstatus\tseconds\n' >"$OUT/summary.tsv"
 
+STEP_TIMEOUT=${STEP_TIMEOUT:-300}  # s; a step that hangs (e.g. a compile) is stopped and the others still run
 step() {  # step NAME COMMAND...: run, log to $OUT/NAME.log, record status and seconds
   local name=$1; shift
   local t0=$SECONDS
   printf '\n==> %s: %s\n' "$name" "$*"
-  "$@" >"$OUT/$name.log" 2>&1
+  if [ "$(type -t "$1")" = function ]; then "$@"; else timeout "$STEP_TIMEOUT" "$@"; fi >"$OUT/$name.log" 2>&1
   local rc=$?
   printf '%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - t0))" >>"$OUT/summary.tsv"
   [ "$rc" = 0 ] && echo "    ok ($((SECONDS - t0)) s)" || { echo "    FAILED ($rc), see $OUT/$name.log"; tail -5 "$OUT/$name.log"; }
@@ -64,7 +72,7 @@ step() {  # step NAME COMMAND...: run, log to $OUT/NAME.log, record status and s
 }
 
 if [ "$SETUP" = 1 ]; then
-  step setup bash -c "./scripts/setup.sh --no-run && $PY -m pip install -q -r requirements-bench.txt"
+  STEP_TIMEOUT=900 step setup bash -c "./scripts/setup.sh --no-run && $PY -m pip install -q -r requirements-bench.txt"
 fi
 [ -x "$PY" ] || { echo "Error: no .venv (run without --skip-setup)" >&2; exit 1; }
 
@@ -109,13 +117,13 @@ step transcribe transcribe
 step bench $PY scripts/bench_transcribe.py --device "$DEVICE" --samples "$SAMPLE" --models "$MODEL" \
   --engines "$BENCH_ENGINES" --repeat 1 --out "$OUT/bench"
 
-step batching $R2P experiments run batching-speedup --device "$DEVICE" --model "$MODEL" $QUICK -o "$OUT/batching-speedup"
+step batching $R2P experiments run batching-speedup --device "$DEVICE" --model "$MODEL" $QUICK \
+  "${BATCH_PARAMS[@]}" -o "$OUT/batching-speedup"
 step quantization $R2P experiments run quantization-loss --device "$DEVICE" --model "$MODEL" $QUICK \
-  -o "$OUT/quantization-loss"
+  "${QUANT_PARAMS[@]}" -o "$OUT/quantization-loss"
 
 # the CPU draft: the whole pipeline still works on CPU on this machine (tiny.en, 1-min sample)
-step cpu-draft $R2P samples/explain-format-ramble-1min.m4a --device cpu --model tiny.en --experiments none \
-  --blog-repo "$OUT/home/blog" --json
+step cpu-draft $R2P samples/explain-format-ramble-1min.m4a --device cpu --model tiny.en --experiments none --json
 
 {
   echo "# GPU check $(date -u +%FT%TZ) ($([ "$DRY" = 1 ] && echo 'dry run: CPU, tiny.en, 1-min sample, --quick' || echo "CUDA, $MODEL, $SAMPLE sample"))"

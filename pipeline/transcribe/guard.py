@@ -8,11 +8,15 @@
    least ``MIN_GAP_S`` seconds (whisper sometimes jumps a timestamp token past a passage,
    or a window's text ends early and the next window starts later).
 
+3. **Repeats**: a segment that only repeats words of one of the 3 segments before it (whisper,
+   conditioned on its previous text, says it again over noise or silence).
+
 Each flagged span is cut from the audio (with ``PAD_S`` of context) and decoded again on
-its own: no previous text to condition on, temperature starting at 0.2 (a loop at T=0 is
-the greedy path; sampling leaves it), in <= 30-s windows. The repair replaces the flagged
-segments only when the new text does not loop itself; what was done is recorded in the
-transcript (``guard``).
+its own: no previous text to condition on, greedy, then sampled from T = 0.2 if the greedy
+text still loops (a loop at T = 0 is the greedy path; sampling leaves it), in <= 30-s
+windows. The repair replaces the flagged segments when the new text does not loop (for a
+gap: and is not empty; a loop or repeat that decodes to nothing was words over noise and is
+dropped); what was done is recorded in the transcript (``repairs``).
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ log = logging.getLogger(__name__)
 
 COMPRESSION_RATIO_MAX = 2.4  # gzip ratio above which text is a loop (whisper's threshold)
 MIN_CHARS_FOR_RATIO = 60  # chars; shorter text compresses badly whatever it says
-MIN_REPEATS = 4  # consecutive repeats of one n-gram that make a loop
+MIN_REPEATS = 5  # consecutive repeats of one n-gram that make a loop (4 are said: "memory bound" x4)
 MAX_NGRAM = 8  # words; longest repeated phrase looked for
 MIN_GAP_S = 3.0  # s of VAD speech without any segment that count as a dropped passage
 PAD_S = 1.0  # s of context added on each side of a span that is decoded again
-REDECODE_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
+REDECODE_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # second pass, when the first (T = 0, no context) loops
+ECHO_BACK = 3  # segments looked back at for a repeat of earlier text
+ECHO_MIN_WORDS = 2  # words; a one-word segment ("Right.") may well be said twice
 
 _WORD = re.compile(r"[\w']+")
 
@@ -79,23 +85,54 @@ def is_loop(text: str) -> bool:
         return True
     reps, phrase = longest_repeat(text)
     # one repeated word needs more repeats ("no, no, no" is speech); a phrase needs MIN_REPEATS
-    return reps >= (MIN_REPEATS + 2 if len(phrase.split()) == 1 else MIN_REPEATS)
+    return reps >= (MIN_REPEATS + 3 if len(phrase.split()) == 1 else MIN_REPEATS)
+
+
+def _words(text: str) -> str:
+    return " ".join(w.lower() for w in _WORD.findall(text))
+
+
+def is_echo(segments: Sequence[dict[str, Any]], i: int, *, back: int = ECHO_BACK) -> bool:
+    """Whether segment ``i`` only repeats words of one of the ``back`` segments before it.
+
+    Whisper conditioned on its previous text repeats it over noise or silence ("Memory
+    bound, memory bound." again over a noisy tail). Needs ``ECHO_MIN_WORDS`` words.
+    """
+    words = _words(segments[i]["text"])
+    if len(words.split()) < ECHO_MIN_WORDS:
+        return False
+    return any(words in _words(segments[j]["text"]) for j in range(max(0, i - back), i))
+
+
+def _add(flags: list[Flag], flag: Flag) -> None:
+    """Append ``flag``, merged into the last flag when their segments are contiguous (one span)."""
+    if flags and flags[-1].segments and flags[-1].segments[-1] == flag.segments[0] - 1:
+        prev = flags.pop()
+        reason = "loop" if "loop" in (prev.reason, flag.reason) else prev.reason
+        flag = Flag(prev.start, flag.end, reason, prev.segments + flag.segments)
+    flags.append(flag)
 
 
 def find_loops(segments: Sequence[dict[str, Any]]) -> list[Flag]:
-    """Flags for looping segments, and for runs of 2-4 consecutive segments that loop together."""
+    """Flags for looping segments, runs of 2-4 consecutive segments that loop together, and echoes."""
     flags: list[Flag] = []
     i = 0
     while i < len(segments):
+        if is_echo(segments, i):
+            _add(flags, Flag(segments[i]["start"], segments[i]["end"], "repeat", (i,)))
+            i += 1
+            continue
         hit = None
         for width in (1, 2, 3, 4):  # a loop can be spread over several short segments
             group = segments[i : i + width]
             if len(group) == width and is_loop(" ".join(s["text"] for s in group)):
                 hit = width
                 break
+        if hit and hit > 1 and is_loop(" ".join(s["text"] for s in segments[i + 1 : i + hit])):
+            hit = None  # the loop starts at a later segment: keep this one
         if hit:
             group = segments[i : i + hit]
-            flags.append(Flag(group[0]["start"], group[-1]["end"], "loop", tuple(range(i, i + hit))))
+            _add(flags, Flag(group[0]["start"], group[-1]["end"], "loop", tuple(range(i, i + hit))))
             i += hit
         else:
             i += 1
@@ -159,11 +196,12 @@ def repair(
             for s in decode(samples[int(t * SAMPLE_RATE) : int(end * SAMPLE_RATE)]):
                 new.append({**s, "start": round(t + float(s["start"]), 3), "end": round(t + float(s["end"]), 3)})
             t = end
-        if flag.reason == "gap":  # keep only what falls into the gap: the padding overlaps kept segments
-            new = [s for s in new if (s["start"] + s["end"]) / 2 >= flag.start - 0.2 and s["start"] < flag.end]
+        # keep only what falls into the span: the padding overlaps the neighbours, which are kept
+        new = [s for s in new if flag.start - 0.2 <= (s["start"] + s["end"]) / 2 <= flag.end + 0.2]
         text = " ".join(s["text"].strip() for s in new).strip()
-        ok = bool(text) and not is_loop(text)
-        old = " ".join(segments[i]["text"] for i in flag.segments)
+        # a loop or repeat that comes back empty was words over noise: drop them; a gap must get words
+        ok = not is_loop(text) and (bool(text) or flag.reason != "gap")
+        old = " ".join(segments[i]["text"].strip() for i in flag.segments)
         records.append(
             {
                 "reason": flag.reason,
@@ -184,24 +222,31 @@ def repair(
 
 
 def whisper_clip_decoder(model, *, language: str | None, prompt: str | None, fp16: bool) -> Decoder:
-    """A ``Decoder`` using whisper's own loop on the clip, without previous text, from T = 0.2."""
+    """A ``Decoder`` using whisper's own loop on the clip without previous text: greedy first, then
+    sampled (T >= 0.2) when the greedy text still loops."""
     import contextlib
     import sys
 
     import whisper
 
-    def decode(clip: np.ndarray) -> list[dict[str, Any]]:
+    def once(clip: np.ndarray, temperature: tuple[float, ...]) -> list[dict[str, Any]]:
         with contextlib.redirect_stdout(sys.stderr):
             r = whisper.transcribe(
                 model,
                 clip.astype(np.float32),
                 language=language,
                 initial_prompt=prompt,
-                temperature=REDECODE_TEMPERATURES,
+                temperature=temperature,
                 condition_on_previous_text=False,
                 fp16=fp16,
                 verbose=None,
             )
         return [s for s in r["segments"] if s["text"].strip()]
+
+    def decode(clip: np.ndarray) -> list[dict[str, Any]]:
+        segs = once(clip, (0.0,))
+        if segs and is_loop(" ".join(s["text"] for s in segs)):
+            segs = once(clip, REDECODE_TEMPERATURES)
+        return segs
 
     return decode
