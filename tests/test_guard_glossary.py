@@ -41,7 +41,7 @@ def test_loop_spread_over_short_segments_is_found():
         *(seg(4 + i, 5 + i, "You know, you know, you know.") for i in range(4)),
     ]
     flags = guard.find_loops(segs)
-    assert [(f.reason, f.segments) for f in flags] == [("loop", (1, 2, 3, 4))]
+    assert [(f.reason, f.segments) for f in flags] == [("repeat", (2, 3, 4))]  # the first one is kept
 
 
 def test_gaps_are_speech_without_segments():

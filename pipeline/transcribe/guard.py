@@ -35,7 +35,7 @@ from ramble2post.transcribe.audio import SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 COMPRESSION_RATIO_MAX = 2.4  # gzip ratio above which text is a loop (whisper's threshold)
-MIN_CHARS_FOR_RATIO = 60  # chars; shorter text compresses badly whatever it says
+MIN_CHARS_FOR_RATIO = 200  # chars; shorter text is judged by repeats only (said twice compresses well too)
 MIN_REPEATS = 5  # consecutive repeats of one n-gram that make a loop (4 are said: "memory bound" x4)
 MAX_NGRAM = 8  # words; longest repeated phrase looked for
 MIN_GAP_S = 3.0  # s of VAD speech without any segment that count as a dropped passage
@@ -114,29 +114,34 @@ def _add(flags: list[Flag], flag: Flag) -> None:
 
 
 def find_loops(segments: Sequence[dict[str, Any]]) -> list[Flag]:
-    """Flags for looping segments, runs of 2-4 consecutive segments that loop together, and echoes."""
-    flags: list[Flag] = []
-    i = 0
-    while i < len(segments):
-        if is_echo(segments, i):
-            _add(flags, Flag(segments[i]["start"], segments[i]["end"], "repeat", (i,)))
-            i += 1
-            continue
+    """Flags for echoes, then for looping segments or runs of 2-4 other segments that loop together.
+
+    Echoes are found first and left out of the runs: an echo of a sentence that was said next to
+    the sentence itself compresses like a loop, and would take the spoken words with it.
+    """
+    echoes = [i for i in range(len(segments)) if is_echo(segments, i)]
+    flags = [Flag(segments[i]["start"], segments[i]["end"], "repeat", (i,)) for i in echoes]
+    rest = [i for i in range(len(segments)) if i not in set(echoes)]
+    k = 0
+    while k < len(rest):
         hit = None
         for width in (1, 2, 3, 4):  # a loop can be spread over several short segments
-            group = segments[i : i + width]
-            if len(group) == width and is_loop(" ".join(s["text"] for s in group)):
+            idx = rest[k : k + width]
+            if len(idx) == width and is_loop(" ".join(segments[i]["text"] for i in idx)):
                 hit = width
                 break
-        if hit and hit > 1 and is_loop(" ".join(s["text"] for s in segments[i + 1 : i + hit])):
+        if hit and hit > 1 and is_loop(" ".join(segments[i]["text"] for i in rest[k + 1 : k + hit])):
             hit = None  # the loop starts at a later segment: keep this one
         if hit:
-            group = segments[i : i + hit]
-            _add(flags, Flag(group[0]["start"], group[-1]["end"], "loop", tuple(range(i, i + hit))))
-            i += hit
+            idx = rest[k : k + hit]
+            flags.append(Flag(segments[idx[0]]["start"], segments[idx[-1]]["end"], "loop", tuple(idx)))
+            k += hit
         else:
-            i += 1
-    return flags
+            k += 1
+    merged: list[Flag] = []
+    for flag in sorted(flags, key=lambda f: f.segments[0]):
+        _add(merged, flag)
+    return merged
 
 
 def find_gaps(
