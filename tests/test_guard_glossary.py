@@ -147,3 +147,27 @@ def test_glossary_is_not_part_of_the_cache_key():
     a = cache_key(audio_sha256="a", model_sha256="m", options=TranscribeOptions(glossary=None), device="cpu")
     b = cache_key(audio_sha256="a", model_sha256="m", options=TranscribeOptions(glossary=(("X", ()),)), device="cpu")
     assert a == b
+
+
+# ---------------------------------------------------------------------------- VAD choice
+
+
+def _bursts(noise_amp: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 10) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * ((t % 2) < 1.2)).astype(np.float32)  # 1.2-s "words", 0.8-s pauses
+    return (x + noise_amp * rng.standard_normal(len(x))).astype(np.float32)
+
+
+def test_auto_vad_asks_silero_only_on_noisy_audio(monkeypatch):
+    from ramble2post.transcribe import vad
+
+    asked = []
+    monkeypatch.setattr(vad, "silero_regions", lambda **kw: asked.append(1) or [(0.0, 10.0)])
+    monkeypatch.setattr(vad, "silero_available", lambda: True)
+    clean = vad.detect_speech(samples=_bursts(0.0), engine="auto")
+    assert not asked and len(clean) == 5  # energy VAD: the five bursts
+    assert vad.level_spread_db(_bursts(0.1)) < vad.NOISY_SPREAD_DB < vad.level_spread_db(_bursts(0.0))
+    assert vad.detect_speech(samples=_bursts(0.1), engine="auto") == [(0.0, 10.0)] and asked
+    monkeypatch.setattr(vad, "silero_available", lambda: False)
+    assert vad.detect_speech(samples=_bursts(0.1), engine="auto") != [(0.0, 10.0)]  # falls back to energy

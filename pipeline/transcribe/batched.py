@@ -73,6 +73,7 @@ from ramble2post.transcribe.vad import (  # noqa: E402,F401
     N_SAMPLES,
     Chunk,
     VadOptions,
+    detect_speech,
     frame_levels_db,
     plan_chunks,
     speech_regions,
@@ -98,6 +99,7 @@ class BatchedOptions:
     decode_threads: int = 1  # threads for the decoding loop (workers == 1): its ops are too small to split
     workers: int | None = None  # CPU: batches run at once, each op on 1 thread; None = auto (see module doc)
     vad: VadOptions = VadOptions()
+    vad_engine: str = "auto"  # "energy" (numpy) | "silero" | "auto" (Silero on noisy audio), see vad.detect_speech
 
 
 # ---------------------------------------------------------------------------- model preparation
@@ -387,7 +389,7 @@ def transcribe_batched(
     enc_threads = options.threads or physical_cores()
     net = prepare_model(model, device=device, quantize=options.quantize)
     t_prep = time.perf_counter()
-    regions = speech_regions(samples=samples, options=options.vad)
+    regions = detect_speech(samples=samples, engine=options.vad_engine, options=options.vad)
     chunks = plan_chunks(samples=samples, regions=regions, max_chunk_s=options.max_chunk_s)
     t_vad = time.perf_counter()
     batch_size = options.batch_size or (16 if device == "cuda" else 8)
