@@ -38,6 +38,7 @@ def _wav(path: Path):
 def noise(kind: str, seconds: float, folder: Path):
     import numpy as np
 
+    folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"noise-{kind}.wav"
     if kind == "babble":
         from eval_engines import GOLD

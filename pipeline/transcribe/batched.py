@@ -4,10 +4,10 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
 
 1. **VAD** (``speech_regions``): an energy detector in numpy on 30 ms frames, with a
    threshold set between the file's noise floor and its speech level, hangover to
-   bridge short pauses and padding at the edges. Chosen over Silero VAD because
-   Silero ships as ONNX (needs onnxruntime at run time) or as a torch hub download
-   (not offline); for a single close-talking voice the energy detector is enough,
-   its job is only to skip silence and to cut at pauses.
+   bridge short pauses and padding at the edges, on clean audio; on noisy audio (loud and
+   quiet frames less than 25 dB apart) Silero VAD (silero-vad, its model in the wheel, on
+   torch), since there the energy threshold sits inside the noise and cuts words
+   (``vad.detect_speech``; measured in docs/PERFORMANCE.md).
 2. **Chunking** (``plan_chunks``): speech regions are packed greedily into windows of
    at most ``max_chunk_s`` seconds (the encoder always sees 30 s, so fewer, fuller
    windows mean fewer encoder passes); a region too long for one window is cut at the

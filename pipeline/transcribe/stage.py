@@ -194,9 +194,9 @@ def transcribe_file(
     repairs: list[dict[str, Any]] = []
     if options.guard:
         from ramble2post.transcribe import guard
-        from ramble2post.transcribe.vad import speech_regions
+        from ramble2post.transcribe.vad import detect_speech
 
-        regions = speech_regions(samples=audio.samples)
+        regions = detect_speech(samples=audio.samples)  # the batched engine's choice: Silero on noisy audio
         decoder = guard.whisper_clip_decoder(
             model, language=result.get("language") or decode["language"], prompt=options.prompt, fp16=device == "cuda"
         )
