@@ -79,3 +79,31 @@ def test_repeat_over_noise_is_removed_by_decoding_again(noisy_tail):
     )
     assert [(r["reason"], r["start"], r["applied"]) for r in records] == [("repeat", 30.0, True)], records
     assert fixed == segs
+
+
+def test_dropped_passage_of_the_13min_sample_is_restored():
+    """The stored batched transcript of the 13-min sample (tests/data/structure_gold/explain-format,
+    base) has no text for "Of course, Nvidia is the other reason they have an immature ecosystem
+    with CUDA" (116.1-120.6 s): the coverage check finds it and decoding it again restores it."""
+    import json
+
+    from ramble2post.transcribe.audio import load_audio
+    from ramble2post.transcribe.models import load_whisper_model
+    from ramble2post.transcribe.vad import detect_speech
+    from ramble2post.transcribe.wer import word_error_rate
+    from tests.conftest import REPO_ROOT, SAMPLE_13MIN
+
+    if not SAMPLE_13MIN.exists():
+        pytest.skip("13-min sample not in ../shared/audio")
+    segs = json.loads((REPO_ROOT / "tests/data/structure_gold/explain-format/transcript.json").read_text())["segments"]
+    samples = load_audio(SAMPLE_13MIN).samples
+    gaps = guard.find_gaps(detect_speech(samples=samples), segs)
+    assert [(round(g.start), round(g.end)) for g in gaps] == [(116, 121)]
+    model, _ = load_whisper_model(name_or_path="base", device="cpu")
+    decode = guard.whisper_clip_decoder(model, language="en", prompt=None, fp16=False)
+    fixed, records = guard.repair(samples=samples, segments=segs, regions=detect_speech(samples=samples), decode=decode)
+    assert records[0]["applied"] and "immature" in records[0]["after"]
+    ref = SAMPLE_13MIN.with_suffix(".txt").read_text()
+    before = word_error_rate(reference=ref, hypothesis=" ".join(s["text"] for s in segs))
+    after = word_error_rate(reference=ref, hypothesis=" ".join(s["text"] for s in fixed))
+    assert after < before
