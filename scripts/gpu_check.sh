@@ -4,11 +4,13 @@
 # cache included); each step is timed and a failing step does not stop the others.
 #
 #   ./scripts/gpu_check.sh                       # CUDA: setup, 13-min sample, base, full experiments
-#   ./scripts/gpu_check.sh --dry-run             # CPU: same steps, tiny.en, 1-min sample, --quick (~2-3 min)
+#   ./scripts/gpu_check.sh --dry-run             # CPU: same steps, tiny.en, 1-min sample, --quick (~4 min, 2 cores)
 #   ./scripts/gpu_check.sh --out DIR --skip-setup
 #
 # No GPU was lent to the session that wrote this script: the CUDA path is untested; --dry-run
-# is tested by tests/test_gpu_check.py. STEP_TIMEOUT (s, default 300) bounds each step.
+# is tested by tests/test_gpu_check.py. STEP_TIMEOUT (s, default 300) bounds each step (setup:
+# 900 s). The budget risk is setup: on a machine with nvcc, llama-cpp-python compiles with CUDA
+# when pip has no cached wheel (minutes); on a lease, run setup ahead or pass --skip-setup.
 #
 # Steps (results under $OUT, default gpu-check/<UTC time>):
 #   0 setup          ./scripts/setup.sh --no-run + requirements-bench.txt   (skipped by --skip-setup)
