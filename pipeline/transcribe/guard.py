@@ -182,7 +182,7 @@ def repair(
     samples: the whole file, 16 kHz mono float32.
     segments: the engine's segments (dicts with start, end, text, ...), in time order.
     regions: speech regions ``(start_s, end_s)`` from the VAD, for the coverage check.
-    decode: decodes one clip (<= 30 s plus padding) without previous text, at T >= 0.2.
+    decode: decodes one clip (<= 30 s) without previous text (``whisper_clip_decoder``).
     Returns (segments after repair, in time order; one record per flag for the transcript).
     """
     flags = find_loops(segments) + find_gaps(regions, segments)
