@@ -42,4 +42,4 @@ def test_dry_run_writes_every_figure(tmp_path):
     for name in ("batching-speedup", "quantization-loss"):
         assert (out / name / "result.json").exists()
     summary = (out / "SUMMARY.md").read_text()
-    assert "dry run" in summary and "fw-batch-int8" in summary
+    assert "dry run" in summary and "fw-batch-int8" in summary and "ours-int8" in summary
