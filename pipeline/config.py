@@ -12,6 +12,7 @@ import importlib.resources
 import os
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from ramble2post.errors import InputError
 
@@ -69,6 +70,10 @@ class Settings:
     blog_repo: str | None = None  # default: $RAMBLE2POST_HOME/blog
     language: str | None = None  # None = detect (English-only models force "en")
     experiments: str = "auto"
+    # jargon added to the built-in glossary: ["Groq", "Cerebras"] or {"Groq" = ["grok"], ...}
+    # (ramble2post/transcribe/glossary.py); an empty list keeps only the built-in terms
+    glossary: Any = None
+    use_glossary: bool = True  # false: transcripts keep Whisper's spelling
 
 
 def load_settings(path: Path | None = None) -> Settings:

@@ -54,6 +54,10 @@ class Transcript:
     device: str  # "cpu" | "cuda"
     options: dict[str, Any]  # decoding options that were used (part of the cache key)
     timing: dict[str, float]  # wall seconds per step, plus real-time factor
+    # spans decoded again by the loop/dropped-passage guard: reason, start, end (s), before, after, applied
+    repairs: tuple[dict[str, Any], ...] = ()
+    # glossary fixes after decoding: original word(s), corrected term, start/end (s) of the segment
+    corrections: tuple[dict[str, Any], ...] = ()
     schema_version: int = TRANSCRIPT_SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +68,8 @@ class Transcript:
         d = dict(d)
         d["segments"] = tuple(Segment(**s) for s in d["segments"])
         d["model"] = ModelInfo(**d["model"])
+        d["repairs"] = tuple(d.get("repairs") or ())
+        d["corrections"] = tuple(d.get("corrections") or ())
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 

@@ -23,6 +23,17 @@ Usage:
     .venv/bin/python scripts/bench_transcribe.py                 # 1- and 13-min, tiny.en and base
     .venv/bin/python scripts/bench_transcribe.py --quick         # 1-min sample only
     .venv/bin/python scripts/bench_transcribe.py --samples 13min --models base --repeat 5
+    .venv/bin/python scripts/bench_transcribe.py --device cuda --samples 13min --models base   # GPU (fp16 everywhere)
+    .venv/bin/python scripts/bench_transcribe.py --sample noisy=a.wav:a.txt --samples noisy   # any clip + reference
+    .venv/bin/python scripts/bench_transcribe.py --samples 1min,1min+pink-5,1min+babble-10   # noisy variants
+
+A sample name ``NAME+NOISE-SNR`` (noise: pink, brown or babble; SNR in dB) is the sample with that
+noise mixed in (scripts/eval_vad.py). The jargon columns give the recall of the built-in glossary's
+terms (ramble2post/transcribe/glossary.py) as decoded and after the glossary's corrections.
+
+On ``--device cuda`` every engine runs in fp16 (faster-whisper compute_type float16; ours-int8*
+run the batched engine as shipped for CUDA: fp16 weights, batch 16): the names are kept so that
+tables line up with CPU runs.
 """
 
 from __future__ import annotations
@@ -94,13 +105,27 @@ def ct2_dir(model: str, tmp: Path) -> Path:
     raise SystemExit(f"unknown model {model!r} (tiny.en or base)")
 
 
-def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
-    """Load, warm up, then time one transcription; returns the measurement."""
+def run_child(engine: str, model: str, sample: str, threads: int, device: str = "cpu") -> dict:
+    """Load, warm up, then time one transcription on ``device``; returns the measurement."""
     from ramble2post.transcribe.audio import load_audio
     from ramble2post.transcribe.wer import word_error_rate
 
-    audio_path, ref_path = SAMPLES[sample]
+    base_name, _, noise = sample.partition("+")  # "13min+pink-5": the sample with pink noise at 5 dB SNR
+    sys.path.insert(0, str(REPO / "scripts"))
+    if base_name not in SAMPLES:  # one of scripts/eval_engines.py's espeak-ng clips, made on first use
+        from eval_engines import make_clip
+
+        folder = REPO / "bench-results" / "clips"
+        folder.mkdir(parents=True, exist_ok=True)
+        wav, text = make_clip(base_name, folder)
+        (folder / f"{base_name}.txt").write_text(text)
+        SAMPLES[base_name] = (wav, folder / f"{base_name}.txt")
+    audio_path, ref_path = SAMPLES[base_name]
     samples = load_audio(audio_path).samples
+    if noise:
+        from eval_vad import mix
+
+        samples = mix(samples, noise, REPO / "bench-results" / "noise")
     duration = len(samples) / 16000
     english = model.endswith(".en") or True  # the samples are English; pin it for both projects
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +137,7 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
             from ramble2post.transcribe.models import load_whisper_model
 
             torch.set_num_threads(threads)
-            net, _ = load_whisper_model(name_or_path=model, device="cpu")
+            net, _ = load_whisper_model(name_or_path=model, device=device)
             if engine == "ours-seq":
 
                 def go(x):
@@ -121,7 +146,7 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
                         x,
                         language="en",
                         temperature=TEMPERATURES,
-                        fp16=False,
+                        fp16=device == "cuda",
                         condition_on_previous_text=True,
                         verbose=None,
                     )
@@ -137,13 +162,18 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
 
                 def go(x):
                     r = transcribe_batched(
-                        model=net, samples=x, device="cpu", language="en", temperature=TEMPERATURES, options=opts
+                        model=net, samples=x, device=device, language="en", temperature=TEMPERATURES, options=opts
                     )
                     return " ".join(s["text"] for s in r["segments"]), {**r["timing"], "chunks": len(r["chunks"])}
         else:
             from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-            fw = WhisperModel(str(ct2_dir(model, Path(tmp))), device="cpu", compute_type="int8", cpu_threads=threads)
+            fw = WhisperModel(
+                str(ct2_dir(model, Path(tmp))),
+                device=device,
+                compute_type="float16" if device == "cuda" else "int8",
+                cpu_threads=threads,
+            )
             kwargs = dict(language="en" if english else None, beam_size=1, best_of=1, temperature=list(TEMPERATURES))
             if engine == "fw-batch-int8":
                 pipe = BatchedInferencePipeline(model=fw)
@@ -162,9 +192,21 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
         c0, t0 = time.process_time(), time.perf_counter()
         text, extra = go(samples)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    wer = word_error_rate(reference=Path(ref_path).read_text(), hypothesis=text)
+    reference = Path(ref_path).read_text()
+    wer = word_error_rate(reference=reference, hypothesis=text)
+    from ramble2post.transcribe.glossary import BUILTIN_TERMS, Glossary, correct_text, term_counts
+
+    terms = list(BUILTIN_TERMS)
+    ref_n = term_counts(reference, terms)
+
+    def recall(hyp: str) -> float | None:
+        got = term_counts(hyp, terms)
+        total = sum(ref_n.values())
+        return round(sum(min(ref_n[t], got[t]) for t in terms) / total, 4) if total else None
+
     return {
         "engine": engine,
+        "device": device,
         "model": model,
         "sample": sample,
         "audio_s": round(duration, 3),
@@ -172,6 +214,9 @@ def run_child(engine: str, model: str, sample: str, threads: int) -> dict:
         "cpu_s": round(cpu, 3),
         "rtf": round(wall / duration, 5),
         "wer": round(wer, 5),
+        "jargon_terms": sum(ref_n.values()),
+        "jargon_recall": recall(text),  # as decoded
+        "jargon_recall_glossary": recall(correct_text(text, Glossary.build())[0]),  # after the built-in glossary
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_before_run_mb": round(rss_before / 1024, 1),
         "words": len(text.split()),
@@ -224,6 +269,8 @@ def summarize(runs: list[dict]) -> dict:
                 "cpu_s": _stats([r["cpu_s"] for r in rs]),
                 "rtf": _stats([r["rtf"] for r in rs]),
                 "wer": rs[0]["wer"],
+                "jargon_recall": rs[0].get("jargon_recall"),
+                "jargon_recall_glossary": rs[0].get("jargon_recall_glossary"),
                 "wer_all": sorted({r["wer"] for r in rs}),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
             }
@@ -236,25 +283,36 @@ def summarize(runs: list[dict]) -> dict:
     return table
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
 def print_table(table: dict) -> None:
     print(
-        f"\n{'sample/model':16} {'engine':14} {'wall s (min-max)':>22} {'RTF':>7} {'cpu s':>7} {'WER %':>6} {'RSS MB':>7}"
+        f"\n{'sample/model':24} {'engine':14} {'wall s (min-max)':>22} {'RTF':>7} {'cpu s':>7} {'WER %':>6} {'RSS MB':>7}"
+        f" {'jargon %':>8} {'+gloss %':>8}"
     )
     for key, t in table.items():
         for eng, r in t["engines"].items():
             w = r["wall_s"]
             print(
-                f"{key:16} {eng:14} {w['median']:8.2f} ({w['min']:6.2f}-{w['max']:6.2f}) {r['rtf']['median']:7.4f}"
+                f"{key:24} {eng:14} {w['median']:8.2f} ({w['min']:6.2f}-{w['max']:6.2f}) {r['rtf']['median']:7.4f}"
                 f" {r['cpu_s']['median']:7.2f} {100 * r['wer']:6.2f} {r['peak_rss_mb']:7.0f}"
+                f" {_pct(r.get('jargon_recall')):>8} {_pct(r.get('jargon_recall_glossary')):>8}"
             )
         for name, s in t["ratios"].items():
-            print(f"{key:16} ratio {name:28} {s['median']:.3f} (min {s['min']:.3f}, max {s['max']:.3f}, n={s['n']})")
+            print(f"{key:24} ratio {name:28} {s['median']:.3f} (min {s['min']:.3f}, max {s['max']:.3f}, n={s['n']})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1-minute sample only")
-    ap.add_argument("--samples", default="1min,13min", help="comma list of: " + ", ".join(SAMPLES))
+    ap.add_argument(
+        "--samples",
+        default="1min,13min",
+        help="comma list of: " + ", ".join(SAMPLES) + ", or a clip of scripts/eval_engines.py (short-m3-kv, ...); "
+        "NAME+NOISE-SNR adds noise (pink, brown, babble; e.g. 13min+pink-5)",
+    )
     ap.add_argument("--models", default="tiny.en,base", help="comma list of: tiny.en, base")
     ap.add_argument("--engines", default=",".join(ENGINES), help="comma list of: " + ", ".join(ENGINES))
     ap.add_argument("--repeat", type=int, default=3, help="timed repetitions per engine (interleaved)")
@@ -266,18 +324,32 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=0, help="threads for both projects; 0 = physical cores")
     ap.add_argument("--out", type=Path, default=REPO / "bench-results", help="folder for the JSON results")
-    ap.add_argument("--child", nargs=4, metavar=("ENGINE", "MODEL", "SAMPLE", "THREADS"), help=argparse.SUPPRESS)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: fp16 for every engine")
+    ap.add_argument(
+        "--sample",
+        action="append",
+        default=[],
+        metavar="NAME=AUDIO:REFERENCE",
+        help="add a sample (audio file and its reference text); repeatable, then name it in --samples",
+    )
+    ap.add_argument(
+        "--child", nargs=5, metavar=("ENGINE", "MODEL", "SAMPLE", "THREADS", "DEVICE"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args()
+    for spec in args.sample:
+        name, _, paths = spec.partition("=")
+        audio, _, ref = paths.rpartition(":")
+        SAMPLES[name] = (Path(audio).resolve(), Path(ref).resolve())
     if args.child:
-        eng, model, sample, threads = args.child
-        print("RESULT " + json.dumps(run_child(eng, model, sample, int(threads))), flush=True)
+        eng, model, sample, threads, device = args.child
+        print("RESULT " + json.dumps(run_child(eng, model, sample, int(threads), device)), flush=True)
         return
     import psutil
 
     threads = args.threads or psutil.cpu_count(logical=False) or 1
     samples = ["1min"] if args.quick else args.samples.split(",")
     models, engines = args.models.split(","), args.engines.split(",")
-    info = machine() | {"threads": threads, "loadavg_start": os.getloadavg()}
+    info = machine() | {"threads": threads, "device": args.device, "loadavg_start": os.getloadavg()}
     print(json.dumps(info))
     runs: list[dict] = []
     for sample in samples:
@@ -287,7 +359,8 @@ def main() -> None:
                     if eng == "ours-seq" and rep >= args.seq_repeat:
                         continue
                     proc = subprocess.run(
-                        [sys.executable, __file__, "--child", eng, model, sample, str(threads)],
+                        [sys.executable, __file__, *(f"--sample={x}" for x in args.sample)]
+                        + ["--child", eng, model, sample, str(threads), args.device],
                         capture_output=True,
                         text=True,
                         cwd=REPO,

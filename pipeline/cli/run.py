@@ -154,6 +154,7 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
     """
     from ramble2post.publish.draft import create_draft
     from ramble2post.transcribe.audio import check_readable
+    from ramble2post.transcribe.glossary import glossary_setting
     from ramble2post.transcribe.stage import CACHE_STAGE, TranscribeOptions, resolve_device, transcribe_file
 
     conf = settings()
@@ -170,7 +171,9 @@ def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experimen
     known = _cache_entries(CACHE_STAGE)
     transcript = transcribe_file(
         audio_path=audio,
-        options=TranscribeOptions(model=model, device=device, language=language or conf.language),
+        options=TranscribeOptions(
+            model=model, device=device, language=language or conf.language, glossary=glossary_setting(conf)
+        ),
     )
     resumed = " · cached: not transcribed again" if not (_cache_entries(CACHE_STAGE) - known) else ""
     timings["transcribe"] = _done(

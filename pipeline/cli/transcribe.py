@@ -9,6 +9,7 @@ import click
 
 from ramble2post.cache import atomic_write_text
 from ramble2post.cli.options import device_option, language_option, settings, whisper_model_option
+from ramble2post.transcribe.glossary import glossary_setting
 from ramble2post.transcribe.stage import TranscribeOptions, plan_transcription, transcribe_file
 from ramble2post.transcribe.writers import WRITERS
 
@@ -53,13 +54,19 @@ from ramble2post.transcribe.writers import WRITERS
     "on long audio); sequential: whisper's own loop, each window conditioned on the previous "
     "text; auto: batched from 5 minutes of audio, else sequential.",
 )
+@click.option(
+    "--no-glossary",
+    is_flag=True,
+    help="Keep Whisper's spelling of jargon (default: built-in glossary plus the config file's "
+    "glossary; corrections are listed in the JSON).",
+)
 @click.option("--no-cache", is_flag=True, help="Transcribe again even if a cached transcript exists.")
 @click.option(
     "--plan",
     is_flag=True,
     help="Only print the audio length and estimated time and memory (reads the header, decodes nothing).",
 )
-def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_size, engine, no_cache, plan):
+def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_size, engine, no_glossary, no_cache, plan):
     """Transcribe AUDIO (any format ffmpeg reads) with Whisper, locally.
 
     \b
@@ -75,6 +82,7 @@ def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_siz
         prompt=prompt,
         beam_size=beam_size,
         engine=engine,
+        glossary=None if no_glossary else glossary_setting(conf),
     )
     if plan:
         p = plan_transcription(audio_path=audio, options=options)

@@ -4,10 +4,10 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
 
 1. **VAD** (``speech_regions``): an energy detector in numpy on 30 ms frames, with a
    threshold set between the file's noise floor and its speech level, hangover to
-   bridge short pauses and padding at the edges. Chosen over Silero VAD because
-   Silero ships as ONNX (needs onnxruntime at run time) or as a torch hub download
-   (not offline); for a single close-talking voice the energy detector is enough,
-   its job is only to skip silence and to cut at pauses.
+   bridge short pauses and padding at the edges, on clean audio; on noisy audio (loud and
+   quiet frames less than 25 dB apart) Silero VAD (silero-vad, its model in the wheel, on
+   torch), since there the energy threshold sits inside the noise and cuts words
+   (``vad.detect_speech``; measured in docs/PERFORMANCE.md).
 2. **Chunking** (``plan_chunks``): speech regions are packed greedily into windows of
    at most ``max_chunk_s`` seconds (the encoder always sees 30 s, so fewer, fuller
    windows mean fewer encoder passes); a region too long for one window is cut at the
@@ -73,6 +73,7 @@ from ramble2post.transcribe.vad import (  # noqa: E402,F401
     N_SAMPLES,
     Chunk,
     VadOptions,
+    detect_speech,
     frame_levels_db,
     plan_chunks,
     speech_regions,
@@ -98,6 +99,7 @@ class BatchedOptions:
     decode_threads: int = 1  # threads for the decoding loop (workers == 1): its ops are too small to split
     workers: int | None = None  # CPU: batches run at once, each op on 1 thread; None = auto (see module doc)
     vad: VadOptions = VadOptions()
+    vad_engine: str = "auto"  # "energy" (numpy) | "silero" | "auto" (Silero on noisy audio), see vad.detect_speech
 
 
 # ---------------------------------------------------------------------------- model preparation
@@ -387,7 +389,7 @@ def transcribe_batched(
     enc_threads = options.threads or physical_cores()
     net = prepare_model(model, device=device, quantize=options.quantize)
     t_prep = time.perf_counter()
-    regions = speech_regions(samples=samples, options=options.vad)
+    regions = detect_speech(samples=samples, engine=options.vad_engine, options=options.vad)
     chunks = plan_chunks(samples=samples, regions=regions, max_chunk_s=options.max_chunk_s)
     t_vad = time.perf_counter()
     batch_size = options.batch_size or (16 if device == "cuda" else 8)

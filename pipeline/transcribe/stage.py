@@ -42,6 +42,11 @@ class TranscribeOptions:
     # "batched": VAD windows decoded in batches, int8 on CPU (ramble2post/transcribe/batched.py);
     # "sequential": whisper.transcribe, 30-s windows one after the other. Word timestamps need "sequential".
     engine: str = "auto"  # auto | batched | sequential, see choose_engine()
+    # re-decode looping segments and VAD speech no segment covers (ramble2post/transcribe/guard.py)
+    guard: bool = True
+    # jargon spelled right after decoding (ramble2post/transcribe/glossary.py): None = off,
+    # () = built-in terms only, else the user's (term, variants) pairs added to them. Not in the cache key.
+    glossary: tuple[tuple[str, tuple[str, ...]], ...] | None = ()
 
 
 def resolve_device(device: str | None) -> str:
@@ -76,6 +81,7 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
 def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str) -> str:
     opts = dataclasses.asdict(options)
     opts.pop("model")  # identified by its checksum instead
+    opts.pop("glossary")  # applied to the cached transcript, after decoding
     opts["device"] = device
     return stable_key({"audio": audio_sha256, "model": model_sha256, "options": opts})
 
@@ -154,7 +160,7 @@ def transcribe_file(
     key = cache_key(audio_sha256=audio_sha, model_sha256=resolved.info.sha256, options=options, device=device)
     cache = StageCache(CACHE_STAGE)
     if use_cache and audio_sha and (hit := cache.get(key)):
-        return Transcript.from_dict(hit)
+        return apply_glossary(Transcript.from_dict(hit), options.glossary)
 
     audio = load_audio(audio_path)
     t_decoded = time.perf_counter()
@@ -184,6 +190,19 @@ def transcribe_file(
         with contextlib.redirect_stdout(sys.stderr):
             result = whisper.transcribe(model, audio.samples, verbose=False, **decode)
         decode = {**decode, "engine": "sequential"}
+    t_engine = time.perf_counter()
+    repairs: list[dict[str, Any]] = []
+    if options.guard:
+        from ramble2post.transcribe import guard
+        from ramble2post.transcribe.vad import detect_speech
+
+        regions = detect_speech(samples=audio.samples)  # the batched engine's choice: Silero on noisy audio
+        decoder = guard.whisper_clip_decoder(
+            model, language=result.get("language") or decode["language"], prompt=options.prompt, fp16=device == "cuda"
+        )
+        result["segments"], repairs = guard.repair(
+            samples=audio.samples, segments=list(result["segments"]), regions=regions, decode=decoder
+        )
     t_done = time.perf_counter()
 
     segments = tuple(
@@ -212,15 +231,40 @@ def transcribe_file(
         segments=segments,
         model=info,
         device=device,
-        options={k: v for k, v in decode.items()},
+        options={k: v for k, v in decode.items()} | {"guard": options.guard},
+        repairs=tuple(repairs),
         timing={
             "audio_decode_s": round(t_decoded - t0, 3),
             "model_load_s": round(t_loaded - t_decoded, 3),
             "transcribe_s": round(transcribe_s, 3),
+            "guard_s": round(t_done - t_engine, 3),
             "total_s": round(t_done - t0, 3),
             "real_time_factor": round(transcribe_s / audio.duration, 4),
         },
     )
     if use_cache:
         cache.put(key, transcript.to_dict())
-    return transcript
+    return apply_glossary(transcript, options.glossary)
+
+
+def apply_glossary(transcript: Transcript, terms: tuple[tuple[str, tuple[str, ...]], ...] | None) -> Transcript:
+    """``transcript`` with glossary terms spelled right; each change is listed in ``corrections``.
+
+    terms: None = leave the transcript alone; else the user's (term, variants) pairs, added to the built-in ones.
+    """
+    if terms is None:
+        return transcript
+    from ramble2post.transcribe.glossary import Glossary, correct_segments
+
+    glossary = Glossary.build(terms=dict(terms))
+    fixed, records = correct_segments([dataclasses.asdict(s) for s in transcript.segments], glossary)
+    if not records:
+        return transcript
+    segments = tuple(Segment(**s) for s in fixed)
+    return dataclasses.replace(
+        transcript,
+        segments=segments,
+        text=" ".join(s.text for s in segments),
+        corrections=tuple(records),
+        options={**transcript.options, "glossary_terms": len(glossary.terms)},
+    )

@@ -141,3 +141,78 @@ def plan_chunks(
         else:
             chunks.append(Chunk(a, b))
     return chunks
+
+
+# ---------------------------------------------------------------------------- Silero VAD (optional)
+
+
+def silero_regions(*, samples: np.ndarray, options: VadOptions = VadOptions()) -> list[tuple[float, float]]:
+    """Speech regions ``(start_s, end_s)`` from Silero VAD (``pip install silero-vad``; its model is in the
+    wheel, run with torch). Same pause bridging and padding as the energy detector's ``options``.
+    """
+    try:
+        import torch
+        from silero_vad import get_speech_timestamps, load_silero_vad
+    except ImportError as e:
+        from ramble2post.errors import DependencyError
+
+        raise DependencyError("the Silero VAD needs the silero-vad package", hint="pip install silero-vad") from e
+    model = _silero_model(load_silero_vad)
+    stamps = get_speech_timestamps(
+        torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)),
+        model,
+        sampling_rate=SAMPLE_RATE,
+        min_silence_duration_ms=int(options.min_silence_s * 1000),
+        min_speech_duration_ms=int(options.min_speech_s * 1000),
+        speech_pad_ms=int(options.pad_s * 1000),
+        return_seconds=True,
+    )
+    return [(float(s["start"]), float(s["end"])) for s in stamps]
+
+
+_SILERO: list = []
+
+
+def _silero_model(load):
+    if not _SILERO:
+        _SILERO.append(load())
+    return _SILERO[0]
+
+
+# Below this spread between the loud (95th percentile) and quiet (10th) frame levels the audio is
+# noisy and ``auto`` asks Silero: the energy threshold then sits inside the noise and cuts words
+# off (pink noise at 5 dB SNR: energy 87.0 of 91.3 s kept as speech, WER 43 % vs Silero 27 %).
+NOISY_SPREAD_DB = 25.0  # dB
+
+
+def level_spread_db(samples: np.ndarray) -> float:
+    """95th minus 10th percentile of the frame levels (dB): large for clean speech with pauses."""
+    levels = frame_levels_db(samples)
+    if levels.size == 0:
+        return 0.0
+    return float(np.percentile(levels, 95) - np.percentile(levels, 10))
+
+
+def silero_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("silero_vad") is not None
+
+
+def detect_speech(
+    *, samples: np.ndarray, engine: str = "auto", options: VadOptions = VadOptions()
+) -> list[tuple[float, float]]:
+    """Speech regions from the ``engine`` VAD: "energy" (numpy, here), "silero", or "auto" =
+    energy on clean audio (0.01 s per minute), Silero where the level spread is under
+    ``NOISY_SPREAD_DB`` and silero-vad is installed (~1 s per minute on 2 cores).
+    """
+    if engine == "auto":
+        noisy = level_spread_db(samples) < NOISY_SPREAD_DB
+        engine = "silero" if noisy and silero_available() else "energy"
+        if noisy and engine == "energy":
+            import logging
+
+            logging.getLogger(__name__).warning("noisy audio and no silero-vad: the energy VAD may cut words")
+    if engine == "silero":
+        return silero_regions(samples=samples, options=options)
+    return speech_regions(samples=samples, options=options)

@@ -1,0 +1,257 @@
+"""Guards against Whisper's two silent failures, for every engine: repetition loops and dropped passages.
+
+1. **Loops**: a segment whose text compresses too well (gzip ratio > 2.4, whisper's own
+   threshold, but applied to each emitted segment and to runs of segments, where
+   whisper only checks whole 30-s windows) or that repeats one word n-gram
+   ``MIN_REPEATS`` times in a row ("the KV cache the KV cache the KV cache ...").
+2. **Dropped passages**: speech found by the VAD that no emitted segment covers for at
+   least ``MIN_GAP_S`` seconds (whisper sometimes jumps a timestamp token past a passage,
+   or a window's text ends early and the next window starts later).
+
+3. **Repeats**: a segment that only repeats words of one of the 3 segments before it (whisper,
+   conditioned on its previous text, says it again over noise or silence).
+
+Each flagged span is cut from the audio (with ``PAD_S`` of context) and decoded again on
+its own: no previous text to condition on, greedy, then sampled from T = 0.2 if the greedy
+text still loops (a loop at T = 0 is the greedy path; sampling leaves it), in <= 30-s
+windows. The repair replaces the flagged segments when the new text does not loop (for a
+gap: and is not empty; a loop or repeat that decodes to nothing was words over noise and is
+dropped); what was done is recorded in the transcript (``repairs``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ramble2post.transcribe.audio import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+COMPRESSION_RATIO_MAX = 2.4  # gzip ratio above which text is a loop (whisper's threshold)
+MIN_CHARS_FOR_RATIO = 200  # chars; shorter text is judged by repeats only (said twice compresses well too)
+MIN_REPEATS = 5  # consecutive repeats of one n-gram that make a loop (4 are said: "memory bound" x4)
+MAX_NGRAM = 8  # words; longest repeated phrase looked for
+MIN_GAP_S = 3.0  # s of VAD speech without any segment that count as a dropped passage
+PAD_S = 1.0  # s of context added on each side of a span that is decoded again
+REDECODE_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # second pass, when the first (T = 0, no context) loops
+ECHO_BACK = 3  # segments looked back at for a repeat of earlier text
+ECHO_MIN_WORDS = 2  # words; a one-word segment ("Right.") may well be said twice
+
+_WORD = re.compile(r"[\w']+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """A span to decode again: ``[start, end)`` in seconds of the file, and why."""
+
+    start: float  # s
+    end: float  # s
+    reason: str  # "loop" | "gap"
+    segments: tuple[int, ...] = ()  # indexes of the flagged segments (none for a gap)
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of ``text`` over bytes of its zlib compression (whisper's measure)."""
+    raw = text.encode("utf-8")
+    return len(raw) / max(1, len(zlib.compress(raw)))
+
+
+def longest_repeat(text: str, *, max_n: int = MAX_NGRAM) -> tuple[int, str]:
+    """Most consecutive repeats of any word n-gram (n <= ``max_n``) in ``text``, and the n-gram."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    best, phrase = 1, ""
+    for n in range(1, max_n + 1):
+        i = 0
+        while i + 2 * n <= len(words):
+            reps = 1
+            while words[i + reps * n : i + (reps + 1) * n] == words[i : i + n]:
+                reps += 1
+            if reps > best:
+                best, phrase = reps, " ".join(words[i : i + n])
+            i += max(1, (reps - 1) * n) if reps > 1 else 1
+    return best, phrase
+
+
+def is_loop(text: str) -> bool:
+    """Whether ``text`` reads as a decoding loop (see module doc)."""
+    if len(text) >= MIN_CHARS_FOR_RATIO and compression_ratio(text) > COMPRESSION_RATIO_MAX:
+        return True
+    reps, phrase = longest_repeat(text)
+    # one repeated word needs more repeats ("no, no, no" is speech); a phrase needs MIN_REPEATS
+    return reps >= (MIN_REPEATS + 3 if len(phrase.split()) == 1 else MIN_REPEATS)
+
+
+def _words(text: str) -> str:
+    return " ".join(w.lower() for w in _WORD.findall(text))
+
+
+def is_echo(segments: Sequence[dict[str, Any]], i: int, *, back: int = ECHO_BACK) -> bool:
+    """Whether segment ``i`` only repeats words of one of the ``back`` segments before it.
+
+    Whisper conditioned on its previous text repeats it over noise or silence ("Memory
+    bound, memory bound." again over a noisy tail). Needs ``ECHO_MIN_WORDS`` words.
+    """
+    words = _words(segments[i]["text"])
+    if len(words.split()) < ECHO_MIN_WORDS:
+        return False
+    return any(words in _words(segments[j]["text"]) for j in range(max(0, i - back), i))
+
+
+def _add(flags: list[Flag], flag: Flag) -> None:
+    """Append ``flag``, merged into the last flag when their segments are contiguous (one span)."""
+    if flags and flags[-1].segments and flags[-1].segments[-1] == flag.segments[0] - 1:
+        prev = flags.pop()
+        reason = "loop" if "loop" in (prev.reason, flag.reason) else prev.reason
+        flag = Flag(prev.start, flag.end, reason, prev.segments + flag.segments)
+    flags.append(flag)
+
+
+def find_loops(segments: Sequence[dict[str, Any]]) -> list[Flag]:
+    """Flags for echoes, then for looping segments or runs of 2-4 other segments that loop together.
+
+    Echoes are found first and left out of the runs: an echo of a sentence that was said next to
+    the sentence itself compresses like a loop, and would take the spoken words with it.
+    """
+    echoes = [i for i in range(len(segments)) if is_echo(segments, i)]
+    flags = [Flag(segments[i]["start"], segments[i]["end"], "repeat", (i,)) for i in echoes]
+    rest = [i for i in range(len(segments)) if i not in set(echoes)]
+    k = 0
+    while k < len(rest):
+        hit = None
+        for width in (1, 2, 3, 4):  # a loop can be spread over several short segments
+            idx = rest[k : k + width]
+            if len(idx) == width and is_loop(" ".join(segments[i]["text"] for i in idx)):
+                hit = width
+                break
+        if hit and hit > 1 and is_loop(" ".join(segments[i]["text"] for i in rest[k + 1 : k + hit])):
+            hit = None  # the loop starts at a later segment: keep this one
+        if hit:
+            idx = rest[k : k + hit]
+            flags.append(Flag(segments[idx[0]]["start"], segments[idx[-1]]["end"], "loop", tuple(idx)))
+            k += hit
+        else:
+            k += 1
+    merged: list[Flag] = []
+    for flag in sorted(flags, key=lambda f: f.segments[0]):
+        _add(merged, flag)
+    return merged
+
+
+def find_gaps(
+    regions: Sequence[tuple[float, float]], segments: Sequence[dict[str, Any]], *, min_gap_s: float = MIN_GAP_S
+) -> list[Flag]:
+    """Flags for stretches of VAD speech (``regions``, s) that no segment covers for ``min_gap_s``."""
+    covered = sorted((float(s["start"]), float(s["end"])) for s in segments if s["text"].strip())
+    flags: list[Flag] = []
+    for a, b in regions:
+        cursor = a
+        uncovered: list[tuple[float, float]] = []
+        for s, e in covered:
+            if e <= cursor or s >= b:
+                continue
+            if s > cursor:
+                uncovered.append((cursor, s))
+            cursor = max(cursor, e)
+        if cursor < b:
+            uncovered.append((cursor, b))
+        for start, end in uncovered:
+            if end - start >= min_gap_s:
+                flags.append(Flag(round(start, 3), round(end, 3), "gap"))
+    return flags
+
+
+Decoder = Callable[[np.ndarray], list[dict[str, Any]]]  # 16-kHz clip -> segments with times in the clip
+
+
+def repair(
+    *,
+    samples: np.ndarray,
+    segments: list[dict[str, Any]],
+    regions: Sequence[tuple[float, float]],
+    decode: Decoder,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Find loops and gaps in ``segments`` and decode those spans again with ``decode``.
+
+    samples: the whole file, 16 kHz mono float32.
+    segments: the engine's segments (dicts with start, end, text, ...), in time order.
+    regions: speech regions ``(start_s, end_s)`` from the VAD, for the coverage check.
+    decode: decodes one clip (<= 30 s) without previous text (``whisper_clip_decoder``).
+    Returns (segments after repair, in time order; one record per flag for the transcript).
+    """
+    flags = find_loops(segments) + find_gaps(regions, segments)
+    if not flags:
+        return segments, []
+    duration = len(samples) / SAMPLE_RATE
+    drop: set[int] = set()
+    added: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    for flag in sorted(flags, key=lambda f: f.start):
+        a, b = max(0.0, flag.start - PAD_S), min(duration, flag.end + PAD_S)
+        new: list[dict[str, Any]] = []
+        t = a
+        while t < b - 0.1:  # <= 30-s windows
+            end = min(b, t + 30.0)
+            for s in decode(samples[int(t * SAMPLE_RATE) : int(end * SAMPLE_RATE)]):
+                new.append({**s, "start": round(t + float(s["start"]), 3), "end": round(t + float(s["end"]), 3)})
+            t = end
+        # keep only what falls into the span: the padding overlaps the neighbours, which are kept
+        new = [s for s in new if flag.start - 0.2 <= (s["start"] + s["end"]) / 2 <= flag.end + 0.2]
+        text = " ".join(s["text"].strip() for s in new).strip()
+        # a loop or repeat that comes back empty was words over noise: drop them; a gap must get words
+        ok = not is_loop(text) and (bool(text) or flag.reason != "gap")
+        old = " ".join(segments[i]["text"].strip() for i in flag.segments)
+        records.append(
+            {
+                "reason": flag.reason,
+                "start": flag.start,
+                "end": flag.end,
+                "before": old,
+                "after": text,
+                "applied": ok,
+            }
+        )
+        log.info("guard: %s at %.1f-%.1f s %s: %r -> %r", flag.reason, flag.start, flag.end, ok, old[:60], text[:60])
+        if ok:
+            drop.update(flag.segments)
+            added.extend(new)
+    kept = [s for i, s in enumerate(segments) if i not in drop] + added
+    kept.sort(key=lambda s: (s["start"], s["end"]))
+    return kept, records
+
+
+def whisper_clip_decoder(model, *, language: str | None, prompt: str | None, fp16: bool) -> Decoder:
+    """A ``Decoder`` using whisper's own loop on the clip without previous text: greedy first, then
+    sampled (T >= 0.2) when the greedy text still loops."""
+    import contextlib
+    import sys
+
+    import whisper
+
+    def once(clip: np.ndarray, temperature: tuple[float, ...]) -> list[dict[str, Any]]:
+        with contextlib.redirect_stdout(sys.stderr):
+            r = whisper.transcribe(
+                model,
+                clip.astype(np.float32),
+                language=language,
+                initial_prompt=prompt,
+                temperature=temperature,
+                condition_on_previous_text=False,
+                fp16=fp16,
+                verbose=None,
+            )
+        return [s for s in r["segments"] if s["text"].strip()]
+
+    def decode(clip: np.ndarray) -> list[dict[str, Any]]:
+        segs = once(clip, (0.0,))
+        if segs and is_loop(" ".join(s["text"] for s in segs)):
+            segs = once(clip, REDECODE_TEMPERATURES)
+        return segs
+
+    return decode

@@ -1,0 +1,173 @@
+"""Loop / dropped-passage guard and jargon glossary: pure functions, no model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ramble2post.config import Settings
+from ramble2post.errors import InputError
+from ramble2post.records import ModelInfo, Segment, Transcript
+from ramble2post.transcribe import guard
+from ramble2post.transcribe.glossary import Glossary, correct_text, glossary_setting, term_counts, user_terms
+from ramble2post.transcribe.stage import TranscribeOptions, apply_glossary, cache_key
+
+
+def seg(start, end, text):
+    return {"start": start, "end": end, "text": text, "avg_logprob": -0.2, "no_speech_prob": 0.01}
+
+
+# ---------------------------------------------------------------------------- guard
+
+
+@pytest.mark.parametrize(
+    "text,loop",
+    [
+        ("The KV cache grows with the context, and with the batch.", False),
+        ("No, no, no, that is not what I meant.", False),
+        ("and the batch size and the batch size and the batch size and the batch size and the batch size", True),
+        ("memory bound. Memory bound, memory bound, memory bound.", False),  # said, not a loop
+        ("so so so so so so so so", True),
+        ("I think that " + "the roofline is the roofline. " * 6, True),
+    ],
+)
+def test_is_loop(text, loop):
+    assert guard.is_loop(text) is loop
+
+
+def test_loop_spread_over_short_segments_is_found():
+    segs = [
+        seg(0, 4, "We start with the weights."),
+        *(seg(4 + i, 5 + i, "You know, you know, you know.") for i in range(4)),
+    ]
+    flags = guard.find_loops(segs)
+    assert [(f.reason, f.segments) for f in flags] == [("repeat", (2, 3, 4))]  # the first one is kept
+
+
+def test_gaps_are_speech_without_segments():
+    regions = [(0.0, 20.0), (25.0, 30.0)]
+    segs = [seg(0.0, 8.0, "one"), seg(14.0, 20.0, "two"), seg(25.0, 30.0, "three")]
+    gaps = guard.find_gaps(regions, segs)
+    assert [(g.start, g.end, g.reason) for g in gaps] == [(8.0, 14.0, "gap")]
+    assert guard.find_gaps(regions, segs, min_gap_s=7.0) == []
+
+
+def test_repair_replaces_loop_and_fills_gap():
+    samples = np.zeros(40 * 16000, np.float32)
+    segs = [
+        seg(0.0, 5.0, "We measured it."),
+        seg(5.0, 10.0, "the cache the cache the cache the cache the cache"),
+        seg(20.0, 25.0, "Then we stopped."),
+    ]
+    calls = []
+
+    def decode(clip):
+        calls.append(len(clip) / 16000)
+        return [seg(1.0, 3.0, "fresh words here")]
+
+    fixed, records = guard.repair(samples=samples, segments=segs, regions=[(0.0, 25.0)], decode=decode)
+    reasons = sorted(r["reason"] for r in records)
+    assert reasons == ["gap", "loop"] and all(r["applied"] for r in records)
+    texts = [s["text"] for s in fixed]
+    assert "the cache the cache the cache the cache the cache" not in texts
+    assert texts.count("fresh words here") == 2  # the loop's replacement and the gap's text
+    assert [s["start"] for s in fixed] == sorted(s["start"] for s in fixed)
+
+
+def test_repair_keeps_original_when_redecode_loops_too():
+    samples = np.zeros(12 * 16000, np.float32)
+    segs = [seg(0.0, 10.0, "go " * 12)]
+    fixed, records = guard.repair(
+        samples=samples, segments=segs, regions=[(0.0, 10.0)], decode=lambda c: [seg(0, 5, "go " * 10)]
+    )
+    assert fixed == segs and records[0]["applied"] is False
+
+
+def test_repair_without_flags_does_not_decode():
+    segs = [seg(0.0, 5.0, "All good here.")]
+    fixed, records = guard.repair(
+        samples=np.zeros(5 * 16000, np.float32), segments=segs, regions=[(0.0, 5.0)], decode=lambda c: 1 / 0
+    )
+    assert fixed == segs and records == []
+
+
+# ---------------------------------------------------------------------------- glossary
+
+
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("the kv cash is int 8", "the KV cache is int8"),
+        ("Laura adapters, all reduce.", "LoRA adapters, all-reduce."),
+        ("llama cpp on an MI 300 and tiny grad", "llama.cpp on an MI300 and tinygrad"),
+        ("torch dot compile, pre-fill, roof line", "torch.compile, prefill, roofline"),
+        ("Roofline first, then batching.", "Roofline first, then batching."),  # sentence capital kept
+        ("It fits in 8 gigabytes.", "It fits in 8 gigabytes."),  # "in 8" is not int8
+        ("the kv. Cache", "the kv. Cache"),  # never across a full stop
+    ],
+)
+def test_correct_text(text, want):
+    assert correct_text(text, Glossary.build())[0] == want
+
+
+def test_user_glossary_from_config_adds_terms():
+    g = Glossary.build(terms=user_terms({"Groq": ["grok"], "Cerebras": "sarah bras"}))
+    assert correct_text("grok and sarah bras", g)[0] == "Groq and Cerebras"
+    assert user_terms(["Groq"]) == {"Groq": ()}
+    assert glossary_setting(Settings(use_glossary=False)) is None
+    assert glossary_setting(Settings(glossary=["Groq"])) == (("Groq", ()),)
+    with pytest.raises(InputError):
+        glossary_setting(Settings(glossary=3))
+
+
+def test_term_counts_whole_words():
+    counts = term_counts("The KV cache, kv caches and int8. int80", ["KV cache", "int8"])
+    assert counts == {"KV cache": 1, "int8": 1}
+
+
+def _transcript(texts):
+    info = ModelInfo(name="base", source="path", path="x", sha256="0" * 64)
+    segs = tuple(Segment(id=i, start=2.0 * i, end=2.0 * i + 2, text=t) for i, t in enumerate(texts))
+    return Transcript("a.wav", "", 4.0, "en", " ".join(texts), segs, info, "cpu", {}, {})
+
+
+def test_corrections_are_recorded_in_the_transcript_json():
+    t = apply_glossary(_transcript(["We use the kv cash.", "Then int 8."]), ())
+    assert t.text == "We use the KV cache. Then int8."
+    assert [(c["original"], c["corrected"], c["start"]) for c in t.corrections] == [
+        ("kv cash", "KV cache", 0.0),
+        ("int 8", "int8", 2.0),
+    ]
+    again = Transcript.from_dict(t.to_dict())
+    assert again.corrections == t.corrections
+    assert apply_glossary(_transcript(["kv cash"]), None).text == "kv cash"
+
+
+def test_glossary_is_not_part_of_the_cache_key():
+    a = cache_key(audio_sha256="a", model_sha256="m", options=TranscribeOptions(glossary=None), device="cpu")
+    b = cache_key(audio_sha256="a", model_sha256="m", options=TranscribeOptions(glossary=(("X", ()),)), device="cpu")
+    assert a == b
+
+
+# ---------------------------------------------------------------------------- VAD choice
+
+
+def _bursts(noise_amp: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 10) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * ((t % 2) < 1.2)).astype(np.float32)  # 1.2-s "words", 0.8-s pauses
+    return (x + noise_amp * rng.standard_normal(len(x))).astype(np.float32)
+
+
+def test_auto_vad_asks_silero_only_on_noisy_audio(monkeypatch):
+    from ramble2post.transcribe import vad
+
+    asked = []
+    monkeypatch.setattr(vad, "silero_regions", lambda **kw: asked.append(1) or [(0.0, 10.0)])
+    monkeypatch.setattr(vad, "silero_available", lambda: True)
+    clean = vad.detect_speech(samples=_bursts(0.0), engine="auto")
+    assert not asked and len(clean) == 5  # energy VAD: the five bursts
+    assert vad.level_spread_db(_bursts(0.1)) < vad.NOISY_SPREAD_DB < vad.level_spread_db(_bursts(0.0))
+    assert vad.detect_speech(samples=_bursts(0.1), engine="auto") == [(0.0, 10.0)] and asked
+    monkeypatch.setattr(vad, "silero_available", lambda: False)
+    assert vad.detect_speech(samples=_bursts(0.1), engine="auto") != [(0.0, 10.0)]  # falls back to energy
