@@ -189,6 +189,19 @@ class ReaderTable:
     MAX_ROWS: ClassVar[int] = 12
     MAX_COLUMNS: ClassVar[int] = 7
 
+    @classmethod
+    def pick(
+        cls, result: Result, columns: Mapping[str, str], *, finding: str, rows: Sequence[Sequence[Any]] | None = None
+    ) -> ReaderTable:
+        """Some of ``result``'s columns (result column -> header with unit), first ``MAX_ROWS`` of ``rows``."""
+        idx = [result.columns.index(c) for c in columns]
+        chosen = result.rows if rows is None else rows
+        return cls(
+            columns=tuple(columns.values()),
+            rows=tuple(tuple(r[i] for i in idx) for r in chosen[: cls.MAX_ROWS]),
+            finding=finding,
+        )
+
     def __post_init__(self) -> None:
         if len(self.columns) > self.MAX_COLUMNS or len(self.rows) > self.MAX_ROWS:
             raise ValueError(

@@ -181,27 +181,16 @@ class RepeatedSampling(Experiment):
         return {"repeated-sampling.png": repeated_sampling_png(results)}
 
     def reader_table(self, result: Result) -> ReaderTable:
-        cols = (
-            "samples",
-            "shared_s",
-            "independent_s",
-            "tokens_per_s",
-            "cost_per_sample",
-            "marginal_cost",
-            "kv_shared_MiB",
-        )
-        headers = (
-            "samples N",
-            "shared prompt [s]",
-            "N separate runs [s]",
-            "throughput [tokens/s]",
-            "cost per sample [x one sample]",
-            "cost of added samples [x one sample]",
-            "KV cache [MiB]",
-        )
-        idx = [result.columns.index(c) for c in cols]
-        rows = tuple(tuple(r[i] for i in idx) for r in result.rows[: ReaderTable.MAX_ROWS])
-        return ReaderTable(columns=headers, rows=rows, finding=reading(result.summary))
+        columns = {
+            "samples": "samples N",
+            "shared_s": "shared prompt [s]",
+            "independent_s": "N separate runs [s]",
+            "tokens_per_s": "throughput [tokens/s]",
+            "cost_per_sample": "cost per sample [x one sample]",
+            "marginal_cost": "cost of added samples [x one sample]",
+            "kv_shared_MiB": "KV cache [MiB]",
+        }
+        return ReaderTable.pick(result, columns, finding=reading(result.summary))
 
     def plot_alt(self, result: Result) -> str:
         return "Total time and cost per sample for N samples of one prompt versus N separate runs. " + reading(

@@ -258,20 +258,17 @@ class SpeculativeDecoding(Experiment):
         return {"speculative-decoding.png": speculative_png(results)}
 
     def reader_table(self, result: Result) -> ReaderTable:
-        cols = ("text", "method", "acceptance_pct", "accepted_per_step", "tokens_per_s", "speedup", "identical")
-        idx = [result.columns.index(c) for c in cols]
-        headers = (
-            "text",
-            "method",
-            "accepted [% of drafted]",
-            "accepted [tokens/step]",
-            "decode [tokens/s]",
-            "speed-up [x plain]",
-            "same tokens as plain",
-        )
+        columns = {
+            "text": "text",
+            "method": "method",
+            "acceptance_pct": "accepted [% of drafted]",
+            "accepted_per_step": "accepted [tokens/step]",
+            "tokens_per_s": "decode [tokens/s]",
+            "speedup": "speed-up [x plain]",
+            "identical": "same tokens as plain",
+        }
         spec_rows = [r for r in result.rows if r[0] != "verify pass"]  # the verify cost is in the finding
-        rows = tuple(tuple(r[i] for i in idx) for r in spec_rows[: ReaderTable.MAX_ROWS])
-        return ReaderTable(columns=headers, rows=rows, finding=reading(result.summary))
+        return ReaderTable.pick(result, columns, rows=spec_rows, finding=reading(result.summary))
 
     def plot_alt(self, result: Result) -> str:
         return "Bar chart of decode speed-up over plain greedy decoding per drafter and text. " + reading(
