@@ -316,3 +316,20 @@ def test_views_are_sections_and_the_provenance_is_collapsed_at_the_end():
     ai = body.split("## AI assistance")[1].split("## Ramble")[0]
     html = to_html("---\ntitle: t\n---\n" + ai)
     assert html.count("<ul>") == 2  # the model's sentences and the models/prompts are two lists, not one
+
+
+def test_ramble_view_shows_what_was_heard_beside_a_glossary_correction():
+    import dataclasses
+
+    t = make_transcript()
+    seg = dataclasses.replace(t.segments[1], text="Decoding is memory bound, the KV cache grows with every token.")
+    fixed = dataclasses.replace(
+        t,
+        segments=(t.segments[0], seg, *t.segments[2:]),
+        corrections=({"original": "kv cash", "corrected": "KV cache", "start": 5.0, "end": 9.5, "segment": 1},),
+    )
+    ramble = render(transcript=fixed).markdown.split("## Ramble", 1)[1].split("## Provenance", 1)[0]
+    assert "spelled right marked" in ramble
+    line = next(x for x in ramble.splitlines() if "KV cache grows" in x)
+    assert '*(heard: "kv cash", glossary: KV cache)*' in line
+    assert "heard:" not in render().markdown.split("## Ramble", 1)[1].split("## Provenance", 1)[0]  # none: no marks

@@ -266,7 +266,16 @@ def render_post(
         "layer_titles": LAYER_TITLES,
         "experiments": experiments,
         "measure_after": anchor_layer([e["claim"] for e in experiments], layers) if experiments else None,
-        "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments],
+        "segments": [
+            {
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                # glossary corrections after decoding, shown beside what was heard (transcribe/glossary.py)
+                "corrections": [c for c in transcript.corrections if c.get("segment") == k],
+            }
+            for k, s in enumerate(transcript.segments)
+        ],
         "speaker_items": [(k, it) for k, items in layers.items() for it in items if it["origin"] == "speaker"],
         "model_items": [(k, it) for k, items in layers.items() for it in items if it["origin"] == "model"],
         "verify_mark": Markup(VERIFY_MARK),
