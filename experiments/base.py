@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from ramble2post.cache import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ramble2post.config import DEFAULT_LLM, DEFAULT_WHISPER
 from ramble2post.errors import ExperimentError
-from ramble2post.experiments.tables import ReaderTable, default_reader_table
+from ramble2post.experiments.tables import ReaderTable, default_reader_table, header
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -163,7 +163,7 @@ class Result:
         """The table as CSV, the unit in brackets after each column name."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow([f"{c} [{self.units[c]}]" if self.units.get(c) else c for c in self.columns])
+        w.writerow([header(c, self.units) for c in self.columns])
         for row in self.rows:
             w.writerow(["" if v is None else v for v in row])
         return buf.getvalue()

@@ -9,10 +9,10 @@ A result these cannot read (an older version's columns) gets the generic table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from ramble2post.experiments.base import ReaderTable, Result, default_reader_table
+from ramble2post.experiments.tables import sample_rows
 
 KIB = 1024  # bytes
 MIB = 2**20  # bytes
@@ -20,14 +20,6 @@ MIB = 2**20  # bytes
 
 def _rows(result: Result) -> list[dict[str, Any]]:
     return [dict(zip(result.columns, r)) for r in result.rows]
-
-
-def _sample(rows: Sequence[Any], n: int) -> list[Any]:
-    """At most ``n`` rows, first and last kept, the rest evenly spaced."""
-    if len(rows) <= n:
-        return list(rows)
-    step = (len(rows) - 1) / (n - 1)
-    return [rows[i] for i in sorted({round(i * step) for i in range(n)})]
 
 
 def _r(v: Any, nd: int = 1) -> Any:
@@ -97,7 +89,7 @@ def kv_reader_table(result: Result) -> ReaderTable:
         f"same, batch {big} [MiB]",
         f"context that fits in free memory, batch {small} [tokens]",
     )
-    return ReaderTable(columns=columns, rows=tuple(_sample(rows, ReaderTable.MAX_ROWS)), finding=kv_finding(result))
+    return ReaderTable(columns=columns, rows=tuple(sample_rows(rows, ReaderTable.MAX_ROWS)), finding=kv_finding(result))
 
 
 def kv_plot_alt(result: Result) -> str:
@@ -139,7 +131,7 @@ def batching_reader_table(result: Result) -> ReaderTable:
         rows = []
         for part in DECODE_PARTS:
             rs = sorted((r for r in _rows(result) if r["part"] == part and r["tokens_per_s"]), key=lambda r: r["batch"])
-            for r in _sample(rs, ReaderTable.MAX_ROWS // len(DECODE_PARTS)):
+            for r in sample_rows(rs, ReaderTable.MAX_ROWS // len(DECODE_PARTS)):
                 rows.append(
                     (
                         part,
@@ -208,7 +200,9 @@ def quant_reader_table(result: Result) -> ReaderTable:
         "same top token [%]",
         "WER change [percentage points]",
     )
-    return ReaderTable(columns=columns, rows=tuple(_sample(rows, ReaderTable.MAX_ROWS)), finding=quant_finding(result))
+    return ReaderTable(
+        columns=columns, rows=tuple(sample_rows(rows, ReaderTable.MAX_ROWS)), finding=quant_finding(result)
+    )
 
 
 def quant_plot_alt(result: Result) -> str:

@@ -52,15 +52,22 @@ class ReaderTable:
             raise ValueError("reader table: every row needs one value per column")
 
 
+def sample_rows(rows: Sequence[Any], n: int) -> list[Any]:
+    """At most ``n`` rows, first and last kept, the rest evenly spaced."""
+    if len(rows) <= n:
+        return list(rows)
+    step = (len(rows) - 1) / (n - 1)
+    return [rows[i] for i in sorted({round(i * step) for i in range(n)})]
+
+
+def header(column: str, units: Mapping[str, Any]) -> str:
+    """A column name with its unit in brackets: "throughput [tokens/s]"."""
+    unit = units.get(column)
+    return f"{column} [{unit}]" if unit else str(column)
+
+
 def default_reader_table(result: Result) -> ReaderTable:
     """A generic reader table: the first columns, rows sampled evenly (first and last kept)."""
     cols = list(result.columns[: ReaderTable.MAX_COLUMNS])
-    n = len(result.rows)
-    if n <= ReaderTable.MAX_ROWS:
-        picked = list(range(n))
-    else:
-        step = (n - 1) / (ReaderTable.MAX_ROWS - 1)
-        picked = sorted({round(i * step) for i in range(ReaderTable.MAX_ROWS)})
-    headers = tuple(f"{c} [{result.units[c]}]" if result.units.get(c) else c for c in cols)
-    rows = tuple(tuple(result.rows[i][: len(cols)]) for i in picked)
-    return ReaderTable(columns=headers, rows=rows, finding=result.reading)
+    rows = tuple(tuple(r[: len(cols)]) for r in sample_rows(result.rows, ReaderTable.MAX_ROWS))
+    return ReaderTable(columns=tuple(header(c, result.units) for c in cols), rows=rows, finding=result.reading)

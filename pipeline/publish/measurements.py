@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ramble2post.experiments.tables import ReaderTable, header, sample_rows
 from ramble2post.publish.blog import BlogLayout
 from ramble2post.publish.slug import slugify
 
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 MEASUREMENTS_START = "<!-- ramble2post:measurements -->"
 MEASUREMENTS_END = "<!-- /ramble2post:measurements -->"
 MAX_SUMMARY_LINES = 6  # key numbers listed when a result has no table
-MAX_ROWS, MAX_COLUMNS = 12, 7  # the reader table's size (ReaderTable.MAX_ROWS / MAX_COLUMNS)
 MAX_NOTES = 3  # notes shown in the post; every note stays in the JSON
 
 
@@ -50,21 +50,14 @@ def machine_name(result: Mapping[str, Any]) -> str:
     return str(result.get("machine") or hw.get("cpu_model") or "unknown machine")
 
 
-def _header(column: str, units: Mapping[str, Any]) -> str:
-    unit = units.get(column)
-    return f"{column} [{unit}]" if unit else str(column)
-
-
 def generic_reader_table(result: Mapping[str, Any]) -> tuple[list[str], list[list[Any]], str]:
     """(headers, rows, finding) for a result no experiment class can read: first columns, rows sampled evenly."""
-    columns = [str(c) for c in result.get("columns") or []][:MAX_COLUMNS]
+    columns = [str(c) for c in result.get("columns") or []][: ReaderTable.MAX_COLUMNS]
     units = result.get("units") or {}
     rows = [list(r) if not isinstance(r, Mapping) else [r.get(c) for c in columns] for r in result.get("rows") or []]
-    n = len(rows)
-    picked = list(range(n)) if n <= MAX_ROWS else sorted({round(i * (n - 1) / (MAX_ROWS - 1)) for i in range(MAX_ROWS)})
     return (
-        [_header(c, units) for c in columns],
-        [rows[i][: len(columns)] for i in picked],
+        [header(c, units) for c in columns],
+        [r[: len(columns)] for r in sample_rows(rows, ReaderTable.MAX_ROWS)],
         str(result.get("reading") or ""),
     )
 
@@ -90,7 +83,7 @@ def result_csv(result: Mapping[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     columns = [str(c) for c in result.get("columns") or []]
-    w.writerow([_header(c, result.get("units") or {}) for c in columns])
+    w.writerow([header(c, result.get("units") or {}) for c in columns])
     for row in result.get("rows") or []:
         cells = [row.get(c) for c in columns] if isinstance(row, Mapping) else list(row)
         w.writerow(["" if v is None else v for v in cells])
