@@ -355,33 +355,23 @@ class LlamaCppLLM:
         self.prompt_lookup = bool(prompt_lookup)
         self.flash_attn = self.prompt_lookup if flash_attn is None else bool(flash_attn)
         make = _llama_factory(self.prompt_lookup)
-        extra = {"flash_attn": self.flash_attn}
+        settings = {
+            "model_path": str(path),
+            "n_threads": n_threads,
+            "n_batch": 512,
+            "n_gpu_layers": -1 if gpu else 0,
+            "verbose": False,
+            "seed": 0,
+            "flash_attn": self.flash_attn,
+        }
         try:
-            self._llama = make(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_batch=512,
-                n_gpu_layers=-1 if gpu else 0,
-                verbose=False,
-                seed=0,
-                **extra,
-            )
+            self._llama = make(n_ctx=n_ctx, **settings)
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelError(f"llama.cpp cannot load {path}: {e}", hint=HOW_TO_GET) from e
         meta = dict(self._llama.metadata or {})
         train_ctx = int(meta.get(f"{meta.get('general.architecture', '')}.context_length", n_ctx) or n_ctx)
         if train_ctx < n_ctx:  # re-create with the model's own limit
-            self._llama = make(
-                model_path=str(path),
-                n_ctx=train_ctx,
-                n_threads=n_threads,
-                n_batch=512,
-                n_gpu_layers=-1 if gpu else 0,
-                verbose=False,
-                seed=0,
-                **extra,
-            )
+            self._llama = make(n_ctx=train_ctx, **settings)
         self.n_ctx = self._llama.n_ctx()
         self.n_threads = n_threads
         self.gpu_offload = gpu
