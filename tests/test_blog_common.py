@@ -109,6 +109,23 @@ def make_transcript() -> Transcript:
     )
 
 
+def transcript_of(texts: list[str], *, seconds: float = 10.0) -> Transcript:
+    """A transcript with one segment per text, each ``seconds`` long (half a second of pause after)."""
+    segs = tuple(Segment(id=i, start=seconds * i, end=seconds * i + seconds - 0.5, text=t) for i, t in enumerate(texts))
+    return Transcript(
+        audio_path="x.m4a",
+        audio_sha256="0" * 64,
+        duration=seconds * len(texts),
+        language="en",
+        text=" ".join(texts),
+        segments=segs,
+        model=ModelInfo(name="base", source="path", path="x", sha256="0" * 64),
+        device="cpu",
+        options={},
+        timing={},
+    )
+
+
 def item(text, origin="speaker", sources=(0,), verified=True, note=None):
     return {"text": text, "origin": origin, "sources": list(sources), "verified": verified, "note": note}
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_blog_common import transcript_of
 
 from ramble2post.experiments.detect import detect_experiments, num, segments_from_text
-from ramble2post.records import ModelInfo, Segment, Transcript
+from ramble2post.records import Transcript
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_1MIN_TXT = REPO / "samples" / "explain-format-ramble-1min.txt"
@@ -78,19 +79,7 @@ def test_no_quantization_in_the_13_minute_ramble():
 
 
 def _transcript(texts: list[str]) -> Transcript:
-    segs = tuple(Segment(id=i, start=10.0 * i, end=10.0 * i + 9.5, text=t) for i, t in enumerate(texts))
-    return Transcript(
-        audio_path="x.m4a",
-        audio_sha256="0" * 64,
-        duration=10.0 * len(texts),
-        language="en",
-        text=" ".join(texts),
-        segments=segs,
-        model=ModelInfo(name="base", source="path", path="x", sha256="0" * 64),
-        device="cpu",
-        options={},
-        timing={},
-    )
+    return transcript_of(texts, seconds=10.0)
 
 
 def test_evidence_carries_segment_ids_quotes_and_times():

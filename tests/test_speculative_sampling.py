@@ -9,11 +9,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from test_blog_common import transcript_of
 
 from ramble2post import experiments
 from ramble2post.experiments.base import Context, ReaderTable
 from ramble2post.experiments.detect import detect_experiments
-from ramble2post.records import ModelInfo, Segment, Transcript
+from ramble2post.records import Transcript
 from ramble2post.structure.speculative import Proposal, acceptance
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,19 +41,7 @@ def test_acceptance_counts_leading_matches_only():
 
 
 def _transcript(texts: list[str]) -> Transcript:
-    segs = tuple(Segment(id=i, start=8.0 * i, end=8.0 * i + 7.5, text=t) for i, t in enumerate(texts))
-    return Transcript(
-        audio_path="x.m4a",
-        audio_sha256="0" * 64,
-        duration=8.0 * len(texts),
-        language="en",
-        text=" ".join(texts),
-        segments=segs,
-        model=ModelInfo(name="base", source="path", path="x", sha256="0" * 64),
-        device="cpu",
-        options={},
-        timing={},
-    )
+    return transcript_of(texts, seconds=8.0)
 
 
 def test_batching_heard_as_matching_next_to_a_throughput_claim_is_detected():
