@@ -33,23 +33,11 @@ from ramble2post.structure.llm import LlamaCppLLM, register_backend, resolve_ggu
 from ramble2post.structure.prompts import load_prompts  # noqa: E402
 from ramble2post.structure.stage import structure_transcript  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_structure import Recorder  # noqa: E402  (records every question asked)
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRANSCRIPT = REPO / "tests" / "data" / "structure_gold" / "explain-format" / "transcript.json"
-
-
-class Recorder:
-    def __init__(self, inner):
-        self.inner, self.info, self.n_ctx = inner, inner.info, inner.n_ctx
-        self.n_threads = getattr(inner, "n_threads", None)
-        self.gpu_offload = getattr(inner, "gpu_offload", False)
-        self.calls: list[dict] = []
-
-    def count_tokens(self, text):
-        return self.inner.count_tokens(text)
-
-    def ask(self, **kw):
-        self.calls.append(kw)
-        return self.inner.ask(**kw)
 
 
 def _kind(kw: dict) -> str:
