@@ -132,10 +132,11 @@ def select_roles(sentences: Sequence[Sentence], embeddings: Any = None, *, model
 
     # a role named in a sentence too short to be an item ("Now, it's not free.", "Here's the catch.")
     # hands its score to the next sentence, which says what it announced
+    cues = {s.id: cue_scores(s.text) for s in sentences}
     for k, s in enumerate(sentences[:-1]):
         if len(s.text.split()) >= MIN_WORDS or ids[k + 1] not in ok:
             continue
-        for role, strength in cue_scores(s.text).items():
+        for role, strength in cues[s.id].items():
             if role != "focus" and strength >= EXPLICIT_CUE:
                 scores[role][ids[k + 1]] = max(scores[role][ids[k + 1]], scores[role][s.id])
     # "For example, ..." said outright is an example even where the model is unsure: the gold set
@@ -171,6 +172,5 @@ def select_roles(sentences: Sequence[Sentence], embeddings: Any = None, *, model
         ]
         candidates[role] = [chosen[role][0], *alts][:CANDIDATES]
     chosen["focus"].sort(key=lambda k: idx[k])
-    cues = {s.id: cue_scores(s.text) for s in sentences}
     gaps = tuple(r for r in ROLES if not chosen[r])
     return Selection(chosen=chosen, candidates=candidates, scores=scores, cues=cues, phrases=f.phrases, gaps=gaps)
