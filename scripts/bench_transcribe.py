@@ -28,7 +28,8 @@ Usage:
     .venv/bin/python scripts/bench_transcribe.py --samples 1min,1min+pink-5,1min+babble-10   # noisy variants
 
 A sample name ``NAME+NOISE-SNR`` (noise: pink, brown or babble; SNR in dB) is the sample with that
-noise mixed in (scripts/eval_vad.py). The jargon columns give the recall of the built-in glossary's
+noise mixed in (scripts/eval_vad.py); ``NAME+NOISE-SNR@SEED`` draws pink or brown noise from another
+seed (default 13), to see how much of a WER gap is the particular noise. The jargon columns give the recall of the built-in glossary's
 terms (ramble2post/transcribe/glossary.py) as decoded and after the glossary's corrections.
 
 On ``--device cuda`` every engine runs in fp16 (faster-whisper compute_type float16; ours-int8*

@@ -61,6 +61,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", default=",".join(CLIPS), help="comma list of: " + ", ".join(CLIPS))
     ap.add_argument("--model", default="base")
+    ap.add_argument("--engines", default="sequential,batched", help="comma list of: sequential, batched")
     ap.add_argument("--out", type=Path, default=REPO / "eval-engines")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -85,18 +86,22 @@ def main() -> None:
         duration = len(samples) / 16000
         regions = speech_regions(samples=samples)
         row: dict = {"clip": name, "duration_s": round(duration, 1), "voice": CLIPS[name][2], "wpm": CLIPS[name][3]}
-        for engine in ("sequential", "batched"):
+        for engine in args.engines.split(","):
             t0 = time.perf_counter()
+            windows: list[dict] = []
             if engine == "sequential":
                 r = whisper.transcribe(model, samples, language="en", fp16=False, verbose=None)
                 segs = [{k: s[k] for k in ("start", "end", "text")} for s in r["segments"]]
             else:
-                segs = transcribe_batched(model=model, samples=samples, device="cpu", language="en")["segments"]
+                out = transcribe_batched(model=model, samples=samples, device="cpu", language="en")
+                segs, windows = out["segments"], out["chunks"]
             wall = time.perf_counter() - t0
             text = " ".join(s["text"].strip() for s in segs)
-            loops, gaps = guard.find_loops(segs), guard.find_gaps(regions, segs)
+            loops, gaps = guard.find_loops(segs), guard.find_gaps(regions, segs) + guard.find_thin(windows, segs)
             t1 = time.perf_counter()
-            fixed, repairs = guard.repair(samples=samples, segments=segs, regions=regions, decode=decoder)
+            fixed, repairs = guard.repair(
+                samples=samples, segments=segs, regions=regions, decode=decoder, windows=windows
+            )
             guard_s = time.perf_counter() - t1
             fixed_text = " ".join(s["text"].strip() for s in fixed)
             row[engine] = {

@@ -35,11 +35,11 @@ def _wav(path: Path):
     return load_audio(path).samples
 
 
-def noise(kind: str, seconds: float, folder: Path):
+def noise(kind: str, seconds: float, folder: Path, seed: int = 13):
     import numpy as np
 
     folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"noise-{kind}.wav"
+    out = folder / (f"noise-{kind}.wav" if seed == 13 else f"noise-{kind}-seed{seed}.wav")
     if kind == "babble":
         from eval_engines import GOLD
 
@@ -56,7 +56,7 @@ def noise(kind: str, seconds: float, folder: Path):
         x = _wav(out)
     else:
         if not out.exists():
-            src = f"anoisesrc=color={kind}:amplitude=0.5:r=16000:seed=13:d={int(seconds) + 2}"
+            src = f"anoisesrc=color={kind}:amplitude=0.5:r=16000:seed={seed}:d={int(seconds) + 2}"
             subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", src, str(out)], check=True)
         x = _wav(out)
     reps = int(np.ceil(seconds * 16000 / len(x)))
@@ -79,8 +79,9 @@ def mix(speech, kind: str, folder: Path):
 
     if kind == "clean":
         return speech
+    kind, _, seed = kind.partition("@")  # "pink-10@2": pink noise from seed 2 (default 13)
     name, snr = kind.rsplit("-", 1)
-    n = noise(name, len(speech) / 16000, folder)
+    n = noise(name, len(speech) / 16000, folder, int(seed or 13))
     ps, pn = np.mean(speech**2), np.mean(n**2) + 1e-12
     return (speech + n * np.sqrt(ps / (pn * 10 ** (float(snr) / 10)))).astype(np.float32)
 

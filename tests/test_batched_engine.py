@@ -276,3 +276,29 @@ def test_progress_reports_every_batch_once(tiny):
     assert len(seen) == len(r["chunks"])  # batch 1: one call per window, from both workers
     assert sum(seen) == pytest.approx(sum(c["end"] - c["start"] for c in r["chunks"]), abs=1e-6)
     assert 0 < sum(seen) <= len(samples) / 16_000 + 1e-6  # seconds of audio, never more than the file
+
+
+def test_pack_speech_lays_regions_end_to_end_without_the_gaps():
+    from ramble2post.transcribe.vad import pack_speech
+
+    chunks = pack_speech(regions=[(0, 10), (12, 20), (22, 29), (40, 45), (50, 85)], max_chunk_s=30.0)
+    speech = [sum(b - a for a, b in c.spans()) for c in chunks]
+    assert all(s <= 30.0 + 1e-6 for s in speech)
+    assert chunks[0].parts == ((0, 10), (12, 20), (22, 29), (40, 45)) and speech[0] == 30  # full: 30 s
+    # the 35-s region is split evenly (17.5 s each): a region longer than a window needs two
+    assert [c.parts for c in chunks[1:]] == [((50, 67.5),), ((67.5, 85.0),)]
+    assert sum(speech) == pytest.approx(10 + 8 + 7 + 5 + 35)
+    # window time -> file time: 12 s into the first window is 2 s into its second part
+    assert chunks[0].file_time(12.0) == pytest.approx(14.0)
+    assert chunks[0].file_time(0.0) == 0 and chunks[0].file_time(99.0) == 45
+    assert Chunk(5.0, 9.0).file_time(1.5) == 6.5  # a window without parts is one stretch
+
+
+def test_sentence_times_spread_a_text_only_window_over_its_speech():
+    chunk = Chunk(10.0, 24.0, ((10.0, 14.0), (20.0, 24.0)))  # 8 s of speech, 6 s of noise left out
+    out = batched.sentence_times(" First one here.  And the second sentence is longer. Third?", chunk)
+    assert [t for _, _, t in out] == ["First one here.", "And the second sentence is longer.", "Third?"]
+    assert out[0][0] == 10.0 and out[-1][1] == 24.0
+    assert all(a <= b for a, b, _ in out) and [a for a, _, _ in out] == sorted(a for a, _, _ in out)
+    assert not any(14.0 < a < 20.0 for a, _, _ in out[1:])  # nothing starts inside the gap
+    assert batched.sentence_times("  ", chunk) == []

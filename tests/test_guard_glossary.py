@@ -171,3 +171,38 @@ def test_auto_vad_asks_silero_only_on_noisy_audio(monkeypatch):
     assert vad.detect_speech(samples=_bursts(0.1), engine="auto") == [(0.0, 10.0)] and asked
     monkeypatch.setattr(vad, "silero_available", lambda: False)
     assert vad.detect_speech(samples=_bursts(0.1), engine="auto") != [(0.0, 10.0)]  # falls back to energy
+
+
+def test_thin_window_is_flagged_when_its_words_per_second_fall_far_below_the_others():
+    windows = [{"start": 30.0 * k, "end": 30.0 * k + 28.0} for k in range(4)]
+    said = "word " * 70  # 2.5 words per second of speech
+    segs = [seg(30.0 * k, 30.0 * k + 28.0, said) for k in range(4)]
+    assert guard.find_thin(windows, segs) == []
+    segs[2] = seg(60.0, 88.0, "word " * 20)  # a window that lost most of its text
+    assert [(f.reason, f.start, f.segments) for f in guard.find_thin(windows, segs)] == [("thin", 60.0, (2,))]
+    # packed windows: the rate is per second of speech in the parts, not of the whole span
+    packed = (
+        [{"start": 0.0, "end": 59.0, "parts": [(0.0, 8.0), (49.0, 59.0)]}]
+        + windows[2:]
+        + [windows[0] | {"start": 120.0, "end": 148.0}]
+    )
+    full = [seg(0.0, 59.0, "word " * 45)] + [seg(30.0 * k, 30.0 * k + 28.0, said) for k in (2, 3, 4)]
+    assert guard.find_thin(packed, full) == []  # 45 words in 18 s of speech: 2.5 words/s
+    assert guard.find_thin(windows[:2], segs[:2]) == []  # too few windows to know the speaker's rate
+
+
+def test_repair_of_a_thin_window_needs_more_words():
+    samples = np.zeros(16000 * 120, np.float32)
+    windows = [{"start": 30.0 * k, "end": 30.0 * k + 28.0} for k in range(4)]
+    rng = np.random.default_rng(1)
+    said = [" ".join("".join(rng.choice(list("abcdefghij"), 5)) for _ in range(70)) for _ in range(4)]  # 70 words
+    segs = [seg(30.0 * k, 30.0 * k + 28.0, said[k]) for k in range(4)]
+    segs[1] = seg(30.0, 58.0, "only a few words were kept here")
+    fewer, _ = guard.repair(
+        samples=samples, segments=segs, regions=[], decode=lambda clip: [seg(0.0, 5.0, "even fewer")], windows=windows
+    )
+    assert fewer == segs
+    more = [seg(1.0, 27.0, "the whole passage was said here, " + said[1])]
+    fixed, records = guard.repair(samples=samples, segments=segs, regions=[], decode=lambda c: more, windows=windows)
+    assert records[0]["reason"] == "thin" and records[0]["applied"]
+    assert "whole passage" in fixed[1]["text"] and len(fixed) == 4

@@ -6,7 +6,10 @@
    ``MIN_REPEATS`` times in a row ("the KV cache the KV cache the KV cache ...").
 2. **Dropped passages**: speech found by the VAD that no emitted segment covers for at
    least ``MIN_GAP_S`` seconds (whisper sometimes jumps a timestamp token past a passage,
-   or a window's text ends early and the next window starts later).
+   or a window's text ends early and the next window starts later); and, for the batched
+   engine's text-only windows (their sentences' times are spread over the window, so they
+   cover it whatever was dropped), a window with far fewer words per second of speech than
+   the recording's other windows (``THIN_FRACTION``).
 
 3. **Repeats**: a segment that only repeats words of one of the 3 segments before it (whisper,
    conditioned on its previous text, says it again over noise or silence).
@@ -43,6 +46,11 @@ PAD_S = 1.0  # s of context added on each side of a span that is decoded again
 REDECODE_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # second pass, when the first (T = 0, no context) loops
 ECHO_BACK = 3  # segments looked back at for a repeat of earlier text
 ECHO_MIN_WORDS = 2  # words; a one-word segment ("Right.") may well be said twice
+# A window whose words per second of speech are under this share of the recording's median lost
+# text: one speaker's rate varies by well under 2x within a recording (espeak-ng voices at 150-200
+# wpm, the 13-min sample's windows: 2.0-3.3 words/s), a dropped sentence halves a window's count.
+THIN_FRACTION = 0.5
+THIN_MIN_SPEECH_S = 8.0  # s of speech a window needs before its rate is judged
 
 _WORD = re.compile(r"[\w']+")
 
@@ -167,6 +175,27 @@ def find_gaps(
     return flags
 
 
+def find_thin(windows: Sequence[dict[str, Any]], segments: Sequence[dict[str, Any]]) -> list[Flag]:
+    """Flags for windows (dicts with start, end and optional parts, s) whose segments hold under
+    ``THIN_FRACTION`` of the median words per second of speech (see module doc)."""
+    rows = []
+    for w in windows:
+        spans = w.get("parts") or [(w["start"], w["end"])]
+        speech = sum(b - a for a, b in spans)
+        idx = tuple(i for i, s in enumerate(segments) if w["start"] <= (s["start"] + s["end"]) / 2 <= w["end"])
+        words = sum(len(_WORD.findall(segments[i]["text"])) for i in idx)
+        rows.append((float(w["start"]), float(w["end"]), speech, words, idx))
+    rates = [words / speech for _, _, speech, words, _ in rows if speech >= THIN_MIN_SPEECH_S]
+    if len(rates) < 3:
+        return []  # too few windows to know the speaker's rate
+    typical = float(np.median(rates))
+    return [
+        Flag(round(a, 3), round(b, 3), "thin", idx)
+        for a, b, speech, words, idx in rows
+        if speech >= THIN_MIN_SPEECH_S and words / speech < THIN_FRACTION * typical
+    ]
+
+
 Decoder = Callable[[np.ndarray], list[dict[str, Any]]]  # 16-kHz clip -> segments with times in the clip
 
 
@@ -176,6 +205,7 @@ def repair(
     segments: list[dict[str, Any]],
     regions: Sequence[tuple[float, float]],
     decode: Decoder,
+    windows: Sequence[dict[str, Any]] = (),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Find loops and gaps in ``segments`` and decode those spans again with ``decode``.
 
@@ -183,9 +213,12 @@ def repair(
     segments: the engine's segments (dicts with start, end, text, ...), in time order.
     regions: speech regions ``(start_s, end_s)`` from the VAD, for the coverage check.
     decode: decodes one clip (<= 30 s) without previous text (``whisper_clip_decoder``).
+    windows: the batched engine's text-only windows (``chunks`` of its result), for ``find_thin``.
     Returns (segments after repair, in time order; one record per flag for the transcript).
     """
     flags = find_loops(segments) + find_gaps(regions, segments)
+    looped = {i for f in flags for i in f.segments}
+    flags += [f for f in find_thin(windows, segments) if not looped & set(f.segments)]
     if not flags:
         return segments, []
     duration = len(samples) / SAMPLE_RATE
@@ -204,9 +237,12 @@ def repair(
         # keep only what falls into the span: the padding overlaps the neighbours, which are kept
         new = [s for s in new if flag.start - 0.2 <= (s["start"] + s["end"]) / 2 <= flag.end + 0.2]
         text = " ".join(s["text"].strip() for s in new).strip()
-        # a loop or repeat that comes back empty was words over noise: drop them; a gap must get words
-        ok = not is_loop(text) and (bool(text) or flag.reason != "gap")
         old = " ".join(segments[i]["text"].strip() for i in flag.segments)
+        # a loop or repeat that comes back empty was words over noise: drop them; a gap must get
+        # words, a thin window more words than it had
+        ok = not is_loop(text) and (bool(text) or flag.reason != "gap")
+        if flag.reason == "thin":
+            ok = ok and len(_WORD.findall(text)) > len(_WORD.findall(old))
         records.append(
             {
                 "reason": flag.reason,

@@ -78,11 +78,17 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
     return decode
 
 
+# Bumped when an engine's output changes for the same inputs, so that cached transcripts are redone:
+# 2 = text-only batched windows, Silero windows packed without the noise between them.
+ENGINE_VERSION = 2
+
+
 def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str) -> str:
     opts = dataclasses.asdict(options)
     opts.pop("model")  # identified by its checksum instead
     opts.pop("glossary")  # applied to the cached transcript, after decoding
     opts["device"] = device
+    opts["engine_version"] = ENGINE_VERSION
     return stable_key({"audio": audio_sha256, "model": model_sha256, "options": opts})
 
 
@@ -196,12 +202,17 @@ def transcribe_file(
         from ramble2post.transcribe import guard
         from ramble2post.transcribe.vad import detect_speech
 
-        regions = detect_speech(samples=audio.samples)  # the batched engine's choice: Silero on noisy audio
+        # the batched engine's own regions, else the same choice made here: Silero on noisy audio
+        regions = result.get("regions") or detect_speech(samples=audio.samples)
         decoder = guard.whisper_clip_decoder(
             model, language=result.get("language") or decode["language"], prompt=options.prompt, fp16=device == "cuda"
         )
         result["segments"], repairs = guard.repair(
-            samples=audio.samples, segments=list(result["segments"]), regions=regions, decode=decoder
+            samples=audio.samples,
+            segments=list(result["segments"]),
+            regions=regions,
+            decode=decoder,
+            windows=result.get("chunks", []) if engine == "batched" and not batched.BatchedOptions().timestamps else (),
         )
     t_done = time.perf_counter()
 
