@@ -16,6 +16,9 @@ from small-model output:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+from ramble2post.structure.support import WordSimilarity, nearest
 
 CLAUSE_MIN = 0.5  # share of a clause's content words that must occur in the source
 CLAUSE_MIN_WORDS = 3  # content words; shorter clauses are judged with their sentence
@@ -28,7 +31,11 @@ DEBRIS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\"\s*:|:\s*\"|'\s*:\s*'", "a JSON fragment"),
         (r"([\"'])(text|title|tags|best|focus|reason|example|analogy|connections|tradeoffs)\1", "a quoted field name"),
         (r"^\s*(focus|reason|example|analogy|connections?|trade-?offs?|title|answer|task|output)\s*:", "a role label"),
-        (r"^[^:]{0,30}\b(idea|point|takeaway|take away|lesson|summary|conclusion|bottom line)\s*:", "a label"),
+        # a label is a noun phrase ("Key point:"); "That is the whole point:" is a sentence
+        (
+            r"^(?![^:]*\b(?:is|are|was|were)\b)[^:]{0,30}\b(idea|point|takeaway|take away|lesson|summary|conclusion|bottom line)\s*:",
+            "a label",
+        ),
         (r"\*\*|__|^#+\s", "Markdown markup"),
     )
 )
@@ -47,7 +54,10 @@ faster:slower fast:slow higher:lower high:low increase:decrease increases:decrea
 cheaper:expensive cheap:expensive better:worse best:worst before:after always:never first:last
 max:min maximum:minimum early:late earlier:later longer:shorter long:short easy:hard easier:harder
 gain:lose gains:loses win:lose add:remove adds:removes lossless:lossy memory-bound:compute-bound
-input:output above:below over:under up:down increase:reduce grows:shrinks grow:shrink""".split()
+input:output above:below over:under up:down increase:reduce grows:shrinks grow:shrink
+quick:slow quickly:slowly rise:fall rises:falls raise:lower raises:lowers heavy:light wide:narrow
+strong:weak full:empty many:few tiny:huge accept:reject accepts:rejects include:exclude
+success:failure succeed:fail rarely:often sooner:later newer:older new:old""".split()
 ANTONYMS: dict[str, set[str]] = {}
 for _pair in _PAIRS:
     _a, _bs = _pair.split(":")
@@ -95,12 +105,18 @@ NEGATIVE_ISH = {
     "nothing", "hardly", "barely", "rarely", "seldom", "out", "instead", "rather", "minor", "zero", "only",
 }  # fmt: skip
 DEGREE = {"much", "many", "really", "very", "quite", "too", "enough", "even", "single", "always", "actually"}
+PRONOUNS = {"nothing", "none", "nobody", "noone"}
+# (semi-)modal verbs pass a negation on to the verb they govern: "don't *need* to be allocated"
+# denies the allocation, "can't *afford* to wait" the waiting
+MODAL = {"need", "needs", "needed", "needing", "want", "wants", "able", "afford", "try", "tries", "seem", "seems"}
 ROLE_WINDOW = 4  # words either side of a word that make up its context
 # two-word terms that have an opposite: folded into one token before the checks
 _TERMS = (
     (re.compile(r"\b(memory|bandwidth)[- ]bound\b", re.I), "memory-bound"),
     (re.compile(r"\b(compute|math|flops?)[- ]bound\b", re.I), "compute-bound"),
 )
+RATE_WORDS = 2  # content words after "per" that say per what ("per decode step")
+_PER = re.compile(r"\bfor (?:every|each)(?: single)?\b")  # "for every byte" is "per byte"
 _SCOPE_BREAK = re.compile(r"[,;:.!?()]|\s[-–—]\s|\b(?:but|while|whereas|although|though|yet)\b", re.IGNORECASE)
 
 
@@ -111,11 +127,13 @@ def _fold_terms(text: str) -> str:
 
 
 def _root(word: str) -> str:
-    """Crude stem for matching a word across a rewrite: "fits"/"fit", "helped"/"help"."""
+    """Crude stem for matching a word across a rewrite: "fits"/"fit", "helped"/"help",
+    "quantize"/"quantizing" (a final "e" is dropped so both spellings meet)."""
     for suffix in ("ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if len(word) > 4 and word.endswith("e") else word
 
 
 def _is_cue(words: list[str], i: int) -> bool:
@@ -139,56 +157,84 @@ def polarity(text: str) -> dict[str, bool]:
         left = 0  # content words still in the scope of the last negation cue
         for i, w in enumerate(words):
             if _is_cue(words, i):
-                left = NEG_SCOPE
+                # "does nothing for X": a negative pronoun is the negated thing, it scopes over nothing after it
+                left = 0 if w in PRONOUNS else NEG_SCOPE
                 continue
-            if w in STOP or w in DEGREE or w in ("rather", "instead") or len(w) < 3:
+            if w in STOP or w in DEGREE or w in MODAL or w in ("rather", "instead") or len(w) < 3:
+                continue
+            if w.endswith("ly") and left:  # "never quite/fully halves": the adverb is not what is negated
                 continue
             seen.setdefault(_root(w), set()).add(left > 0)
             left = max(0, left - 1)
     return {w: next(iter(v)) for w, v in seen.items() if len(v) == 1}
 
 
-def _context(words: list[str], word: str) -> set[str]:
+def _context(clauses: list[list[str]], word: str) -> set[str]:
+    """Content words within ``ROLE_WINDOW`` of ``word``, in its own sentence."""
     from ramble2post.structure.verify import STOP
 
     out: set[str] = set()
-    for i, w in enumerate(words):
-        if w == word:
-            near = words[max(0, i - ROLE_WINDOW) : i] + words[i + 1 : i + 1 + ROLE_WINDOW]
-            out |= {_root(x) for x in near if x not in STOP and x not in ANTONYMS and len(x) > 2}
+    for words in clauses:
+        for i, w in enumerate(words):
+            if w == word:
+                near = words[max(0, i - ROLE_WINDOW) : i] + words[i + 1 : i + 1 + ROLE_WINDOW]
+                out |= {_root(x) for x in near if x not in STOP and x not in ANTONYMS and len(x) > 2}
     return out
 
 
+def _clause_words(text: str) -> list[list[str]]:
+    low = _fold_terms(text).lower().replace("’", "'")
+    # sentences (and ";"-joined halves), not comma clauses: speech strings a comparison's two sides
+    # with commas ("if it's low, you're memory bound, and if it's high, ...")
+    return [_TOKEN_NUM.findall(c) for c in re.split(r"[;.!?]", low) if c]
+
+
+def _named(word: str, original: str) -> bool:
+    """An acronym or a name with a digit in it as said in ``original``: "GPU", "E4M3", "H100"."""
+    return any(t.lower() == word and (t.isupper() or any(c.isdigit() for c in t)) for t in re.findall(r"\w+", original))
+
+
 def swapped_roles(text: str, source: str) -> list[str]:
-    """Two opposites both said, but attached to each other's context: "a *big* model proposes and a
-    *small* one verifies" where the source has the small one proposing and the big one verifying."""
-    tw = _TOKEN.findall(_fold_terms(text).lower().replace("’", "'"))
-    sw = _TOKEN.findall(_fold_terms(source).lower().replace("’", "'"))
+    """Two opposites, or two names of the same kind, both said, but attached to each other's
+    context: "a *big* model proposes and a *small* one verifies" where the source has the small one
+    proposing and the big one verifying; "the *CPU* supplies work faster than the *GPU*"."""
+    tc, sc = _clause_words(text), _clause_words(source)
+    both = {w for c in tc for w in c} & {w for c in sc for w in c}
+    names = sorted(w for w in both if _named(w, source) and _named(w, text) and len(w) > 1)
+    pairs = {(w, a) for w in both & set(ANTONYMS) for a in ANTONYMS[w] & both}
+    pairs |= {(w, a) for w in names for a in names if w != a}
     out = []
-    for w in sorted(set(tw) & set(sw) & set(ANTONYMS)):
-        for a in sorted(ANTONYMS[w] & set(tw) & set(sw)):
-            mine, theirs, here = _context(sw, w), _context(sw, a), _context(tw, w)
-            if len(here & theirs - mine) >= 2 and len(here & theirs - mine) > len(here & mine - theirs):
-                out.append(f"{w!r} and {a!r} trade places against the source")
+    for w, a in sorted(pairs):
+        mine, theirs, here = _context(sc, w), _context(sc, a), _context(tc, w)
+        mine, theirs, here = mine - {a}, theirs - {w}, here - {a}
+        if len(here & theirs - mine) >= 2 and len(here & theirs - mine) > len(here & mine - theirs):
+            out.append(f"{w!r} and {a!r} trade places against the source")
     return out[:1]
 
 
-def flips(text: str, source: str) -> list[str]:
+def flips(text: str, source: str, similar: WordSimilarity | None = None) -> list[str]:
     """Meaning flips against ``source``: a word negated in one and asserted in the other, a word
-    turned into its opposite, two opposites trading places."""
+    turned into its opposite, two opposites trading places.
+
+    similar: word similarity; a word of ``text`` the source lacks then takes the polarity of its
+    nearest source word (``support.WORD_SIM_MIN``): "not to concentrate" against "just to focus".
+    """
     pt, ps = polarity(text), polarity(source)
+    if similar is not None:
+        pt = {nearest(w, ps, similar): neg for w, neg in pt.items()}
     out = []
     added = sorted(w for w in pt.keys() & ps.keys() if pt[w] and not ps[w])
     dropped = sorted(w for w in pt.keys() & ps.keys() if ps[w] and not pt[w])
     t_words, s_words = _tokens(text), _tokens(source)
-    ish_t, ish_s = len((t_words - s_words) & NEGATIVE_ISH), len((s_words - t_words) & NEGATIVE_ISH)
-    neg_t, neg_s = _negations(text), _negations(source)
-    # a negation said another way ("can't get faster" -> "faster is impossible") excuses the move
-    # a word negated on one side only, or more explicit negations on one side than the other
-    if (added and not ish_s) or neg_t > neg_s + ish_s:
-        out.append("negation added" + (f": {added[0]!r}" if added else ""))
-    if (dropped and not ish_t) or neg_t + ish_t < neg_s:
-        out.append("negation dropped" + (f": {dropped[0]!r}" if dropped else ""))
+    ish_t, ish_s = (t_words - s_words) & NEGATIVE_ISH, (s_words - t_words) & NEGATIVE_ISH
+    # scoped: a content word negated on one side and asserted on the other. A bare count of
+    # negation words is not used: speech has "no, no" fillers and "not only", and a rewrite may
+    # say "not" another way ("isn't free" -> "has a price"); a negation said another way
+    # ("can't get faster" -> "faster is impossible") excuses the move
+    if added and not ish_s:
+        out.append(f"negation added: {added[0]!r}")
+    if dropped and not ish_t:
+        out.append(f"negation dropped: {dropped[0]!r}")
     t = _tokens(_fold_terms(text))
     s = _tokens(_fold_terms(source))
     swapped = sorted(
@@ -224,11 +270,36 @@ def changed_quantities(text: str, source: str) -> list[str]:
             out.setdefault(w, []).append({_root(x) for x in follow})
         return out
 
-    def rates(words: list[str]) -> set[tuple[str, str]]:  # "tokens per second" -> (token, second)
-        return {(_root(words[i - 1]), _root(words[i + 1])) for i in range(1, len(words) - 1) if words[i] == "per"}
+    def rates(text: str) -> list[tuple[set[str], set[str]]]:
+        """ "tokens per second" -> ({token}, {second}): the content word before "per" ("for every"/"for
+        each" said instead) and up to ``RATE_WORDS`` after it, in its clause; numbers and "-ly"
+        adverbs ("roughly three gigabytes per second") left out."""
+        out = []
+        for clause in re.split(r"[,;:()]", _PER.sub("per ", text.lower().replace("’", "'"))):
+            words = [
+                x
+                for x in _TOKEN_NUM.findall(clause)
+                if x == "per"
+                or (
+                    x not in STOP
+                    and x not in NUMBER_WORDS
+                    and x != "times"
+                    and not x[0].isdigit()
+                    and not x.endswith("ly")
+                )
+            ]
+            for i, w in enumerate(words):
+                if w == "per":
+                    before = [x for x in words[:i] if x != "per"]
+                    # what is counted is the word before "per", or before its participle ("bytes moved per")
+                    if len(before) > 1 and before[-1].endswith("ed"):
+                        before = before[:-1]
+                    after = [x for x in words[i + 1 : i + 1 + RATE_WORDS] if x != "per"]
+                    out.append(({_root(x) for x in before[-1:]}, {_root(x) for x in after}))
+        return out
 
-    tw = _TOKEN_NUM.findall(text.lower().replace("’", "'"))
-    sw = _TOKEN_NUM.findall(source.lower().replace("’", "'"))
+    tw = _TOKEN_NUM.findall(_PER.sub("per ", text.lower().replace("’", "'")))
+    sw = _TOKEN_NUM.findall(_PER.sub("per ", source.lower().replace("’", "'")))
     src = after(sw)
     out = []
     for num, follows in after(tw).items():
@@ -238,29 +309,77 @@ def changed_quantities(text: str, source: str) -> list[str]:
         for f in follows:
             if f and said and not f & said:
                 out.append(f"{num} {'/'.join(sorted(f))} where the source counts {'/'.join(sorted(said))}")
-    src_rates = rates(sw)
-    for a, b in sorted(rates(tw) - src_rates):
-        other = sorted(f"{x} per {y}" for x, y in src_rates if (x == a) != (y == b))
+    src_rates = rates(source)
+    for what, per in rates(text):
+        if not what or not per or any(a & what and b & per for a, b in src_rates):
+            continue
+        # one side of the rate kept, the other changed: "requests per second" for "tokens per
+        # second", "operations per weight" for "operations for every byte"
+        other = [(a, b) for a, b in src_rates if a and b and bool(a & what) != bool(b & per)]
         if other:
-            out.append(f"{a} per {b} where the source says {other[0]}")
+            a, b = other[0]
+            out.append(
+                f"{'/'.join(sorted(what))} per {'/'.join(sorted(per))} where the source says"
+                f" {'/'.join(sorted(a))} per {'/'.join(sorted(b))}"
+            )
     return out[:1]
 
 
-def invented_clauses(text: str, source: str, overlap: object) -> list[str]:
+def invented_clauses(
+    text: str, source: str, overlap: object, cosine: Callable[[str, str], float] | None = None
+) -> list[str]:
     """Clauses of ``text`` with too little of ``source`` in them.
 
-    overlap: ``verify.lexical_overlap`` (passed in, so this module does not import verify).
+    overlap: ``verify.lexical_overlap`` or soft support (passed in, so this module does not import verify).
+    cosine: sentence-embedding cosine; a clause whose words are mostly new but whose meaning is as
+    close to one clause of the source as ``verify.COSINE_MIN`` asks of a whole rewrite is a
+    paraphrase ("As our bar for AI rises" for "As our standard of AI increases"), not an addition.
     """
-    from ramble2post.structure.verify import content_words
+    from ramble2post.structure.verify import _SENT, COSINE_MIN, content_words
 
     out = []
+    spans: list[str] | None = None
     for clause in _CLAUSE.split(text):
         if not clause or len(content_words(clause)) < CLAUSE_MIN_WORDS:
             continue
         share = overlap(clause, source)  # type: ignore[operator]
-        if share < CLAUSE_MIN:
-            out.append(f"clause not in the sources ({share:.2f} < {CLAUSE_MIN}): {clause.strip()[:60]!r}")
+        if share >= CLAUSE_MIN:
+            continue
+        if cosine is not None:
+            if spans is None:
+                spans = [c for s in _SENT.split(source) for c in (s, *_CLAUSE.split(s)) if c and len(c.split()) > 1]
+            if max((cosine(clause, c) for c in spans), default=0.0) >= COSINE_MIN:
+                continue
+        out.append(f"clause not in the sources ({share:.2f} < {CLAUSE_MIN}): {clause.strip()[:60]!r}")
     return out
+
+
+# "with no loss", "without adding latency": these deny that a thing exists ("never" negates what
+# happens, and is the polarity check's business)
+ABSENCE = {"no", "without"}
+
+
+def denied_novelties(text: str, source: str, supported: Callable[[str], bool]) -> list[str]:
+    """Denials of something the source never talks about: "... with no loss in quality" where the
+    speaker said nothing about quality. A denial is a claim too (nothing was lost), and the words
+    it denies are few, so the overlap checks let it through.
+
+    supported: whether the source supports a word (stem or near-synonym).
+    """
+    from ramble2post.structure.verify import STOP
+
+    out = []
+    for clause in _SCOPE_BREAK.split(text.lower().replace("’", "'")):
+        words = _TOKEN.findall(clause or "")
+        for i, w in enumerate(words):
+            if w not in ABSENCE:
+                continue
+            nxt = [
+                x for x in words[i + 1 : i + 4] if x not in STOP and x not in DEGREE and x not in MODAL and len(x) > 2
+            ]
+            if nxt and not supported(nxt[0]):
+                out.append(f"denies what the source does not mention: {w} {nxt[0]!r}")
+    return out[:1]
 
 
 def merged_sources(text: str, source: str, overlap: object) -> list[str]:
