@@ -9,7 +9,7 @@ side by side on the same pairs:
 - previous: the rule before issue 11 (lexical overlap >= 0.6 of the rewrite's content words,
   plus new numbers, units and names), the one that replaced most rewrites of a weak model;
 - current: ``ramble2post.structure.verify.problems`` with the MiniLM cosine (all of the above,
-  plus debris, meaning flips, invented clauses and merged sources).
+  plus debris, meaning flips, denials of unmentioned things, invented clauses and merged sources).
 
 Prints each rule's confusion matrix, faithful acceptance, unfaithful rejection per kind, and
 the pairs the current rule gets wrong (``--wrong``).
@@ -32,7 +32,6 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from ramble2post.structure.support import WordSimilarity, word_similarity
 from ramble2post.structure.verify import (
     embedding_cosine,
     lexical_overlap,
@@ -62,10 +61,8 @@ def previous_rule(text: str, source: str) -> bool:
     return lexical_overlap(text, source) >= PREVIOUS_LEXICAL_MIN
 
 
-def current_rule(
-    cosine: Callable[[str, str], float] | None, similar: WordSimilarity | None = None
-) -> Callable[[str, str], bool]:
-    return lambda text, source: not problems(text, source, cosine=cosine, similar=similar)
+def current_rule(cosine: Callable[[str, str], float] | None) -> Callable[[str, str], bool]:
+    return lambda text, source: not problems(text, source, cosine=cosine)
 
 
 def score(rule: Callable[[str, str], bool], pairs: list[dict]) -> dict:
@@ -104,13 +101,13 @@ def report(name: str, r: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pairs", type=Path, nargs="+", default=[PAIRS, HELDOUT])
+    # "--pairs A B" and "--pairs A --pairs B" both mean A and B
+    ap.add_argument("--pairs", type=Path, nargs="+", action="extend", help="default: pairs.jsonl and heldout.jsonl")
     ap.add_argument("--wrong", action="store_true", help="list the pairs the current rule gets wrong")
     args = ap.parse_args()
     cosine = embedding_cosine()
-    similar = word_similarity() if cosine else None
-    rule = current_rule(cosine, similar)
-    sets = {path.name: load(path) for path in args.pairs}
+    rule = current_rule(cosine)
+    sets = {path.name: load(path) for path in args.pairs or [PAIRS, HELDOUT]}
     if len(sets) > 1:
         sets["all together"] = [p for pairs in list(sets.values()) for p in pairs]
     print(f"machine: {platform.processor() or platform.machine()}")
@@ -132,7 +129,7 @@ def main() -> int:
         if args.wrong and label != "all together":
             print(f"\ncurrent rule, wrong on {label}:")
             for p in results["current"]["wrong"]:
-                why = problems(p["rewrite"], p["source"], cosine=cosine, similar=similar)
+                why = problems(p["rewrite"], p["source"], cosine=cosine)
                 print(f"  [{p['kind']}] {p['rewrite'][:90]!r} <- {why[:2]}")
     return 0
 

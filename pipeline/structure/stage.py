@@ -49,7 +49,6 @@ from ramble2post.structure.roles import ROLES, weights_text
 from ramble2post.structure.schema import SCHEMA_VERSION, validate_post
 from ramble2post.structure.select import TOPIC_PHRASES, Selection, select_roles
 from ramble2post.structure.server import is_server_spec, parse_spec
-from ramble2post.structure.support import word_similarity
 from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, trim_title
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
 
@@ -320,16 +319,8 @@ def structure_transcript(
     say("structure: verifying model output against the speaker's words")
     seg_ids = {s.id for s in transcript.segments}
     cos = embedding_cosine()
-    similar = word_similarity() if cos else None
     checks = [
-        verify_items(
-            layers[r],
-            segment_ids=seg_ids,
-            speaker_text=lambda it: it["speaker_text"],
-            cosine=cos,
-            similar=similar,
-            label=r,
-        )
+        verify_items(layers[r], segment_ids=seg_ids, speaker_text=lambda it: it["speaker_text"], cosine=cos, label=r)
         for r in ROLES
     ]
     verification = merge_counts(*checks, *blocks)

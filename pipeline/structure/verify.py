@@ -32,7 +32,6 @@ from ramble2post.structure.faithful import (
     invented_clauses,
     merged_sources,
 )
-from ramble2post.structure.support import WordSimilarity, support
 
 LEXICAL_MIN = 0.5  # share of the rewrite's content words found in its sources (paraphrase set: 0.6 rejected
 # a third of faithful rewrites; the meaning checks now catch what the stricter overlap did)
@@ -183,19 +182,12 @@ def problems(
     lexical_min: float = LEXICAL_MIN,
     cosine_min: float = COSINE_MIN,
     meaning: bool = True,
-    similar: WordSimilarity | None = None,
 ) -> list[str]:
     """Why ``text`` is not grounded in ``source`` (empty list = it passes).
 
     meaning: also check for meaning flips and invented clauses (``faithful``); off for a
     title checked against a whole talk, where every negation of the talk is "in the source".
-    similar: word-embedding similarity (``support.word_similarity``): a content word then counts
-    as in the sources when they hold a near-synonym of it, not only the same stem.
     """
-
-    def overlap(x: str, src: str) -> float:
-        return support(x, src, similar)
-
     out = []
     if not text.strip():
         return ["empty"]
@@ -210,7 +202,7 @@ def problems(
     new_names = {p for p in proper_nouns(text) - proper_nouns(source) if p not in src_low}
     if new_names:
         out.append("names not in sources: " + ", ".join(sorted(new_names)))
-    lex = overlap(text, source)
+    lex = lexical_overlap(text, source)
     if lex < lexical_min:
         out.append(f"lexical overlap {lex:.2f} < {lexical_min}")
     if cosine is not None and not out:
@@ -222,17 +214,17 @@ def problems(
         out.append("repeats itself")
     if not out and len(sents) > 1:  # a faithful first sentence must not carry an invented second one
         for x in sents:
-            if (share := overlap(x, source)) < lexical_min:
-                out.append(f"sentence with overlap {share:.2f} < {lexical_min}: {x[:60]!r}")
+            if lexical_overlap(x, source) < lexical_min:
+                out.append(f"sentence with overlap {lexical_overlap(x, source):.2f} < {lexical_min}: {x[:60]!r}")
     if meaning:
-        out += flips(text, source, similar)
+        out += flips(text, source)
         out += changed_quantities(text, source)
         if not out:
-            out += denied_novelties(text, source, lambda w: overlap(w, source) == 1.0)
+            out += denied_novelties(text, source, lambda w: lexical_overlap(w, source) == 1.0)
         if not out:
-            out += invented_clauses(text, source, overlap, cosine)
+            out += invented_clauses(text, source, lexical_overlap, cosine)
         if not out:
-            out += merged_sources(text, source, overlap)
+            out += merged_sources(text, source, lexical_overlap)
     return out
 
 
@@ -260,16 +252,16 @@ def _same(a: str, b: str) -> bool:
     return bool(ca and cb) and len(ca & cb) / min(len(ca), len(cb)) >= REPEAT_OVERLAP
 
 
-def repair(text: str, source: str, *, cosine=None, similar: WordSimilarity | None = None) -> str | None:
+def repair(text: str, source: str, *, cosine=None) -> str | None:
     """Keep only the sentences of ``text`` that pass on their own (first of repeats); None if none do."""
     keep: list[str] = []
     for s in _SENT.split(text.strip()):
-        if s and not problems(s, source, cosine=cosine, similar=similar) and not any(_same(s, k) for k in keep):
+        if s and not problems(s, source, cosine=cosine) and not any(_same(s, k) for k in keep):
             keep.append(s)
     if not keep:
         return None
     fixed = " ".join(keep)
-    return fixed if not problems(fixed, source, cosine=cosine, similar=similar) else None
+    return fixed if not problems(fixed, source, cosine=cosine) else None
 
 
 def embedding_cosine() -> Callable[[str, str], float] | None:
@@ -292,7 +284,6 @@ def verify_items(
     segment_ids: set[int],
     speaker_text: Callable[[dict[str, Any]], str],
     cosine: Callable[[str, str], float] | None = None,
-    similar: WordSimilarity | None = None,
     label: str = "",
 ) -> dict[str, Any]:
     """Check, repair or replace items in place; return counts and details.
@@ -318,8 +309,8 @@ def verify_items(
             item["verified"] = True
             counts["passed"] += 1
             continue
-        why = problems(item["text"], src, cosine=cosine, similar=similar)
-        fixed = item["text"] if not why else repair(item["text"], src, cosine=cosine, similar=similar)
+        why = problems(item["text"], src, cosine=cosine)
+        fixed = item["text"] if not why else repair(item["text"], src, cosine=cosine)
         if fixed and is_verbatim(fixed, src) and len(_plain(fixed)) < FRAGMENT_MIN * len(_plain(src)):
             why, fixed = why + ["a fragment of the speaker's sentence"], None
         if not why:
