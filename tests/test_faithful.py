@@ -113,6 +113,30 @@ def test_changed_fact_and_invented_trade_off_are_rejected():
     assert problems(tacked, source)
 
 
+def test_a_sentence_ending_in_a_colon_is_not_a_label():
+    source = "That's 4 new tokens out of one big-model pass instead of 1, which is, you know, the whole point."
+    assert not debris("That is the whole point: one big-model pass yields 4 new tokens rather than 1.", source)
+    assert debris("Key point: one big-model pass yields 4 new tokens.", source)
+
+
+def test_two_names_trading_places_are_rejected():
+    source = "At batch size one the GPU eats the work faster than the CPU can hand it over."
+    assert flips("At batch size one the CPU hands over work faster than the GPU can eat it.", source)
+    assert not flips("At batch size one the GPU eats the work faster than the CPU hands it over.", source)
+
+
+def test_denying_what_the_source_never_mentions_is_rejected():
+    from ramble2post.structure.faithful import denied_novelties
+
+    source = "If you store the weights in int8, you move half the bytes, and decode gets close to twice as fast."
+    text = "Storing the weights in int8 halves the bytes moved, so decode runs nearly twice as fast with no loss in quality."
+    assert denied_novelties(text, source, lambda w: lexical_overlap(w, source) == 1.0)
+    assert problems(text, source)
+    assert not denied_novelties(
+        "No weights are stored twice.", "The weights are stored once.", lambda w: w == "weights"
+    )
+
+
 def test_merging_two_unrelated_sources_is_rejected():
     source = "The KV cache grows with every token. My cat sleeps in the sun."
     assert merged_sources("The KV cache sleeps in the sun with every token.", source, lexical_overlap)

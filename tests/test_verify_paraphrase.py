@@ -1,14 +1,15 @@
-"""Verification on 246 labelled paraphrases (tests/data/paraphrase/pairs.jsonl): the bars it holds today.
+"""Verification on labelled paraphrases (tests/data/paraphrase/): the bars it holds today.
 
-Issue 12 asks for >= 90 % of faithful rewrites accepted and >= 95 % of unfaithful ones rejected;
-the current rules reach 77.0 % and 88.3 % (before scoped negation, quantity and rate checks:
-66.7 % and 82.5 %; the previous overlap rule: 84.1 % and 58.3 %), see docs/STRUCTURE_QUALITY.md.
-These bars keep what was gained from slipping back.
+Issue 12 asks for >= 90 % of faithful rewrites accepted and >= 95 % of unfaithful ones rejected.
+On pairs.jsonl (246 pairs, where the rule changes were chosen) the rules reach 80.2 % and 89.2 %;
+on heldout.jsonl (164 pairs from rambles the rules were never tuned on, written before the last
+rule change) 47.4 % and 73.9 %: neither bar is met on either file. See docs/STRUCTURE_QUALITY.md.
+These bars (the figures rounded down) keep what was gained from slipping back; unfaithful
+rejection is the one that matters most ("fewer, right sentences").
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -17,28 +18,53 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 
-@pytest.mark.slow
-def test_paraphrase_benchmark_bars():
+def _bench():
     sys.path.insert(0, str(REPO_ROOT / "scripts"))
     import bench_verify
 
+    return bench_verify
+
+
+def _rule(bench_verify):
     from ramble2post.structure.verify import embedding_cosine
 
-    pairs = [json.loads(x) for x in bench_verify.PAIRS.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return bench_verify.current_rule(embedding_cosine())
+
+
+@pytest.mark.slow
+def test_paraphrase_benchmark_bars():
+    bench_verify = _bench()
+    pairs = bench_verify.load(bench_verify.PAIRS)
     assert len(pairs) >= 200 and sum(p["faithful"] for p in pairs) >= 100
-    now = bench_verify.score(bench_verify.current_rule(embedding_cosine()), pairs)
+    now = bench_verify.score(_rule(bench_verify), pairs)
     before = bench_verify.score(bench_verify.previous_rule, pairs)
-    assert now["rejected_unfaithful"] >= 0.85 > before["rejected_unfaithful"]
-    assert now["accepted_faithful"] >= 0.75
-    for kind in ("number", "claim"):  # every one of these is caught
+    assert now["rejected_unfaithful"] >= 0.89 > before["rejected_unfaithful"]
+    assert now["accepted_faithful"] >= 0.80
+    caught, total = map(int, now["by_kind"]["number"].split("/"))
+    assert caught == total  # every new number is caught
+    for kind, least in (("claim", 10), ("negation", 11), ("unit", 17), ("name", 18)):
         caught, total = map(int, now["by_kind"][kind].split("/"))
-        assert caught == total, kind
-    caught, total = map(int, now["by_kind"]["unit"].split("/"))
-    assert caught >= 17  # of 19: "requests" for "tokens" per second and the like (10/19 at stop 10)
+        assert caught >= least, kind
+
+
+@pytest.mark.slow
+def test_paraphrase_heldout_bars():
+    """The honest figure: pairs from rambles no threshold was chosen on."""
+    bench_verify = _bench()
+    pairs = bench_verify.load(bench_verify.HELDOUT)
+    assert len(pairs) >= 80 and sum(p["faithful"] for p in pairs) >= 40
+    now = bench_verify.score(_rule(bench_verify), pairs)
+    before = bench_verify.score(bench_verify.previous_rule, pairs)
+    assert now["rejected_unfaithful"] >= 0.73 > before["rejected_unfaithful"]
+    assert now["accepted_faithful"] >= 0.47
 
 
 @pytest.mark.slow
 def test_paraphrase_benchmark_prints_both_confusion_matrices():
-    r = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench_verify.py")], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "bench_verify.py"), "--pairs", str(_bench().PAIRS)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-1000:]
     assert "previous (overlap >= 0.6)" in r.stdout and "current" in r.stdout and "unfaithful rejected" in r.stdout

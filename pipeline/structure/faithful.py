@@ -16,9 +16,14 @@ from small-model output:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 CLAUSE_MIN = 0.5  # share of a clause's content words that must occur in the source
 CLAUSE_MIN_WORDS = 3  # content words; shorter clauses are judged with their sentence
+# a clause with too few of the source's words is still a paraphrase when its embedding is this close
+# to one clause of the source. Stricter than ``verify.COSINE_MIN`` (0.6) asks of a whole rewrite: at
+# 0.6 this rescue also let through invented clauses (paraphrase set: 2 more unfaithful pairs accepted)
+CLAUSE_COSINE_MIN = 0.7
 MERGE_MIN = 0.7  # share of a sentence's content words one single source sentence must hold
 
 DEBRIS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -28,7 +33,11 @@ DEBRIS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\"\s*:|:\s*\"|'\s*:\s*'", "a JSON fragment"),
         (r"([\"'])(text|title|tags|best|focus|reason|example|analogy|connections|tradeoffs)\1", "a quoted field name"),
         (r"^\s*(focus|reason|example|analogy|connections?|trade-?offs?|title|answer|task|output)\s*:", "a role label"),
-        (r"^[^:]{0,30}\b(idea|point|takeaway|take away|lesson|summary|conclusion|bottom line)\s*:", "a label"),
+        # a label is a noun phrase ("Key point:"); "That is the whole point:" is a sentence
+        (
+            r"^(?![^:]*\b(?:is|are|was|were)\b)[^:]{0,30}\b(idea|point|takeaway|take away|lesson|summary|conclusion|bottom line)\s*:",
+            "a label",
+        ),
         (r"\*\*|__|^#+\s", "Markdown markup"),
     )
 )
@@ -95,6 +104,8 @@ NEGATIVE_ISH = {
     "nothing", "hardly", "barely", "rarely", "seldom", "out", "instead", "rather", "minor", "zero", "only",
 }  # fmt: skip
 DEGREE = {"much", "many", "really", "very", "quite", "too", "enough", "even", "single", "always", "actually"}
+# (semi-)modal verbs: "no need to allocate" denies the allocating, not a need
+MODAL = {"need", "needs", "needed", "needing", "want", "wants", "able", "afford", "try", "tries", "seem", "seems"}
 ROLE_WINDOW = 4  # words either side of a word that make up its context
 # two-word terms that have an opposite: folded into one token before the checks
 _TERMS = (
@@ -143,6 +154,8 @@ def polarity(text: str) -> dict[str, bool]:
                 continue
             if w in STOP or w in DEGREE or w in ("rather", "instead") or len(w) < 3:
                 continue
+            if w.endswith("ly") and left:  # "never quite/fully halves": the adverb is not what is negated
+                continue
             seen.setdefault(_root(w), set()).add(left > 0)
             left = max(0, left - 1)
     return {w: next(iter(v)) for w, v in seen.items() if len(v) == 1}
@@ -159,17 +172,26 @@ def _context(words: list[str], word: str) -> set[str]:
     return out
 
 
+def _named(word: str, original: str) -> bool:
+    """An acronym or a name with a digit in it as said in ``original``: "GPU", "E4M3", "H100"."""
+    return any(t.lower() == word and (t.isupper() or any(c.isdigit() for c in t)) for t in re.findall(r"\w+", original))
+
+
 def swapped_roles(text: str, source: str) -> list[str]:
-    """Two opposites both said, but attached to each other's context: "a *big* model proposes and a
-    *small* one verifies" where the source has the small one proposing and the big one verifying."""
-    tw = _TOKEN.findall(_fold_terms(text).lower().replace("’", "'"))
-    sw = _TOKEN.findall(_fold_terms(source).lower().replace("’", "'"))
+    """Two opposites, or two names, both said, but attached to each other's context: "a *big* model
+    proposes and a *small* one verifies" where the source has the small one proposing and the big
+    one verifying; "the *CPU* supplies work faster than the *GPU*" where the GPU is the fast one."""
+    tw = _TOKEN_NUM.findall(_fold_terms(text).lower().replace("’", "'"))
+    sw = _TOKEN_NUM.findall(_fold_terms(source).lower().replace("’", "'"))
+    both = set(tw) & set(sw)
+    names = sorted(w for w in both if len(w) > 1 and _named(w, source) and _named(w, text))
+    pairs = {(w, a) for w in both & set(ANTONYMS) for a in ANTONYMS[w] & both}
+    pairs |= {(w, a) for w in names for a in names if w != a}
     out = []
-    for w in sorted(set(tw) & set(sw) & set(ANTONYMS)):
-        for a in sorted(ANTONYMS[w] & set(tw) & set(sw)):
-            mine, theirs, here = _context(sw, w), _context(sw, a), _context(tw, w)
-            if len(here & theirs - mine) >= 2 and len(here & theirs - mine) > len(here & mine - theirs):
-                out.append(f"{w!r} and {a!r} trade places against the source")
+    for w, a in sorted(pairs):
+        mine, theirs, here = _context(sw, w), _context(sw, a), _context(tw, w)
+        if len(here & theirs - mine) >= 2 and len(here & theirs - mine) > len(here & mine - theirs):
+            out.append(f"{w!r} and {a!r} trade places against the source")
     return out[:1]
 
 
@@ -246,21 +268,61 @@ def changed_quantities(text: str, source: str) -> list[str]:
     return out[:1]
 
 
-def invented_clauses(text: str, source: str, overlap: object) -> list[str]:
+def invented_clauses(
+    text: str, source: str, overlap: object, cosine: Callable[[str, str], float] | None = None
+) -> list[str]:
     """Clauses of ``text`` with too little of ``source`` in them.
 
     overlap: ``verify.lexical_overlap`` (passed in, so this module does not import verify).
+    cosine: sentence-embedding cosine; a clause whose words are mostly new but whose meaning is
+    ``CLAUSE_COSINE_MIN`` close to one clause (or sentence) of the source is a paraphrase ("As our
+    bar for AI rises" for "As our standard of AI increases"), not an addition.
     """
-    from ramble2post.structure.verify import content_words
+    from ramble2post.structure.verify import _SENT, content_words
 
     out = []
+    spans: list[str] | None = None
     for clause in _CLAUSE.split(text):
         if not clause or len(content_words(clause)) < CLAUSE_MIN_WORDS:
             continue
         share = overlap(clause, source)  # type: ignore[operator]
-        if share < CLAUSE_MIN:
-            out.append(f"clause not in the sources ({share:.2f} < {CLAUSE_MIN}): {clause.strip()[:60]!r}")
+        if share >= CLAUSE_MIN:
+            continue
+        if cosine is not None:
+            if spans is None:
+                spans = [c for s in _SENT.split(source) for c in (s, *_CLAUSE.split(s)) if c and len(c.split()) > 1]
+            if max((cosine(clause, c) for c in spans), default=0.0) >= CLAUSE_COSINE_MIN:
+                continue
+        out.append(f"clause not in the sources ({share:.2f} < {CLAUSE_MIN}): {clause.strip()[:60]!r}")
     return out
+
+
+# "with no loss", "without adding latency": these deny that a thing exists ("never" negates what
+# happens, and is the polarity check's business)
+ABSENCE = {"no", "without"}
+
+
+def denied_novelties(text: str, source: str, supported: Callable[[str], bool]) -> list[str]:
+    """Denials of something the source never talks about: "... with no loss in quality" where the
+    speaker said nothing about quality. A denial is a claim too (nothing was lost), and the words
+    it denies are few, so the overlap checks let it through.
+
+    supported: whether the source has a word (same stem).
+    """
+    from ramble2post.structure.verify import STOP
+
+    out = []
+    for clause in _SCOPE_BREAK.split(text.lower().replace("’", "'")):
+        words = _TOKEN.findall(clause or "")
+        for i, w in enumerate(words):
+            if w not in ABSENCE:
+                continue
+            nxt = [
+                x for x in words[i + 1 : i + 4] if x not in STOP and x not in DEGREE and x not in MODAL and len(x) > 2
+            ]
+            if nxt and not supported(nxt[0]):
+                out.append(f"denies what the source does not mention: {w} {nxt[0]!r}")
+    return out[:1]
 
 
 def merged_sources(text: str, source: str, overlap: object) -> list[str]:

@@ -24,7 +24,14 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ramble2post.structure.faithful import changed_quantities, debris, flips, invented_clauses, merged_sources
+from ramble2post.structure.faithful import (
+    changed_quantities,
+    debris,
+    denied_novelties,
+    flips,
+    invented_clauses,
+    merged_sources,
+)
 
 LEXICAL_MIN = 0.5  # share of the rewrite's content words found in its sources (paraphrase set: 0.6 rejected
 # a third of faithful rewrites; the meaning checks now catch what the stricter overlap did)
@@ -213,7 +220,9 @@ def problems(
         out += flips(text, source)
         out += changed_quantities(text, source)
         if not out:
-            out += invented_clauses(text, source, lexical_overlap)
+            out += denied_novelties(text, source, lambda w: lexical_overlap(w, source) == 1.0)
+        if not out:
+            out += invented_clauses(text, source, lexical_overlap, cosine)
         if not out:
             out += merged_sources(text, source, lexical_overlap)
     return out
