@@ -96,3 +96,21 @@ def test_a_copy_is_shown_in_the_speakers_spelling():
     verify_items(items, segment_ids={3}, speaker_text=lambda it: SRC)
     assert items[0]["text"] == SRC and items[0]["origin"] == "speaker"  # the whole sentence: exactly as said
     assert items[1]["text"] == "I" + span[1:] and items[1]["origin"] == "speaker"  # a span: capitalised
+
+
+def test_a_failing_rewrite_is_not_kept_in_part():
+    """Model text that survives cutting a failing rewrite is dropped for the speaker's words: the output
+    it came from already drifted (observed: "the light at the end of the tunnel" became "The mind is like
+    a light at the end of the tunnel." plus an invented sentence; the first passed on its own)."""
+    src = "There's kind of like the light at the end of the tunnel."
+    items = [
+        {
+            "text": "The mind is like a light at the end of the tunnel. This analogy helps you understand trade-offs.",
+            "origin": "model",
+            "sources": [3],
+        }
+    ]
+    assert not problems("The mind is like a light at the end of the tunnel.", src)  # the part passes alone
+    block = verify_items(items, segment_ids={3}, speaker_text=lambda it: src)
+    assert block["replaced"] == 1 and block["repaired"] == 0
+    assert items[0]["text"] == src and items[0]["origin"] == "speaker" and "failed" in items[0]["note"]
