@@ -206,3 +206,14 @@ def test_repair_of_a_thin_window_needs_more_words():
     fixed, records = guard.repair(samples=samples, segments=segs, regions=[], decode=lambda c: more, windows=windows)
     assert records[0]["reason"] == "thin" and records[0]["applied"]
     assert "whole passage" in fixed[1]["text"] and len(fixed) == 4
+
+
+def test_short_phrases_said_again_are_speech_and_a_stuttering_redecode_is_refused():
+    segs = [seg(0, 4, "The cache costs 24 kilobytes per token."), seg(4, 5, "Per token.")]
+    assert guard.find_loops(segs) == []  # a two-word echo is speech (it was flagged before)
+    segs = [seg(0, 4, "Every token reads every weight."), seg(4, 8, "Every token reads every weight.")]
+    stutter = [seg(0.0, 2.0, "The token. The token."), seg(2.0, 3.0, "So single request with")]
+    fixed, records = guard.repair(
+        samples=np.zeros(16000 * 10, np.float32), segments=segs, regions=[], decode=lambda clip: stutter
+    )
+    assert fixed == segs and records[0]["reason"] == "repeat" and not records[0]["applied"]

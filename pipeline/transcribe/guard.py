@@ -45,7 +45,9 @@ MIN_GAP_S = 3.0  # s of VAD speech without any segment that count as a dropped p
 PAD_S = 1.0  # s of context added on each side of a span that is decoded again
 REDECODE_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # second pass, when the first (T = 0, no context) loops
 ECHO_BACK = 3  # segments looked back at for a repeat of earlier text
-ECHO_MIN_WORDS = 2  # words; a one-word segment ("Right.") may well be said twice
+# words; shorter phrases recur in real speech: "Per token." after "... 24 KiB per token." was
+# flagged on an espeak-ng clip (short-m3-kv) and its re-decode was worse (WER 9.9 -> 12.1 %)
+ECHO_MIN_WORDS = 3
 # A window whose words per second of speech are under this share of the recording's median lost
 # text: one speaker's rate varies by well under 2x within a recording (espeak-ng voices at 150-200
 # wpm, the 13-min sample's windows: 2.0-3.3 words/s), a dropped sentence halves a window's count.
@@ -241,6 +243,10 @@ def repair(
         # a loop or repeat that comes back empty was words over noise: drop them; a gap must get
         # words, a thin window more words than it had
         ok = not is_loop(text) and (bool(text) or flag.reason != "gap")
+        # a phrase said twice back to back in the new text and not in the old is the re-decode stuttering
+        # over its 1-s context ("Per token." -> "The token. The token. So ...")
+        reps, phrase = longest_repeat(text)
+        ok = ok and not (reps >= 2 and len(phrase.split()) >= 2 and longest_repeat(old)[0] < 2)
         if flag.reason == "thin":
             ok = ok and len(_WORD.findall(text)) > len(_WORD.findall(old))
         records.append(
