@@ -172,6 +172,7 @@ def test_cli_engines_give_the_same_transcript_shape(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["options"]["engine"] == "batched"
+    assert data["options"]["segment_times"] == "spread over each window"  # provenance: times are estimates
     assert [s["id"] for s in data["segments"]] == list(range(len(data["segments"])))
     assert all({"id", "start", "end", "text"} <= set(s) for s in data["segments"])
     assert all(0 <= s["start"] <= s["end"] <= data["duration"] + 1e-6 for s in data["segments"])

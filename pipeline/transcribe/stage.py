@@ -190,7 +190,13 @@ def transcribe_file(
                 progress=bar.update,
             )
             bar.update(bar.total - bar.n)  # silence the VAD skipped counts as done
-        decode = {**decode, "engine": "batched", "condition_on_previous_text": False}
+        decode = {
+            **decode,
+            "engine": "batched",
+            "condition_on_previous_text": False,
+            # text-only windows: a sentence's start/end are its share of the window's speech, not heard times
+            "segment_times": "timestamp tokens" if batched.BatchedOptions().timestamps else "spread over each window",
+        }
     else:
         # whisper prints "Detected language" to stdout; keep stdout clean for the transcript
         with contextlib.redirect_stdout(sys.stderr):
