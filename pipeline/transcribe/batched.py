@@ -361,7 +361,7 @@ def transcribe_batched(
     progress: called with the seconds of audio in each batch once it is decoded (from worker
         threads when there are several), e.g. to advance a progress bar.
     Returns ``{"segments": [{start, end, text, avg_logprob, no_speech_prob}], "language", "timing", "chunks",
-    "vad", "regions", "speech_s"}`` (``vad``: "energy" or "silero"; ``regions``: its speech, s).
+    "vad", "segment_times", "regions", "speech_s"}`` (``vad``: "energy" or "silero"; ``regions``: its speech, s).
     """
     import torch
     import whisper
@@ -516,6 +516,8 @@ def transcribe_batched(
         "timing": timing,
         "chunks": [dataclasses.asdict(c) for c in chunks],
         "vad": vad,
+        # text-only windows: a sentence's start/end are its share of the window's speech, not heard times
+        "segment_times": "timestamp tokens" if options.timestamps else "spread over each window",
         "regions": [(round(a, 3), round(b, 3)) for a, b in regions],
         "speech_s": round(sum(b - a for a, b in regions), 3),
     }

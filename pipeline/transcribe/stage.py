@@ -194,8 +194,7 @@ def transcribe_file(
             **decode,
             "engine": "batched",
             "condition_on_previous_text": False,
-            # text-only windows: a sentence's start/end are its share of the window's speech, not heard times
-            "segment_times": "timestamp tokens" if batched.BatchedOptions().timestamps else "spread over each window",
+            "segment_times": result["segment_times"],
         }
     else:
         # whisper prints "Detected language" to stdout; keep stdout clean for the transcript
@@ -218,7 +217,8 @@ def transcribe_file(
             segments=list(result["segments"]),
             regions=regions,
             decode=decoder,
-            windows=result.get("chunks", []) if engine == "batched" and not batched.BatchedOptions().timestamps else (),
+            # text-only windows: their sentences cover them whatever was dropped, so judge their word rate
+            windows=result["chunks"] if result.get("segment_times") == "spread over each window" else (),
         )
     t_done = time.perf_counter()
 
