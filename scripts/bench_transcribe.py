@@ -11,6 +11,8 @@ with ffmpeg and handed over as a float32 array to both projects):
 - ``ours-int8``     pipeline.fast batched engine as shipped: int8 decoder, bf16 encoder,
                     workers chosen automatically (2 on a 2-3-core CPU).
 - ``ours-int8-1w``  the same with 1 worker: encoder on all cores, decoding on 1 thread.
+- ``ours-int8-ctx`` the same, each window prompted with the words decoded before it
+                    (``BatchedOptions.context``, off by default).
 - ``fw-int8``       faster-whisper ``WhisperModel.transcribe``, compute_type int8, greedy.
 - ``fw-batch-int8`` faster-whisper ``BatchedInferencePipeline``, int8, batch 8 (its fastest CPU mode).
 
@@ -66,12 +68,13 @@ SAMPLES = {  # name -> (audio, reference text)
         REPO.parent / "shared/audio/explain-format-ramble.txt",
     ),
 }
-ENGINES = ("ours-seq", "ours-fp32", "ours-int8", "ours-int8-1w", "fw-int8", "fw-batch-int8")
+ENGINES = ("ours-seq", "ours-fp32", "ours-int8", "ours-int8-1w", "ours-int8-ctx", "fw-int8", "fw-batch-int8")
 PAIRS = (
     ("ours-int8", "fw-int8"),
     ("ours-int8", "fw-batch-int8"),
     ("ours-int8-1w", "fw-int8"),
     ("ours-int8-1w", "fw-batch-int8"),
+    ("ours-int8-ctx", "fw-batch-int8"),
     ("ours-fp32", "fw-int8"),
 )
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # both projects' default fallback schedule
@@ -159,6 +162,7 @@ def run_child(engine: str, model: str, sample: str, threads: int, device: str = 
                     encoder_bf16=int8,
                     threads=threads,
                     workers=1 if engine == "ours-int8-1w" else None,
+                    context=engine == "ours-int8-ctx",
                 )
 
                 def go(x):

@@ -17,9 +17,12 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
    one STFT and encoded in one forward pass; the encoder output is kept so that the
    temperature fallback re-decodes without encoding again.
 4. **Batched greedy decoding** with whisper's own ``DecodingTask`` (KV cache, logit
-   filters), windows independent of each other (no conditioning on previous text), text
-   only (no timestamp tokens: 13-min sample 7.84 % WER vs 8.95 % with them); each window's
-   sentences get times spread over its speech (``sentence_times``).
+   filters), text only (no timestamp tokens: 13-min sample 7.84 % WER vs 8.95 % with them);
+   each window's sentences get times spread over its speech (``sentence_times``). Windows
+   are independent of each other, as in faster-whisper's batched pipeline. ``context=True``
+   prompts each window with the words decoded before it, as whisper's own loop does (windows
+   dealt into chains and lanes so that a window's predecessor is decoded one batch earlier,
+   ``context.py``); off by default: on 31 files it did not lower the WER (docs/PERFORMANCE.md).
 5. **Precision on CPU**: the decoder's linear layers in int8
    (``torch.ao.quantization.quantize_dynamic``; whisper's ``Linear`` subclass is not
    matched by its exact-type lookup, so the modules are swapped to plain ``nn.Linear``
@@ -49,19 +52,25 @@ Numbers for each lever: docs/PERFORMANCE.md, "Transcription".
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from ramble2post.transcribe import context
 from ramble2post.transcribe.audio import SAMPLE_RATE
+from ramble2post.transcribe.context import CPU_CHAINS, decode_rows, plan_chains, row_prompts
+from ramble2post.transcribe.precision import (  # noqa: F401
+    cpu_has_bf16,
+    prepare_model,
+    quantize_int8,
+    replicate_decoder,
+)
 from ramble2post.transcribe.segments import _split_segments, sentence_times  # noqa: F401
 
 # OpenMP threads that spin while waiting collapse when the cores are shared (measured on the
@@ -110,11 +119,13 @@ class BatchedOptions:
     workers: int | None = None  # CPU: batches run at once, each op on 1 thread; None = auto (see module doc)
     vad: VadOptions = VadOptions()
     vad_engine: str = "auto"  # "energy" (numpy) | "silero" | "auto" (Silero on noisy audio), see vad.detect_speech
+    # prompt each window with the text decoded before it, batches dealt out so that it is decoded first
+    # (context.py). Off: windows independent, as faster-whisper's batched pipeline decodes them; on did
+    # not lower the WER on 31 files (mean +0.22 clean, +0.07 pink 10 dB, -0.48 brown 5 dB points).
+    context: bool = False
 
 
-# ---------------------------------------------------------------------------- model preparation
-
-_PREPARED: dict[tuple[int, str, bool, str], Any] = {}
+# ---------------------------------------------------------------------------- workers
 
 
 AUTO_WORKERS_MAX_CORES = 3  # auto picks 2 workers only on 2-3 physical cores (measured on 2; see module doc)
@@ -146,165 +157,6 @@ def physical_cores() -> int:
         n = None
     avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(n or avail, avail))
-
-
-def _swap_linears(module) -> int:
-    """Replace whisper's ``Linear`` subclass with plain ``nn.Linear`` (same tensors)."""
-    from torch import nn
-
-    swapped = 0
-    for name, child in module.named_children():
-        if isinstance(child, nn.Linear) and type(child) is not nn.Linear:
-            plain = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
-            plain.weight = child.weight
-            plain.bias = child.bias
-            setattr(module, name, plain)
-            swapped += 1
-        else:
-            swapped += _swap_linears(child)
-    return swapped
-
-
-def quantize_int8(model):
-    """int8 dynamic quantization of the decoder's linear layers of a (CPU, fp32) whisper model, in place.
-
-    Only the decoder: torch's dynamic quantization uses one activation scale per tensor, and
-    an encoder tensor holds batch x 1500 frames, so one loud frame costs all others their
-    precision (measured, base, 13-min: int8 everywhere WER 10.9 % vs 9.0 % fp32). Returns the
-    number of quantized layers.
-    """
-    import torch
-    from torch import nn
-    from torch.ao.nn.quantized.dynamic import Linear as QLinear
-
-    _swap_linears(model.decoder)
-    with warnings.catch_warnings():  # torch 2.13 flags its quantized tensor API as deprecated; it works
-        warnings.simplefilter("ignore", UserWarning)
-        torch.ao.quantization.quantize_dynamic(model.decoder, {nn.Linear}, dtype=torch.qint8, inplace=True)
-    return sum(isinstance(m, QLinear) for m in model.modules())
-
-
-def _fast_decoder_classes():
-    """Subclasses of whisper's ``TextDecoder`` and ``MultiHeadAttention`` for the CPU decoding loop.
-
-    Two hot spots of whisper's per-token step, measured on 1 thread (base, batch 3-8):
-    the logits ``x @ token_embedding.weight.T`` in fp32 reads a 51865 x 512 matrix through a
-    transposed view: 22-38 ms per step, vs 1.1-1.5 ms as an int8 ``quantized.linear_dynamic``;
-    the cross-attention reads its cached keys/values (B x 1500 x 512) through a permuted view on
-    every step: SDPA 3.4-10.4 ms per layer, vs 0.7-4.9 ms on a contiguous (B, heads, 1500, 64)
-    copy made once per decode.
-    """
-    import torch.nn.functional as F
-    from whisper.model import MultiHeadAttention, TextDecoder
-
-    class FastCrossAttention(MultiHeadAttention):
-        def forward(self, x, xa=None, mask=None, kv_cache=None):
-            if xa is None or kv_cache is None or not MultiHeadAttention.use_sdpa:
-                return super().forward(x, xa, mask, kv_cache)
-            kk, vk = (self.key, "heads"), (self.value, "heads")
-            if kk not in kv_cache:  # once per decode (and re-made for each fallback decode)
-                n_batch, n_ctx, _ = xa.shape
-                kv_cache[kk] = self.key(xa).view(n_batch, n_ctx, self.n_head, -1).transpose(1, 2).contiguous()
-                kv_cache[vk] = self.value(xa).view(n_batch, n_ctx, self.n_head, -1).transpose(1, 2).contiguous()
-                kv_cache.pop(self.key, None)  # what whisper's hooks stored: not needed, not kept
-                kv_cache.pop(self.value, None)
-            q = self.query(x)
-            n_batch, n_q, _ = q.shape
-            q = q.view(n_batch, n_q, self.n_head, -1).transpose(1, 2)
-            a = F.scaled_dot_product_attention(q, kv_cache[kk], kv_cache[vk])
-            return self.out(a.transpose(1, 2).flatten(start_dim=2)), None
-
-    class FastTextDecoder(TextDecoder):
-        def forward(self, x, xa, kv_cache=None):
-            offset = next(iter(kv_cache.values())).shape[1] if kv_cache else 0  # first entry: layer 0 self-attn keys
-            x = self.token_embedding(x) + self.positional_embedding[offset : offset + x.shape[-1]]
-            x = x.to(xa.dtype)
-            for block in self.blocks:
-                x = block(x, xa, mask=self.mask, kv_cache=kv_cache)
-            return self.logits_int8(self.ln(x)).float()
-
-    return FastTextDecoder, FastCrossAttention
-
-
-def speed_up_decoder(decoder) -> None:
-    """Switch a (CPU) whisper decoder to int8 logits and contiguous cross-attention caches, in place.
-
-    The logits layer shares the token embedding's weights, quantized per output channel (one
-    scale per vocabulary row) so that rare tokens with small embeddings keep their precision.
-    """
-    import torch
-    from torch import nn
-
-    fast_decoder, fast_cross = _fast_decoder_classes()
-    emb = decoder.token_embedding.weight
-    head = nn.Linear(emb.shape[1], emb.shape[0], bias=False)
-    head.weight = nn.Parameter(emb.detach().float().clone(), requires_grad=False)
-    with warnings.catch_warnings():  # see prepare_model: deprecated-API notice only
-        warnings.simplefilter("ignore", UserWarning)
-        qhead = torch.ao.quantization.quantize_dynamic(
-            nn.Sequential(head), {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8
-        )
-    decoder.logits_int8 = qhead[0]
-    decoder.__class__ = fast_decoder
-    for block in decoder.blocks:
-        if block.cross_attn is not None:
-            block.cross_attn.__class__ = fast_cross
-
-
-def cpu_has_bf16() -> bool:
-    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 / AMX)."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def prepare_model(model, *, device: str, quantize: str = "auto"):
-    """A copy of ``model`` set up for the batched engine, memoised per (model, device, quantize).
-
-    quantize: "int8" (decoder, CPU only; ignored on CUDA), "none", or "auto" = int8 on CPU.
-    On CUDA the copy holds fp16 weights. The caller's model is never modified.
-    """
-    int8 = device == "cpu" and quantize in ("int8", "auto")
-    half = device == "cuda"
-    key = (id(model), device, int8, "half" if half else "full")
-    if key not in _PREPARED:
-        prepared = model
-        if int8 or half:
-            prepared = copy.deepcopy(model)
-            if int8:
-                quantize_int8(prepared)
-                speed_up_decoder(prepared.decoder)
-            if half:
-                prepared = prepared.half()
-        prepared.eval()
-        _PREPARED.clear()
-        _PREPARED[key] = (model, prepared)  # hold the source so its id() is not reused
-    return _PREPARED[key][1]
-
-
-_REPLICAS: dict[tuple[int, int], tuple[Any, list[Any]]] = {}
-
-
-def replicate_decoder(net, n: int) -> list[Any]:
-    """``n`` views of a prepared model sharing its encoder, each with its own decoder, memoised.
-
-    whisper keeps the KV cache in forward hooks registered on the decoder's modules, so two
-    threads decoding through the same decoder would write into each other's caches.
-    """
-    key = (id(net), n)
-    if key not in _REPLICAS:
-        replicas = [net]
-        for _ in range(n - 1):
-            view = copy.copy(net)
-            view._modules = dict(net._modules)  # nn.Module keeps its children in this dict
-            view.decoder = copy.deepcopy(net.decoder)
-            replicas.append(view)
-        _REPLICAS.clear()
-        _REPLICAS[key] = (net, replicas)
-    return _REPLICAS[key][1]
 
 
 # ---------------------------------------------------------------------------- mel + decoding
@@ -381,9 +233,13 @@ def transcribe_batched(
         chunks = plan_chunks(samples=samples, regions=regions, max_chunk_s=options.max_chunk_s)
     t_vad = time.perf_counter()
     batch_size = options.batch_size or (16 if device == "cuda" else 8)
-    n_batches = -(-len(chunks) // batch_size)
-    workers = 1 if device != "cpu" else (options.workers or auto_workers(n_batches))
-    workers = max(1, min(workers, n_batches))
+    # context: chains of lanes (see context.py); else each batch on its own, as before
+    if options.context:
+        plan = plan_chains(len(chunks), batch_size=batch_size, chains=CPU_CHAINS if device == "cpu" else 1)
+    else:
+        plan = [[list(range(b0, min(b0 + batch_size, len(chunks))))] for b0 in range(0, len(chunks), batch_size)]
+    workers = 1 if device != "cpu" else (options.workers or auto_workers(len(plan)))
+    workers = max(1, min(workers, len(plan)))
     fp16 = device == "cuda"
     bf16 = device == "cpu" and options.encoder_bf16 and cpu_has_bf16()
     if not model.is_multilingual:
@@ -395,6 +251,7 @@ def transcribe_batched(
         "encode_s": 0.0,
         "decode_s": 0.0,
         "fallback_s": 0.0,
+        "context_s": 0.0,
     }
 
     def clip(c: Chunk) -> np.ndarray:
@@ -402,6 +259,7 @@ def transcribe_batched(
         return cuts[0] if len(cuts) == 1 else np.concatenate(cuts)
 
     results: list[Any] = [None] * len(chunks)
+    history: list[list[int] | None] = [None] * len(chunks)  # text tokens each window adds to later prompts
     temps = [float(t) for t in temperature] if isinstance(temperature, (list, tuple)) else [float(temperature)]  # type: ignore[arg-type]
     lock = threading.Lock()
 
@@ -420,17 +278,12 @@ def transcribe_batched(
         spent["encode_s"] += time.perf_counter() - tb
         return features
 
-    def run_batch(replica, b0: int, batch: Sequence[Chunk], enc_n: int | None, dec_n: int | None) -> None:
-        """Encode, decode and re-decode (fallback) one batch; results go to ``results[b0:]``."""
-        spent = dict.fromkeys(("mel_s", "encode_s", "decode_s", "fallback_s"), 0.0)
-        features = encode(replica, batch, enc_n, spent)
-        if dec_n:
-            torch.set_num_threads(dec_n)
-        todo = list(range(len(batch)))
+    def decode(replica, idx: list[int], features, prompts, spent: dict[str, float], key: str) -> None:
+        """Decode windows ``idx`` (and re-decode at higher temperatures where whisper's rules say)."""
+        todo = list(range(len(idx)))
         for k, t in enumerate(temps):
             kwargs: dict[str, Any] = {
                 "language": language,
-                "prompt": prompt,
                 "fp16": fp16,
                 "without_timestamps": not options.timestamps,
                 "temperature": t,
@@ -438,18 +291,45 @@ def transcribe_batched(
             if t == 0 and beam_size:
                 kwargs["beam_size"] = beam_size
             ts = time.perf_counter()
-            out = whisper.decode(replica, features[todo], whisper.DecodingOptions(**kwargs))
-            spent["decode_s" if k == 0 else "fallback_s"] += time.perf_counter() - ts
+            out = decode_rows(replica, features[todo], whisper.DecodingOptions(**kwargs), [prompts[i] for i in todo])
+            spent[key if k == 0 else "fallback_s"] += time.perf_counter() - ts
             for i, r in zip(todo, out):
-                results[b0 + i] = r
+                results[idx[i]] = r
             todo = [i for i, r in zip(todo, out) if _needs_fallback(r)]
             if not todo:
                 break
+        for i in idx:
+            r = results[i]
+            silent = r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD
+            # whisper's loop: a dropped window adds nothing; one decoded above 0.5 resets the prompt
+            history[i] = [] if silent else None if r.temperature > 0.5 else [t for t in r.tokens if t < eot]
+
+    def run_chain(replica, chain: list[list[int]], enc_n: int | None, dec_n: int | None) -> None:
+        """Encode and decode a chain's batches in order; then its lanes' first windows again, prompted."""
+        spent = dict.fromkeys(("mel_s", "encode_s", "decode_s", "fallback_s", "context_s"), 0.0)
+        start, first = chain[0][0], None
+        for b, idx in enumerate(chain):
+            features = encode(replica, [chunks[i] for i in idx], enc_n, spent)
+            if dec_n:
+                torch.set_num_threads(dec_n)
+            if b == 0:
+                first = features
+            prompts = (
+                row_prompts(idx, history, start=start, base=base) if options.context else [base or None] * len(idx)
+            )
+            decode(replica, idx, features, prompts, spent, "decode_s")
+            if progress:
+                with lock:
+                    progress(sum(chunks[i].end - chunks[i].start for i in idx))
+        redo = (
+            [p for p, i in enumerate(chain[0]) if i > start] if options.context and context.REDECODE_LANE_STARTS else []
+        )
+        if redo and first is not None:
+            idx = [chain[0][p] for p in redo]
+            decode(replica, idx, first[redo], row_prompts(idx, history, start=start, base=base), spent, "context_s")
         with lock:  # with several workers these add up the workers' times (more than the wall time)
             for key, v in spent.items():
                 timing[key] += v
-            if progress:
-                progress(sum(c.end - c.start for c in batch))
 
     prev_sdpa = MultiHeadAttention.use_sdpa
     MultiHeadAttention.use_sdpa = options.sdpa
@@ -459,16 +339,18 @@ def transcribe_batched(
                 features = encode(net, chunks[:1], enc_threads, timing)
                 _, probs = net.detect_language(features, get_tokenizer(True, num_languages=model.num_languages))
                 language = max(probs[0], key=probs[0].get)
-            batches = [(b0, chunks[b0 : b0 + batch_size]) for b0 in range(0, len(chunks), batch_size)]
+            tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language)
+            eot = tokenizer.eot
+            base = tokenizer.encode(" " + prompt.strip()) if prompt else []
             if workers == 1:
-                for b0, batch in batches:
-                    run_batch(net, b0, batch, enc_threads, options.decode_threads)
+                for chain in plan:
+                    run_chain(net, chain, enc_threads, options.decode_threads)
             else:
-                # one batch per worker at a time, every op on 1 thread. Each worker needs its own
+                # one chain per worker at a time, every op on 1 thread. Each worker needs its own
                 # decoder: whisper's KV cache lives in forward hooks on the decoder's modules.
                 torch.set_num_threads(1)
                 replicas = replicate_decoder(net, workers)
-                queue = list(reversed(batches))
+                queue = list(reversed(plan))
 
                 def worker(replica) -> None:
                     with torch.inference_mode():
@@ -476,8 +358,8 @@ def transcribe_batched(
                             with lock:
                                 if not queue:
                                     return
-                                b0, batch = queue.pop()
-                            run_batch(replica, b0, batch, None, None)
+                                chain = queue.pop()
+                            run_chain(replica, chain, None, None)
 
                 with ThreadPoolExecutor(max_workers=workers) as pool:
                     for f in [pool.submit(worker, r) for r in replicas]:

@@ -79,8 +79,9 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
 
 
 # Bumped when an engine's output changes for the same inputs, so that cached transcripts are redone:
-# 2 = text-only batched windows, Silero windows packed without the noise between them.
-ENGINE_VERSION = 2
+# 2 = text-only batched windows, Silero windows packed without the noise between them;
+# 3 = the batched decoder's int8 logits rescored in fp32 for its top candidates (precision.RESCORE_TOP).
+ENGINE_VERSION = 3
 
 
 def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str) -> str:
