@@ -22,7 +22,7 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
    are independent of each other, as in faster-whisper's batched pipeline. ``context=True``
    prompts each window with the words decoded before it, as whisper's own loop does (windows
    dealt into chains and lanes so that a window's predecessor is decoded one batch earlier,
-   ``context.py``); off by default: on 31 files it did not lower the WER (docs/PERFORMANCE.md).
+   ``context.py``); off by default: on 32 files it did not lower the WER (docs/PERFORMANCE.md).
 5. **Precision on CPU**: the decoder's linear layers in int8
    (``torch.ao.quantization.quantize_dynamic``; whisper's ``Linear`` subclass is not
    matched by its exact-type lookup, so the modules are swapped to plain ``nn.Linear``
@@ -121,7 +121,7 @@ class BatchedOptions:
     vad_engine: str = "auto"  # "energy" (numpy) | "silero" | "auto" (Silero on noisy audio), see vad.detect_speech
     # prompt each window with the text decoded before it, batches dealt out so that it is decoded first
     # (context.py). Off: windows independent, as faster-whisper's batched pipeline decodes them; on did
-    # not lower the WER on 31 files (mean +0.22 clean, +0.07 pink 10 dB, -0.48 brown 5 dB points).
+    # not lower the WER on 32 files (mean +0.22 clean, +0.07 pink 10 dB, -0.28 brown 5 dB points).
     context: bool = False
 
 

@@ -19,9 +19,9 @@ at most whisper's own cap of 223.
 
 Off by default (``BatchedOptions.context``), measured (docs/PERFORMANCE.md, base, int8, 2 cores):
 re-decoding every window with its predecessor's text first looked promising on 5 files
-(pink 5 dB 23.6 -> 21.9 %, brown 5 dB 10.3 -> 9.1 %); the lanes as shipped, on 31 files (12
-re-synthesised rambles clean and + pink 10 dB, 7 + brown 5 dB), changed the mean WER by
-+0.22 / +0.07 / -0.48 points, each file moving up or down by about a point: greedy decoding's
+(pink 5 dB 23.6 -> 21.9 %, brown 5 dB 10.3 -> 9.1 %); the lanes as shipped, on 32 files (12
+re-synthesised rambles clean and + pink 10 dB, 8 + brown 5 dB), changed the mean WER by
++0.22 / +0.07 / -0.28 points, each file moving up or down by about a point: greedy decoding's
 near-ties, not a gain. Its cost is small (~5 % on the 13-min sample).
 """
 
