@@ -30,3 +30,13 @@ def ramble2post_home(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """Whisper tiny.en on CPU and the bundled 1-min sample, loaded once a session (tests copy, never modify, it)."""
+    from ramble2post.transcribe.audio import load_audio
+    from ramble2post.transcribe.models import load_whisper_model
+
+    model, _ = load_whisper_model(name_or_path="tiny.en", device="cpu")
+    return model, load_audio(SAMPLE_1MIN).samples

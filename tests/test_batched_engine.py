@@ -103,15 +103,6 @@ def test_split_segments_maps_window_times_to_file_times():
 # ---------------------------------------------------------------------------- real model (tiny.en)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    from ramble2post.transcribe.audio import load_audio
-    from ramble2post.transcribe.models import load_whisper_model
-
-    model, _ = load_whisper_model(name_or_path="tiny.en", device="cpu")
-    return model, load_audio(SAMPLE_1MIN).samples
-
-
 def _check(result, duration: float, max_wer: float) -> None:
     segs = result["segments"]
     assert segs, "no segments"

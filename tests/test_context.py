@@ -57,16 +57,6 @@ def test_a_short_history_gets_no_prompt_unless_the_user_gave_one():
 # ---------------------------------------------------------------------------- real model (tiny.en)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    from ramble2post.transcribe.audio import load_audio
-    from ramble2post.transcribe.models import load_whisper_model
-    from tests.conftest import SAMPLE_1MIN
-
-    model, _ = load_whisper_model(name_or_path="tiny.en", device="cpu")
-    return model, load_audio(SAMPLE_1MIN).samples
-
-
 @pytest.mark.slow
 def test_row_prompts_decode_like_whisper_with_each_rows_own_prompt(tiny):
     """Two rows, two different prompts, one batch: each row's tokens equal whisper.decode with its prompt."""
