@@ -291,7 +291,8 @@ def transcribe_batched(
             if t == 0 and beam_size:
                 kwargs["beam_size"] = beam_size
             ts = time.perf_counter()
-            out = decode_rows(replica, features[todo], whisper.DecodingOptions(**kwargs), [prompts[i] for i in todo])
+            rows = features if len(todo) == len(idx) else features[todo]  # fallback: only the failed rows
+            out = decode_rows(replica, rows, whisper.DecodingOptions(**kwargs), [prompts[i] for i in todo])
             spent[key if k == 0 else "fallback_s"] += time.perf_counter() - ts
             for i, r in zip(todo, out):
                 results[idx[i]] = r

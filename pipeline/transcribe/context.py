@@ -99,14 +99,18 @@ def decode_rows(model, features, options, prompts: Sequence[list[int] | None]) -
 
     with_prompt = [i for i, p in enumerate(prompts) if p]
     without = [i for i, p in enumerate(prompts) if not p]
+
+    def rows_of(idx: list[int]):  # the batch itself when it is all of it: no copy of its encoder output
+        return features if len(idx) == len(prompts) else features[idx]
+
     out: list[Any] = [None] * len(prompts)
     if without:
-        for i, r in zip(without, whisper.decode(model, features[without], options)):
+        for i, r in zip(without, whisper.decode(model, rows_of(without), options)):
             out[i] = r
     if with_prompt:
         rows = [list(prompts[i] or ()) for i in with_prompt]
         task = _row_prompt_task()(model, dataclasses.replace(options, prompt=rows[0]), rows)
-        for i, r in zip(with_prompt, task.run(features[with_prompt])):
+        for i, r in zip(with_prompt, task.run(rows_of(with_prompt))):
             out[i] = r
     return out
 
