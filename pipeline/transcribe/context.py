@@ -30,6 +30,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ramble2post.transcribe.beam import batch_beam_decoder
+from ramble2post.transcribe.kvcache import static_inference
+
 PROMPT_MAX_TOKENS = 223  # whisper's cap on prompt tokens (n_text_ctx // 2 - 1)
 PROMPT_MIN_TOKENS = 4  # tokens; a batch whose shortest history is shorter decodes without prompts
 # decode the lanes' first windows again, prompted, once their chain is done. Off: one more decoding
@@ -89,13 +92,11 @@ def row_prompts(
 
 
 def decode_rows(model, features, options, prompts: Sequence[list[int] | None]) -> list[Any]:
-    """``whisper.decode`` of a batch, each row with its own prompt (or none).
+    """``whisper.decode`` of a batch, each row with its own prompt (or none), greedy or beam search.
 
     Rows with a prompt (all of one length) are decoded together, rows without in a second call.
     """
     import dataclasses
-
-    import whisper
 
     with_prompt = [i for i, p in enumerate(prompts) if p]
     without = [i for i, p in enumerate(prompts) if not p]
@@ -104,33 +105,70 @@ def decode_rows(model, features, options, prompts: Sequence[list[int] | None]) -
         return features if len(idx) == len(prompts) else features[idx]
 
     out: list[Any] = [None] * len(prompts)
+    task = batch_task()
     if without:
-        for i, r in zip(without, whisper.decode(model, rows_of(without), options)):
+        for i, r in zip(without, task(model, options).run(rows_of(without))):
             out[i] = r
     if with_prompt:
         rows = [list(prompts[i] or ()) for i in with_prompt]
-        task = _row_prompt_task()(model, dataclasses.replace(options, prompt=rows[0]), rows)
-        for i, r in zip(with_prompt, task.run(rows_of(with_prompt))):
+        for i, r in zip(
+            with_prompt, task(model, dataclasses.replace(options, prompt=rows[0]), rows).run(rows_of(with_prompt))
+        ):
             out[i] = r
     return out
 
 
-def _row_prompt_task():
-    import torch
-    from whisper.decoding import DecodingTask
+_TASK: list[Any] = []
 
-    class RowPromptTask(DecodingTask):
-        """Whisper's decoding task with a prompt per row: whisper repeats one initial sequence
-        for every row, ``<|startofprev|> prompt <|startoftranscript|> ...``; the prompt positions
-        ``1 .. k`` are overwritten per row before the first step (the language is given, so
-        ``_detect_language`` only passes the tokens through)."""
 
-        def __init__(self, model, options, prompts: list[list[int]]):
-            super().__init__(model, options)
-            self._rows = torch.tensor(prompts)
+def batch_task():
+    """Whisper's ``DecodingTask`` for a batch of windows (made once: whisper is imported lazily).
 
-        def _detect_language(self, audio_features, tokens):
-            tokens[:, 1 : 1 + self._rows.shape[1]] = self._rows.to(tokens.device)
-            return super()._detect_language(audio_features, tokens)
+    Two things whisper's own task does not do for a batch:
 
-    return RowPromptTask
+    - a prompt per row: whisper repeats one initial sequence ``<|startofprev|> prompt
+      <|startoftranscript|> ...`` for every row; positions ``1 .. k`` are overwritten per row
+      before the first step (the language is given, so ``_detect_language`` only passes the
+      tokens through);
+    - beam search over several windows: whisper (20250625) repeats the tokens per beam but
+      not the encoder output, which only works for one window. Here the encoder output is
+      repeated too, and the fast decoder (``precision.speed_up_decoder``) is told the group
+      size, so that it makes each window's cross-attention keys once for all its beams; the
+      beams are chosen by ``beam.BatchBeamDecoder`` (whisper's rules, as tensor ops).
+    """
+    if not _TASK:
+        import torch
+        from whisper.decoding import DecodingTask
+
+        class BatchTask(DecodingTask):
+            def __init__(self, model, options, prompts: list[list[int]] | None = None):
+                super().__init__(model, options)
+                self._rows = torch.tensor(prompts) if prompts else None
+                self.inference = static_inference()(model, len(self.initial_tokens))  # kvcache.py
+                if options.beam_size is not None:  # whisper's selection rules, as tensor ops (beam.py)
+                    self.decoder = batch_beam_decoder()(
+                        options.beam_size, self.tokenizer.eot, self.inference, options.patience
+                    )
+
+            def _get_audio_features(self, mel):
+                features = super()._get_audio_features(mel)
+                return features.repeat_interleave(self.n_group, dim=0) if self.n_group > 1 else features
+
+            def _detect_language(self, audio_features, tokens):
+                if self._rows is not None:
+                    tokens[:, 1 : 1 + self._rows.shape[1]] = self._rows.to(tokens.device)
+                languages, probs = super()._detect_language(audio_features, tokens)
+                return languages[: tokens.shape[0]], probs  # one per window, not per beam
+
+            def run(self, mel):
+                cross = [b.cross_attn for b in self.model.decoder.blocks if getattr(b, "cross_attn", None)]
+                for m in cross:
+                    m.group = self.n_group
+                try:
+                    return super().run(mel)
+                finally:
+                    for m in cross:
+                        m.group = 1
+
+        _TASK.append(BatchTask)
+    return _TASK[0]

@@ -70,21 +70,29 @@ def _fast_decoder_classes():
     from whisper.model import MultiHeadAttention, TextDecoder
 
     class FastCrossAttention(MultiHeadAttention):
+        group = 1  # rows per window (the beam width), set for a decode by context.BatchTask
+
         def forward(self, x, xa=None, mask=None, kv_cache=None):
             if xa is None or kv_cache is None or not MultiHeadAttention.use_sdpa:
                 return super().forward(x, xa, mask, kv_cache)
             kk, vk = (self.key, "heads"), (self.value, "heads")
             if kk not in kv_cache:  # once per decode (and re-made for each fallback decode)
+                # beam search: xa repeats each window's features ``group`` times; keys and values
+                # are made once per window and the beams' queries read them together (below)
+                xa = xa[:: self.group] if self.group > 1 else xa
                 n_batch, n_ctx, _ = xa.shape
                 kv_cache[kk] = self.key(xa).view(n_batch, n_ctx, self.n_head, -1).transpose(1, 2).contiguous()
                 kv_cache[vk] = self.value(xa).view(n_batch, n_ctx, self.n_head, -1).transpose(1, 2).contiguous()
                 kv_cache.pop(self.key, None)  # what whisper's hooks stored: not needed, not kept
                 kv_cache.pop(self.value, None)
             q = self.query(x)
-            n_batch, n_q, _ = q.shape
-            q = q.view(n_batch, n_q, self.n_head, -1).transpose(1, 2)
+            n_rows, n_q, d = q.shape
+            n_batch = kv_cache[kk].shape[0]
+            # a window's beams are consecutive rows: their queries become one longer query sequence
+            # against the window's keys (no mask in cross-attention, so this is the same maths)
+            q = q.view(n_batch, n_rows // n_batch * n_q, self.n_head, -1).transpose(1, 2)
             a = F.scaled_dot_product_attention(q, kv_cache[kk], kv_cache[vk])
-            return self.out(a.transpose(1, 2).flatten(start_dim=2)), None
+            return self.out(a.transpose(1, 2).reshape(n_rows, n_q, d)), None
 
     class FastTextDecoder(TextDecoder):
         def forward(self, x, xa, kv_cache=None):

@@ -1,0 +1,104 @@
+"""Beam search for a batch of windows: the same choices as whisper's own beam search decoder."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+whisper_decoding = pytest.importorskip("whisper.decoding")
+
+from ramble2post.transcribe.beam import batch_beam_decoder  # noqa: E402
+
+EOT = 7
+VOCAB = 12
+
+
+class _Cache:
+    """Stands in for whisper's inference object: records the rows kept at each step."""
+
+    def __init__(self):
+        self.moves: list[list[int]] = []
+
+    def rearrange_kv_cache(self, source_indices):
+        self.moves.append(list(source_indices))
+
+
+def _run(decoder_cls, logits_steps, n_audio, beam):
+    cache = _Cache()
+    dec = decoder_cls(beam, EOT, cache)
+    tokens = torch.tensor([[1, 2, 3]]).repeat(n_audio * beam, 1)  # every beam starts from the same prefix
+    sums = torch.zeros(n_audio * beam)
+    for logits in logits_steps:
+        tokens, completed = dec.update(tokens, logits.clone(), sums)
+        if completed:
+            break
+    seqs, scores = dec.finalize(tokens.view(n_audio, beam, -1), sums.view(n_audio, beam))
+    return tokens, sums, cache.moves, [[tuple(t.tolist()) for t in s] for s in seqs], scores
+
+
+@pytest.mark.parametrize("beam", [2, 3, 5])
+@pytest.mark.parametrize("seed", range(6))
+def test_batch_beam_decoder_chooses_as_whispers_decoder(beam, seed):
+    """Random logits, with end-of-text often among the best: beams, scores, kept rows and the
+    finished sequences with their scores are whisper's, step by step."""
+    gen = torch.Generator().manual_seed(seed)
+    n_audio = 3
+    steps = []
+    for step in range(12):
+        logits = torch.randn(n_audio * beam, VOCAB, generator=gen) * 2
+        logits[:, EOT] += torch.rand(n_audio * beam, generator=gen) * 3  # ends compete with words
+        if step == 0:  # equal prefixes give equal logits: all beams of a window at the first step
+            logits = logits[::beam].repeat_interleave(beam, dim=0)
+        steps.append(logits)
+    ours = _run(batch_beam_decoder(), steps, n_audio, beam)
+    ref = _run(whisper_decoding.BeamSearchDecoder, steps, n_audio, beam)
+    assert torch.equal(ours[0], ref[0])
+    assert torch.equal(ours[1], ref[1])
+    assert ours[2] == ref[2]
+    assert ours[3] == ref[3] and ours[4] == ref[4]
+
+
+def test_first_step_counts_identical_beams_once():
+    """All beams start equal: the new beams are the distinct best tokens, not one token twice."""
+    logits = torch.full((2, VOCAB), -10.0)
+    logits[:, 4], logits[:, 5] = 0.0, -1.0
+    tokens, _, moves, _, _ = _run(batch_beam_decoder(), [logits], 1, 2)
+    assert tokens[:, -1].tolist() == [4, 5] and moves == [[1, 1]]  # as whisper: from the last equal beam
+
+
+# ---------------------------------------------------------------------------- real model (tiny.en)
+
+
+@pytest.mark.slow
+def test_batched_beam_search_decodes_each_window_as_whisper_alone(tiny, monkeypatch):
+    """Three windows, two beams each, one batch (encoder output repeated per beam, KV cache written in
+    place, tensor beam rules): fp32 tokens and scores equal whisper.decode of each window on its own.
+    With the int8 decoder the beams share each window's cross-attention keys; the text is that of
+    the same decode with the keys made per beam (the same maths, summed in another order)."""
+    import whisper
+    from whisper.decoding import DecodingTask
+
+    from ramble2post.transcribe import batched, context
+    from ramble2post.transcribe.wer import word_error_rate
+
+    model, samples = tiny
+    clips = [samples[a * 16_000 : b * 16_000] for a, b in ((0, 20), (20, 45), (45, 57))]
+    mel = batched.batch_log_mel(clips, n_mels=model.dims.n_mels, device="cpu")
+    opts = whisper.DecodingOptions(language="en", fp16=False, temperature=0.0, without_timestamps=True, beam_size=2)
+    greedy = whisper.DecodingOptions(language="en", fp16=False, temperature=0.0, without_timestamps=True)
+    with torch.inference_mode():
+        net = batched.prepare_model(model, device="cpu", quantize="none")
+        features = net.encoder(mel)
+        ours = context.decode_rows(net, features, opts, [None] * 3)
+        alone = [whisper.decode(net, features[i : i + 1], opts)[0] for i in range(3)]
+        plain = context.decode_rows(net, features, greedy, [None] * 3)
+        fast = batched.prepare_model(model, device="cpu", quantize="int8")
+        features8 = fast.encoder(mel)
+        shared = context.decode_rows(fast, features8, opts, [None] * 3)
+        monkeypatch.setattr(context.batch_task(), "run", DecodingTask.run)  # group never set: keys per beam
+        per_beam = context.decode_rows(fast, features8, opts, [None] * 3)
+    for a, b in zip(ours, alone):
+        assert a.tokens == b.tokens and a.avg_logprob == pytest.approx(b.avg_logprob, abs=1e-5)
+    assert [r.tokens for r in ours] != [r.tokens for r in plain]  # beam search chose differently somewhere
+    for a, b in zip(shared, per_beam):
+        assert word_error_rate(reference=b.text, hypothesis=a.text) <= 0.10
