@@ -13,8 +13,10 @@ with ffmpeg and handed over as a float32 array to both projects):
 - ``ours-int8-1w``  the same with 1 worker: encoder on all cores, decoding on 1 thread.
 - ``ours-int8-ctx`` the same, each window prompted with the words decoded before it
                     (``BatchedOptions.context``, off by default).
+- ``ours-int8-greedy`` the same with greedy decoding instead of the default two beams per window.
 - ``fw-int8``       faster-whisper ``WhisperModel.transcribe``, compute_type int8, greedy.
-- ``fw-batch-int8`` faster-whisper ``BatchedInferencePipeline``, int8, batch 8 (its fastest CPU mode).
+- ``fw-batch-int8`` faster-whisper ``BatchedInferencePipeline``, int8, batch 8, greedy (its fastest CPU mode).
+- ``fw-batch-int8-b2`` the same with two beams (its own default is 5), to compare beam with beam.
 
 faster-whisper loads the very CTranslate2 folders our checkpoints were converted from.
 Repetitions are interleaved (rep 1 of every engine, then rep 2, ...) so that load from
@@ -68,13 +70,25 @@ SAMPLES = {  # name -> (audio, reference text)
         REPO.parent / "shared/audio/explain-format-ramble.txt",
     ),
 }
-ENGINES = ("ours-seq", "ours-fp32", "ours-int8", "ours-int8-1w", "ours-int8-ctx", "fw-int8", "fw-batch-int8")
+ENGINES = (
+    "ours-seq",
+    "ours-fp32",
+    "ours-int8",
+    "ours-int8-1w",
+    "ours-int8-ctx",
+    "ours-int8-greedy",
+    "fw-int8",
+    "fw-batch-int8",
+    "fw-batch-int8-b2",
+)
 PAIRS = (
     ("ours-int8", "fw-int8"),
     ("ours-int8", "fw-batch-int8"),
     ("ours-int8-1w", "fw-int8"),
     ("ours-int8-1w", "fw-batch-int8"),
     ("ours-int8-ctx", "fw-batch-int8"),
+    ("ours-int8-greedy", "fw-batch-int8"),
+    ("ours-int8", "fw-batch-int8-b2"),
     ("ours-fp32", "fw-int8"),
 )
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # both projects' default fallback schedule
@@ -163,6 +177,7 @@ def run_child(engine: str, model: str, sample: str, threads: int, device: str = 
                     threads=threads,
                     workers=1 if engine == "ours-int8-1w" else None,
                     context=engine == "ours-int8-ctx",
+                    beam_size=1 if engine == "ours-int8-greedy" else BatchedOptions.beam_size,
                 )
 
                 def go(x):
@@ -179,8 +194,11 @@ def run_child(engine: str, model: str, sample: str, threads: int, device: str = 
                 compute_type="float16" if device == "cuda" else "int8",
                 cpu_threads=threads,
             )
-            kwargs = dict(language="en" if english else None, beam_size=1, best_of=1, temperature=list(TEMPERATURES))
-            if engine == "fw-batch-int8":
+            beams = 2 if engine.endswith("-b2") else 1
+            kwargs = dict(
+                language="en" if english else None, beam_size=beams, best_of=1, temperature=list(TEMPERATURES)
+            )
+            if engine.startswith("fw-batch-int8"):
                 pipe = BatchedInferencePipeline(model=fw)
 
                 def go(x):

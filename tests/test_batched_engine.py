@@ -319,3 +319,22 @@ def test_noisy_audio_goes_through_real_silero_and_packed_windows(tiny):
     assert all(sum(b - a for a, b in Chunk(**c).spans()) <= 30.0 + 1e-6 for c in result["chunks"])
     # measured 2026-11-30: WER 32.8 % (tiny.en, default batch; 19.3 % on the clean clip)
     _check(result, len(samples) / SAMPLE_RATE, max_wer=0.40)
+
+
+@pytest.mark.parametrize(
+    ("n", "batch", "workers", "sizes"),
+    [
+        (10, 8, 2, [5, 5]),  # not 8 + 2: the worker with 2 would wait
+        (8, 8, 2, [4, 4]),  # one full batch would leave the second worker idle
+        (32, 8, 2, [8, 8, 8, 8]),
+        (20, 8, 2, [5, 5, 5, 5]),  # 3 batches would be 7 + 7 + 6 on 2 workers
+        (7, 8, 1, [7]),
+        (1, 8, 2, [1]),
+        (3, 16, 4, [1, 1, 1]),
+        (0, 8, 2, []),
+    ],
+)
+def test_batches_are_even_and_a_multiple_of_the_workers(n, batch, workers, sizes):
+    plan = batched.plan_batches(n, batch_size=batch, workers=workers)
+    assert [len(b) for b in plan] == sizes
+    assert [i for b in plan for i in b] == list(range(n))  # every window once, in order

@@ -43,7 +43,8 @@ from ramble2post.transcribe.writers import WRITERS
     "--beam-size",
     type=click.IntRange(1, 10),
     default=None,
-    help="Beam search width. Default: greedy decoding (fastest).",
+    help="Beam search width; 1 = greedy (fastest). Default: 2 in the batched engine (lower WER than "
+    "greedy on 27 of 36 measured files, at ~1.13x the time), greedy in the sequential one.",
 )
 @click.option(
     "--engine",

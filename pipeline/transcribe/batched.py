@@ -16,8 +16,10 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
 3. **Batched log-mel + encoder**: the mels of ``batch_size`` windows are computed in
    one STFT and encoded in one forward pass; the encoder output is kept so that the
    temperature fallback re-decodes without encoding again.
-4. **Batched greedy decoding** with whisper's own ``DecodingTask`` (KV cache, logit
-   filters), text only (no timestamp tokens: 13-min sample 7.84 % WER vs 8.95 % with them);
+4. **Batched decoding**, two beams per window (``BatchedOptions.beam_size``; whisper's beam
+   rules as tensor ops in ``beam.py``, the beams sharing their window's cross-attention keys),
+   with whisper's own ``DecodingTask`` (logit filters; KV cache written in place,
+   ``kvcache.py``), text only (no timestamp tokens: 13-min sample 7.84 % WER vs 8.95 % with them);
    each window's sentences get times spread over its speech (``sentence_times``). Windows
    are independent of each other, as in faster-whisper's batched pipeline. ``context=True``
    prompts each window with the words decoded before it, as whisper's own loop does (windows
@@ -39,6 +41,8 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
    more than it saves (base, 60 steps x 3 windows: 2.1 CPU-s on 1 thread, 12 on 2).
    ``workers`` runs several batches at once instead, each op on 1 thread (a decoder copy
    per worker; the text is identical, checked on both samples with base and tiny.en).
+   Batches are made even and their number a multiple of the workers (``plan_batches``:
+   10 windows go as 5 + 5, not 8 + 2): a 3-5 min file took 20-30 % less time.
    ``None`` (auto) = 2 workers on a 2-3-core CPU with >= 2 batches and >= 4 GiB free,
    else 1: on an idle 2-core machine the single worker leaves a core idle while it
    decodes (13-min sample, base, 3 interleaved runs: 21.0 s (20.5-21.3) with 2 workers vs
@@ -123,6 +127,11 @@ class BatchedOptions:
     # (context.py). Off: windows independent, as faster-whisper's batched pipeline decodes them; on did
     # not lower the WER on 32 files (mean +0.22 clean, +0.07 pink 10 dB, -0.28 brown 5 dB points).
     context: bool = False
+    # beams per window at temperature 0 (1 = greedy). Two beams: lower WER than greedy on 27 of 36 files
+    # (12 re-synthesised rambles clean, + pink 10 dB, + brown 5 dB: means 8.46 -> 8.01, 16.55 -> 15.06,
+    # 13.10 -> 12.08 %) at ~1.13x the time: the beams share their window's cross-attention keys
+    # (precision.py) and whisper's beam rules run as tensor ops (beam.py). docs/PERFORMANCE.md
+    beam_size: int = 2
 
 
 # ---------------------------------------------------------------------------- workers
@@ -145,6 +154,21 @@ def auto_workers(n_batches: int) -> int:
     except (ImportError, OSError):
         return 1
     return 2
+
+
+def plan_batches(n_windows: int, *, batch_size: int, workers: int) -> list[list[int]]:
+    """Windows ``0 .. n_windows - 1`` in contiguous batches of at most ``batch_size``, their number a
+    multiple of ``workers`` where there are windows enough, their sizes within one of each other.
+
+    Decoding a batch costs time in proportion to its rows (each row reads its own 1500 cached
+    keys and values at every step), so 10 windows on 2 workers go as 5 + 5, not 8 + 2.
+    """
+    if n_windows <= 0:
+        return []
+    count = -(-n_windows // batch_size)
+    count = min(n_windows, -(-count // workers) * workers)
+    bounds = [round(k * n_windows / count) for k in range(count + 1)]
+    return [list(range(a, b)) for a, b in zip(bounds, bounds[1:])]
 
 
 def physical_cores() -> int:
@@ -209,7 +233,7 @@ def transcribe_batched(
     prompt: initial prompt given to every window (windows are independent).
     temperature: fallback schedule; windows failing whisper's thresholds at one
         temperature are re-decoded at the next, from the cached encoder output.
-    beam_size: None = greedy.
+    beam_size: beams per window at temperature 0; None = ``options.beam_size`` (2), 1 = greedy.
     progress: called with the seconds of audio in each batch once it is decoded (from worker
         threads when there are several), e.g. to advance a progress bar.
     Returns ``{"segments": [{start, end, text, avg_logprob, no_speech_prob}], "language", "timing", "chunks",
@@ -221,6 +245,7 @@ def transcribe_batched(
     from whisper.tokenizer import get_tokenizer
 
     t0 = time.perf_counter()
+    beams = options.beam_size if beam_size is None else beam_size
     enc_threads = options.threads or physical_cores()
     net = prepare_model(model, device=device, quantize=options.quantize)
     t_prep = time.perf_counter()
@@ -237,7 +262,10 @@ def transcribe_batched(
     if options.context:
         plan = plan_chains(len(chunks), batch_size=batch_size, chains=CPU_CHAINS if device == "cpu" else 1)
     else:
-        plan = [[list(range(b0, min(b0 + batch_size, len(chunks))))] for b0 in range(0, len(chunks), batch_size)]
+        # as many batches as a full batch size needs, rounded up to a multiple of the workers that
+        # would run them, all of one size (+-1), so that no worker waits for another's bigger batch
+        fit = 1 if device != "cpu" else (options.workers or auto_workers(2))
+        plan = [[b] for b in plan_batches(len(chunks), batch_size=batch_size, workers=fit)]
     workers = 1 if device != "cpu" else (options.workers or auto_workers(len(plan)))
     workers = max(1, min(workers, len(plan)))
     fp16 = device == "cuda"
@@ -288,8 +316,8 @@ def transcribe_batched(
                 "without_timestamps": not options.timestamps,
                 "temperature": t,
             }
-            if t == 0 and beam_size:
-                kwargs["beam_size"] = beam_size
+            if t == 0 and beams > 1:
+                kwargs["beam_size"] = beams
             ts = time.perf_counter()
             rows = features if len(todo) == len(idx) else features[todo]  # fallback: only the failed rows
             out = decode_rows(replica, rows, whisper.DecodingOptions(**kwargs), [prompts[i] for i in todo])

@@ -35,7 +35,7 @@ class TranscribeOptions:
     device: str = "auto"  # auto | cpu | cuda
     language: str | None = None  # None = detect (English-only models: "en")
     prompt: str | None = None  # initial prompt: jargon such as "KV cache, HBM, MI300"
-    beam_size: int | None = None  # None = greedy
+    beam_size: int | None = None  # None = the engine's default: 2 beams batched, greedy sequential; 1 = greedy
     temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fallback schedule
     condition_on_previous_text: bool = True
     word_timestamps: bool = False
@@ -73,15 +73,16 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
         "word_timestamps": options.word_timestamps,
         "fp16": device == "cuda",
     }
-    if options.beam_size:
+    if options.beam_size and options.beam_size > 1:
         decode["beam_size"] = options.beam_size
     return decode
 
 
 # Bumped when an engine's output changes for the same inputs, so that cached transcripts are redone:
 # 2 = text-only batched windows, Silero windows packed without the noise between them;
-# 3 = the batched decoder's int8 logits rescored in fp32 for its top candidates (precision.RESCORE_TOP).
-ENGINE_VERSION = 3
+# 3 = the batched decoder's int8 logits rescored in fp32 for its top candidates (precision.RESCORE_TOP);
+# 4 = two beams per window in the batched engine (BatchedOptions.beam_size).
+ENGINE_VERSION = 4
 
 
 def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str) -> str:
