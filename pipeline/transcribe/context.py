@@ -27,6 +27,7 @@ near-ties, not a gain. Its cost is small (~5 % on the 13-min sample).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,9 +119,7 @@ def decode_rows(model, features, options, prompts: Sequence[list[int] | None]) -
     return out
 
 
-_TASK: list[Any] = []
-
-
+@functools.cache
 def batch_task():
     """Whisper's ``DecodingTask`` for a batch of windows (made once: whisper is imported lazily).
 
@@ -136,39 +135,37 @@ def batch_task():
       size, so that it makes each window's cross-attention keys once for all its beams; the
       beams are chosen by ``beam.BatchBeamDecoder`` (whisper's rules, as tensor ops).
     """
-    if not _TASK:
-        import torch
-        from whisper.decoding import DecodingTask
+    import torch
+    from whisper.decoding import DecodingTask
 
-        class BatchTask(DecodingTask):
-            def __init__(self, model, options, prompts: list[list[int]] | None = None):
-                super().__init__(model, options)
-                self._rows = torch.tensor(prompts) if prompts else None
-                self.inference = static_inference()(model, len(self.initial_tokens))  # kvcache.py
-                if options.beam_size is not None:  # whisper's selection rules, as tensor ops (beam.py)
-                    self.decoder = batch_beam_decoder()(
-                        options.beam_size, self.tokenizer.eot, self.inference, options.patience
-                    )
+    class BatchTask(DecodingTask):
+        def __init__(self, model, options, prompts: list[list[int]] | None = None):
+            super().__init__(model, options)
+            self._rows = torch.tensor(prompts) if prompts else None
+            self.inference = static_inference()(model, len(self.initial_tokens))  # kvcache.py
+            if options.beam_size is not None:  # whisper's selection rules, as tensor ops (beam.py)
+                self.decoder = batch_beam_decoder()(
+                    options.beam_size, self.tokenizer.eot, self.inference, options.patience
+                )
 
-            def _get_audio_features(self, mel):
-                features = super()._get_audio_features(mel)
-                return features.repeat_interleave(self.n_group, dim=0) if self.n_group > 1 else features
+        def _get_audio_features(self, mel):
+            features = super()._get_audio_features(mel)
+            return features.repeat_interleave(self.n_group, dim=0) if self.n_group > 1 else features
 
-            def _detect_language(self, audio_features, tokens):
-                if self._rows is not None:
-                    tokens[:, 1 : 1 + self._rows.shape[1]] = self._rows.to(tokens.device)
-                languages, probs = super()._detect_language(audio_features, tokens)
-                return languages[: tokens.shape[0]], probs  # one per window, not per beam
+        def _detect_language(self, audio_features, tokens):
+            if self._rows is not None:
+                tokens[:, 1 : 1 + self._rows.shape[1]] = self._rows.to(tokens.device)
+            languages, probs = super()._detect_language(audio_features, tokens)
+            return languages[: tokens.shape[0]], probs  # one per window, not per beam
 
-            def run(self, mel):
-                cross = [b.cross_attn for b in self.model.decoder.blocks if getattr(b, "cross_attn", None)]
+        def run(self, mel):
+            cross = [b.cross_attn for b in self.model.decoder.blocks if getattr(b, "cross_attn", None)]
+            for m in cross:
+                m.group = self.n_group
+            try:
+                return super().run(mel)
+            finally:
                 for m in cross:
-                    m.group = self.n_group
-                try:
-                    return super().run(mel)
-                finally:
-                    for m in cross:
-                        m.group = 1
+                    m.group = 1
 
-        _TASK.append(BatchTask)
-    return _TASK[0]
+    return BatchTask

@@ -11,22 +11,15 @@ the tokens are identical (tests/test_beam.py, greedy and beam search).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 MIN_CAPACITY = 64  # tokens held by a fresh buffer
 
 
+@functools.cache
 def static_inference():
     """The ``PyTorchInference`` subclass (made on first use: whisper is imported lazily)."""
-    if not _CLASS:
-        _CLASS.append(_make_class())
-    return _CLASS[0]
-
-
-_CLASS: list[Any] = []
-
-
-def _make_class():
     import torch
     from whisper.decoding import PyTorchInference
     from whisper.model import MultiHeadAttention
