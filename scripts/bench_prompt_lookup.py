@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ramble2post.cache import atomic_write_json  # noqa: E402
 from ramble2post.records import Transcript  # noqa: E402
-from ramble2post.structure.llm import LlamaCppLLM, register_backend, resolve_gguf, unregister_backend  # noqa: E402
+from ramble2post.structure.llm import LlamaCppLLM, resolve_gguf  # noqa: E402
+from ramble2post.structure.models import register_backend, unregister_backend  # noqa: E402
 from ramble2post.structure.prompts import load_prompts  # noqa: E402
 from ramble2post.structure.stage import structure_transcript  # noqa: E402
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ramble2post.cache import atomic_write_json  # noqa: E402
 from ramble2post.records import Transcript  # noqa: E402
-from ramble2post.structure.llm import load_llm, register_backend, unregister_backend  # noqa: E402
+from ramble2post.structure.models import load_llm, register_backend, unregister_backend  # noqa: E402
 from ramble2post.structure.stage import structure_transcript  # noqa: E402
 
 KEYS = (

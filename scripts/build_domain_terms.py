@@ -4,7 +4,7 @@
 The talks are the gold set's Whisper transcripts (``tests/data/structure_gold/*/transcript.json``);
 a phrase said in most of them ("GPU", "token") is the domain's background, not a talk's topic.
 Only phrases found in at least ``MIN_TALKS`` talks are written (a phrase absent from the file
-counts as specific). Writes ``pipeline/structure/domain_terms.json``.
+counts as specific). Writes ``pipeline/ramble2post/structure/domain_terms.json``.
 
 Usage: python scripts/build_domain_terms.py [--gold DIR] [-o FILE]
 """
@@ -28,7 +28,9 @@ MIN_TALKS = 2
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gold", type=Path, default=ROOT / "tests" / "data" / "structure_gold")
-    ap.add_argument("-o", "--output", type=Path, default=ROOT / "pipeline" / "structure" / "domain_terms.json")
+    ap.add_argument(
+        "-o", "--output", type=Path, default=ROOT / "pipeline" / "ramble2post" / "structure" / "domain_terms.json"
+    )
     args = ap.parse_args()
     talks = sorted(args.gold.glob("*/transcript.json"))
     df: Counter[str] = Counter()

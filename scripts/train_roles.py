@@ -13,7 +13,7 @@ least as often as ``WRONG_COST`` demands (right - WRONG_COST x wrong is largest)
 ``MARGIN`` for rambles unlike the gold set.
 
 Usage:
-    python scripts/train_roles.py                 # writes pipeline/structure/role_weights.json
+    python scripts/train_roles.py                 # writes pipeline/ramble2post/structure/role_weights.json
     python scripts/train_roles.py --loo-dir DIR   # also one model per held-out ramble (for the benchmark)
 """
 
@@ -32,7 +32,7 @@ from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, sentence_features
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "tests" / "data" / "structure_gold"
-OUT = ROOT / "pipeline" / "structure" / "role_weights.json"
+OUT = ROOT / "pipeline" / "ramble2post" / "structure" / "role_weights.json"
 WRONG_COST = 3  # a wrong item shown costs this many right ones: break-even at 75 % precision per role
 EXTRA_PRECISION = 0.9  # share of held-out second items above the threshold that serve the role
 MARGIN = 0.05  # added to each threshold: unseen rambles are less like the gold set than its own folds

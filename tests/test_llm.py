@@ -9,14 +9,12 @@ import pytest
 from ramble2post.errors import LLMOutputError, ModelError
 from ramble2post.structure.llm import (
     FakeLLM,
-    load_llm,
     quantization_of,
-    register_backend,
     resolve_gguf,
     schema_grammar,
     split_template,
-    unregister_backend,
 )
+from ramble2post.structure.models import load_llm, register_backend, unregister_backend
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

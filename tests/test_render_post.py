@@ -13,11 +13,10 @@ from test_blog_common import HARDWARE, git, make_post, make_repo, make_result, m
 
 from ramble2post.publish.blog import BlogLayout
 from ramble2post.publish.draft import create_draft
+from ramble2post.publish.markdown import fence, md_escape
 from ramble2post.publish.render import (
     VERIFY_MARK,
     count_verify_marks,
-    fence,
-    md_escape,
     render_post,
     set_draft_flag,
     split_front_matter,

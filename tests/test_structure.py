@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from ramble2post.errors import InputError
 from ramble2post.records import ModelInfo, Segment, Transcript
-from ramble2post.structure.llm import FakeLLM, register_backend, unregister_backend
+from ramble2post.structure.llm import FakeLLM
+from ramble2post.structure.models import register_backend, unregister_backend
 from ramble2post.structure.prompts import load_prompts
 from ramble2post.structure.select import ROLES
 from ramble2post.structure.stage import make_sections, salvage_text, speaker_title, structure_transcript, validate_post

@@ -25,7 +25,7 @@ def warm(tmp_path_factory) -> Warm:
 def fakes():
     """The fakes of tests.faults.fakecli registered in this process too (removed afterwards)."""
     from ramble2post.experiments import base
-    from ramble2post.structure import llm
+    from ramble2post.structure import models as llm
     from tests.faults import fakecli
 
     before_llm, before_exp = set(llm._BACKENDS), set(base._REGISTRY)

@@ -86,7 +86,8 @@ def _responder(style: str):
 
 
 def _register_llms() -> None:
-    from ramble2post.structure.llm import FakeLLM, register_backend
+    from ramble2post.structure.llm import FakeLLM
+    from ramble2post.structure.models import register_backend
 
     for name, style in (
         ("fake", "fake"),

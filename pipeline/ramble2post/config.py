@@ -33,7 +33,9 @@ def _data_dir(package: str) -> Path:
 PROMPTS_DIR = _data_dir("ramble2post.prompts")
 BLOG_TEMPLATE_DIR = _data_dir("ramble2post.blog")
 SAMPLE_AUDIO = _data_dir("ramble2post.samples") / "explain-format-ramble-1min.m4a"
-CHECKOUT_DIR = Path(__file__).resolve().parent.parent  # the git checkout, for an editable install
+CHECKOUT_DIR = (
+    Path(__file__).resolve().parents[2]
+)  # the git checkout (pipeline/ramble2post/config.py), for an editable install
 
 
 def home_dir() -> Path:

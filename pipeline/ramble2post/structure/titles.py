@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from ramble2post.structure.verify import STOP, _stem, tokens
+from ramble2post.structure.words import STOP, _stem, tokens
 
 TITLE_MAX_WORDS = 12
 SALIENT_WORDS = (3, 9)  # words in a title cut from a clause: at least, at most

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ramble2post.structure.words import _SENT, NUMBER_WORDS, STOP, UNITS, content_words
+
 CLAUSE_MIN = 0.5  # share of a clause's content words that must occur in the source
 CLAUSE_MIN_WORDS = 3  # content words; shorter clauses are judged with their sentence
 # a clause with too few of the source's words is still a paraphrase when its embedding is this close
@@ -142,7 +144,6 @@ def polarity(text: str) -> dict[str, bool]:
     """Content word root -> True when it is negated where said ("not", "no", "n't", "without",
     "rather than" within ``NEG_SCOPE`` words before it, same clause), False when asserted.
     A word said both ways is left out: its polarity is not one thing."""
-    from ramble2post.structure.verify import STOP
 
     seen: dict[str, set[bool]] = {}
     for clause in _SCOPE_BREAK.split(_fold_terms(text).lower().replace("’", "'")):
@@ -162,7 +163,6 @@ def polarity(text: str) -> dict[str, bool]:
 
 
 def _context(words: list[str], word: str) -> set[str]:
-    from ramble2post.structure.verify import STOP
 
     out: set[str] = set()
     for i, w in enumerate(words):
@@ -230,7 +230,6 @@ def flips(text: str, source: str) -> list[str]:
 def changed_quantities(text: str, source: str) -> list[str]:
     """A number the source says, counting something else: "two thousand *requests* per second"
     where the source says "two thousand *tokens* per second"."""
-    from ramble2post.structure.verify import NUMBER_WORDS, STOP, UNITS
 
     def after(words: list[str]) -> dict[str, list[set[str]]]:
         out: dict[str, list[set[str]]] = {}
@@ -278,7 +277,6 @@ def invented_clauses(
     ``CLAUSE_COSINE_MIN`` close to one clause (or sentence) of the source is a paraphrase ("As our
     bar for AI rises" for "As our standard of AI increases"), not an addition.
     """
-    from ramble2post.structure.verify import _SENT, content_words
 
     out = []
     spans: list[str] | None = None
@@ -309,7 +307,6 @@ def denied_novelties(text: str, source: str, supported: Callable[[str], bool]) -
 
     supported: whether the source has a word (same stem).
     """
-    from ramble2post.structure.verify import STOP
 
     out = []
     for clause in _SCOPE_BREAK.split(text.lower().replace("’", "'")):
@@ -327,7 +324,6 @@ def denied_novelties(text: str, source: str, supported: Callable[[str], bool]) -
 
 def merged_sources(text: str, source: str, overlap: object) -> list[str]:
     """Sentences of ``text`` that no single sentence of a multi-sentence ``source`` carries."""
-    from ramble2post.structure.verify import _SENT
 
     sources = [x for x in _SENT.split(source.strip()) if x]
     if len(sources) < 2:

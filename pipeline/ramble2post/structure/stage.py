@@ -43,7 +43,8 @@ from ramble2post.structure.asking import (
 )
 from ramble2post.structure.clean import Sentence, clean_segments
 from ramble2post.structure.keyphrases import keyphrase_title, names_phrase, topic_phrases
-from ramble2post.structure.llm import LLM, load_llm, registered, resolve_gguf, sha256_of
+from ramble2post.structure.llm import LLM, resolve_gguf, sha256_of
+from ramble2post.structure.models import load_llm, registered
 from ramble2post.structure.prompts import Prompt, load_prompts, versions
 from ramble2post.structure.roles import ROLES, weights_text
 from ramble2post.structure.schema import SCHEMA_VERSION, validate_post

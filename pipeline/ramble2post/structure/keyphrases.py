@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from ramble2post.structure.verify import STOP
+from ramble2post.structure.words import STOP
 
 MIN_SENTENCES = 2  # a key phrase is said in at least this many sentences
 MAX_WORDS = 3  # words per phrase

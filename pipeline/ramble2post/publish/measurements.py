@@ -25,6 +25,7 @@ from typing import Any
 
 from ramble2post.experiments.tables import ReaderTable, header, sample_rows
 from ramble2post.publish.blog import BlogLayout
+from ramble2post.publish.markdown import fmt_cell, md_table
 from ramble2post.publish.slug import slugify
 
 log = logging.getLogger(__name__)
@@ -204,8 +205,6 @@ def _stem(res: Mapping[str, Any], i: int) -> str:
 
 
 def _summary_text(summary: Any) -> list[str]:
-    from ramble2post.publish.render import fmt_cell
-
     if isinstance(summary, dict):
         return [f"{k}: {fmt_cell(v)}" for k, v in summary.items()]
     return [str(summary)] if summary else []
@@ -214,8 +213,6 @@ def _summary_text(summary: Any) -> list[str]:
 def experiment_view(result: dict, *, layout: BlogLayout, slug: str, index: int = 0) -> dict:
     """What measurements.md.j2 shows of one stored result."""
     from markupsafe import Markup
-
-    from ramble2post.publish.render import md_table
 
     headers, rows, finding, alt = reader_view(result) if result.get("columns") else ([], [], "", "")
     stem = _stem(result, index)

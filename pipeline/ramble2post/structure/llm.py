@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ramble2post.cache import atomic_write_json, sha256_file
-from ramble2post.config import DEFAULT_LLM, cache_dir
+from ramble2post.config import cache_dir
 from ramble2post.errors import DependencyError, LLMOutputError, ModelError
 
 DEFAULT_N_CTX = 8192  # tokens; capped by the model's training context
@@ -115,23 +115,6 @@ class LLM(Protocol):
 
 
 # ---------------------------------------------------------------- registry
-_BACKENDS: dict[str, Callable[..., LLM]] = {}
-
-
-def register_backend(name: str, factory: Callable[..., LLM]) -> None:
-    """Make ``--llm NAME`` return ``factory(reuse_prefix=...)`` (used by tests for ``fake``)."""
-    _BACKENDS[name] = factory
-
-
-def unregister_backend(name: str) -> None:
-    _BACKENDS.pop(name, None)
-
-
-def registered(name: str) -> bool:
-    """True if ``name`` is a registered backend (not a GGUF path or packaged name)."""
-    return name in _BACKENDS
-
-
 class FakeLLM:
     """A scripted LLM for tests: ``enqueue(text)`` answers, ``history`` records questions.
 
@@ -198,7 +181,7 @@ def sha256_of(path: Path) -> str:
     return _sha256_cached(Path(path))
 
 
-def _check_gguf(path: Path) -> None:
+def check_gguf(path: Path) -> None:
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -243,7 +226,7 @@ def resolve_gguf(spec: str) -> tuple[str, Path, str, str]:
     """Return (name, path, source, expected_sha256 or "") for a PATH or packaged NAME."""
     p = Path(spec).expanduser()
     if p.is_file():
-        _check_gguf(p)
+        check_gguf(p)
         return p.stem, p, "path", ""
     if spec.endswith(".gguf") or "/" in spec and not spec.startswith("hf:"):
         raise ModelError(f"LLM file not found: {spec}", hint=HOW_TO_GET)
@@ -494,44 +477,3 @@ def choose_threads() -> int:
     except (AttributeError, OSError):
         busy = 0.0
     return max(1, min(physical, int(physical - busy + 0.5) + 1)) if busy > physical / 2 else physical
-
-
-def load_llm(spec: str | None, *, reuse_prefix: bool = True, system: str = "") -> LLM:
-    """Resolve ``--llm`` (see module docstring) and load it."""
-    spec = (spec or DEFAULT_LLM).strip()
-    if spec in _BACKENDS:
-        return _BACKENDS[spec](reuse_prefix=reuse_prefix)
-    if spec.startswith("openai:"):  # a model the user already serves (imported here: server imports us)
-        from ramble2post.structure.server import ServerLLM, parse_spec
-
-        url, model = parse_spec(spec)
-        return ServerLLM(url=url, model=model, system=system, reuse_prefix=reuse_prefix)
-    if spec.startswith("hf:"):
-        return _from_pretrained(spec, reuse_prefix=reuse_prefix, system=system)
-    name, path, source, expected = resolve_gguf(spec)
-    return LlamaCppLLM(
-        name=name, path=path, source=source, expected_sha256=expected, reuse_prefix=reuse_prefix, system=system
-    )
-
-
-def _from_pretrained(spec: str, *, reuse_prefix: bool, system: str) -> LLM:
-    """``hf:owner/repo:file.gguf`` -> download once with huggingface_hub, then load."""
-    try:
-        _, repo_id, filename = spec.split(":", 2)
-    except ValueError as e:
-        raise ModelError(f"bad --llm {spec!r}", hint="use hf:OWNER/REPO:FILE.gguf") from e
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as e:
-        raise DependencyError(
-            "downloading a GGUF needs huggingface_hub",
-            hint="pip install huggingface_hub, or pass --llm PATH/TO/model.gguf",
-        ) from e
-    try:  # the same download Llama.from_pretrained does, kept under our cache dir
-        path = Path(hf_hub_download(repo_id=repo_id, filename=filename, cache_dir=str(cache_dir() / "hf")))
-    except Exception as e:  # noqa: BLE001 - network/auth errors vary by hub version
-        raise ModelError(f"cannot download {filename} from {repo_id}: {e}", hint=HOW_TO_GET) from e
-    _check_gguf(path)
-    return LlamaCppLLM(
-        name=f"{repo_id}/{filename}", path=path, source="download", reuse_prefix=reuse_prefix, system=system
-    )

@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-if TYPE_CHECKING:
-    from ramble2post.experiments.base import Result
+
+class Result(Protocol):
+    """The shape of ``ramble2post.experiments.base.Result`` a reader table needs (no import back: no cycle)."""
+
+    @property
+    def columns(self) -> Sequence[str]: ...
+    @property
+    def rows(self) -> Sequence[Sequence[Any]]: ...
+    @property
+    def units(self) -> Mapping[str, Any]: ...
+    @property
+    def reading(self) -> str: ...
 
 
 @dataclasses.dataclass(frozen=True)

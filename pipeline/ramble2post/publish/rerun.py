@@ -32,9 +32,9 @@ from ramble2post.errors import BlogRepoError, ExperimentError
 from ramble2post.publish import gitops
 from ramble2post.publish.blog import configured_blog_repo, default_blog_path, detect_layout
 from ramble2post.publish.draft import find_post
+from ramble2post.publish.markdown import md_table
 from ramble2post.publish.render import (
     MEASUREMENTS_END,
-    md_table,
     render_measurements,
     replace_measurements,
     stage_experiment_files,
