@@ -24,6 +24,7 @@ from test_blog_common import (
     make_transcript,
     png_bytes,
     snapshot,
+    stored,
 )
 
 from ramble2post.cli.main import cli
@@ -37,7 +38,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def draft(root, **kw):
     kw.setdefault("post", make_post())
     return create_draft(
-        transcript=make_transcript(), experiment_results=kw.pop("results", []), blog_repo=root, hardware=HARDWARE, **kw
+        transcript=make_transcript(),
+        experiment_results=stored(*kw.pop("results", [])),
+        blog_repo=root,
+        hardware=HARDWARE,
+        **kw,
     )
 
 

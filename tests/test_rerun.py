@@ -7,10 +7,11 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from test_blog_common import branches, git, make_post, make_repo, make_transcript, snapshot
+from test_blog_common import branches, git, make_post, make_repo, make_transcript, snapshot, stored
 
 from ramble2post.experiments.base import Context
 from ramble2post.experiments.batching import COLUMNS, UNITS, BatchingSpeedup
+from ramble2post.experiments.pipeline_hook import RunOutcome
 from ramble2post.publish.draft import create_draft, publish_draft
 from ramble2post.publish.gitops import open_repo
 from ramble2post.publish.rerun import comparison_table, rerun_post
@@ -48,11 +49,11 @@ def _stored_draft(tmp_path):
     out = tmp_path / "old"
     out.mkdir()
     (out / "p.png").write_bytes(BatchingSpeedup().plot([old])["batching-speedup.png"])
-    d = dict(old.to_dict(), plots=["p.png"], result_dir=str(out))
+    ran = RunOutcome(old.experiment, "ok", result=dataclasses.replace(old, plots=("p.png",)), result_dir=str(out))
     draft = create_draft(
         post=make_post(),
         transcript=make_transcript(),
-        experiment_results=[d],
+        experiment_results=[ran],
         blog_repo=root,
         hardware={"label": "old laptop", "device": "cpu"},
     )
@@ -190,7 +191,7 @@ def test_real_rerun_redraws_the_plot_with_both_runs(tmp_path):
     d = create_draft(
         post=make_post(),
         transcript=make_transcript(),
-        experiment_results=[dict(saved.to_dict(), result_dir=str(out))],
+        experiment_results=[RunOutcome(saved.experiment, "ok", result=saved, result_dir=str(out))],
         blog_repo=root,
         hardware={"label": "x", "device": "cpu"},
     )
@@ -210,10 +211,10 @@ def test_failed_experiment_is_rerun_too(tmp_path):
     d = create_draft(
         post=make_post(),
         transcript=make_transcript(),
-        experiment_results=[
+        experiment_results=stored(
             {"experiment": "batching-speedup", "error": "out of memory"},
             {"experiment": "not-a-real-one", "error": "boom"},
-        ],
+        ),
         blog_repo=root,
         hardware={"label": "x", "device": "cpu"},
     )

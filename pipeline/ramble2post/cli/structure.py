@@ -77,12 +77,12 @@ def structure_cmd(transcript, output, llm, prompts_dir, context, llm_budget_s, n
         llm_budget_s=llm_budget_s,
         context=context,
     )
-    v = post["verification"]
-    tm = post["timing"]
-    click.echo(f"title: {post['title']['text']}  ({post['title']['origin']})", err=True)
+    v = post.verification
+    tm = post.timing
+    click.echo(f"title: {post.title.text}  ({post.title.origin})", err=True)
     click.echo(
-        f"verification: {v['items']} items, {v['passed']} passed, {v['repaired']} repaired, "
-        f"{v['replaced']} replaced, {v['flagged']} flagged",
+        f"verification: {v.items} items, {v.passed} passed, {v.repaired} repaired, "
+        f"{v.replaced} replaced, {v.flagged} flagged",
         err=True,
     )
     click.echo(
@@ -91,7 +91,7 @@ def structure_cmd(transcript, output, llm, prompts_dir, context, llm_budget_s, n
         err=True,
     )
     if output:
-        atomic_write_json(output, post)
+        atomic_write_json(output, post.to_dict())
         click.echo(f"wrote {output}", err=True)
     else:
-        sys.stdout.write(json.dumps(post, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(post.to_dict(), indent=2, ensure_ascii=False) + "\n")

@@ -16,12 +16,13 @@ layer holding a sentence from the segment the claim was detected in), between th
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ramble2post.experiments.tables import ReaderTable, header, sample_rows
 from ramble2post.publish.blog import BlogLayout
@@ -34,6 +35,26 @@ MEASUREMENTS_START = "<!-- ramble2post:measurements -->"
 MEASUREMENTS_END = "<!-- /ramble2post:measurements -->"
 MAX_SUMMARY_LINES = 6  # key numbers listed when a result has no table
 MAX_NOTES = 3  # notes shown in the post; every note stays in the JSON
+
+
+class ExperimentRecord(Protocol):
+    """An experiment result on its way into a post: a fresh run (``experiments.pipeline_hook.RunOutcome``)
+    or a result already stored as JSON (``StoredResult``). ``to_dict`` is the JSON the post keeps."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result's JSON plus ``result_dir`` (plots named relative to it) and its ``detection``."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredResult:
+    """A result that is JSON already: read back from a blog repo, or written by another version."""
+
+    data: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A copy of the stored JSON."""
+        return dict(self.data)
 
 
 def machine_name(result: Mapping[str, Any]) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -26,12 +27,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from ramble2post.config import BLOG_TEMPLATE_DIR
-from ramble2post.errors import InputError, Ramble2PostError
+from ramble2post.errors import Ramble2PostError
 from ramble2post.publish.blog import BlogLayout
 from ramble2post.publish.markdown import fence, fmt_time, md_escape
 from ramble2post.publish.measurements import (
     MEASUREMENTS_END,
     MEASUREMENTS_START,
+    ExperimentRecord,
     _json_bytes,
     anchor_layer,
     experiment_views,
@@ -40,7 +42,7 @@ from ramble2post.publish.measurements import (
 )
 from ramble2post.publish.slug import slugify
 from ramble2post.records import Transcript
-from ramble2post.structure.schema import validate_post
+from ramble2post.structure.schema import Item, Post
 
 TEMPLATE_NAME = "post.md.j2"
 TEMPLATES_DIR = BLOG_TEMPLATE_DIR / "templates"
@@ -109,15 +111,15 @@ def _segment_times(transcript: Transcript) -> dict[int, tuple[float, float]]:
     return {int(s.id): (float(s.start), float(s.end)) for s in transcript.segments}
 
 
-def _item_view(item: dict, times: dict[int, tuple[float, float]]) -> dict:
-    sources = [int(s) for s in item.get("sources") or [] if str(s).lstrip("-").isdigit()]
+def _item_view(item: Item, times: dict[int, tuple[float, float]]) -> dict[str, Any]:
+    sources = list(item.sources)
     spans = [times[s] for s in sources if s in times]
     return {
-        "text": item.get("text", ""),
-        "origin": "speaker" if item.get("origin") == "speaker" else "model",
+        "text": item.text,
+        "origin": "speaker" if item.origin == "speaker" else "model",
         "sources": sources,
-        "verified": bool(item.get("verified", False)),
-        "note": item.get("note"),
+        "verified": item.verified,
+        "note": item.note,
         "start": min(a for a, _ in spans) if spans else None,
         "end": max(b for _, b in spans) if spans else None,
     }
@@ -143,30 +145,36 @@ def replace_measurements(markdown: str, section: str) -> str:
 
 def render_post(
     *,
-    post: dict,
+    post: Post,
     transcript: Transcript,
-    experiment_results: list[dict],
+    experiment_results: Sequence[ExperimentRecord],
     layout: BlogLayout,
     slug: str,
-    hardware: dict,
-    provenance: dict,
+    hardware: dict[str, Any],
+    provenance: dict[str, Any],
     now: dt.datetime,
 ) -> RenderedDraft:
-    """The post Markdown plus its image/result files, ready to commit."""
-    if not isinstance(post, dict):
-        raise RenderError("post record is not a JSON object (not produced by `ramble2post structure`?)")
-    try:
-        record = validate_post(post)  # the stage boundary: a Post, not a guess at one
-    except InputError as e:
-        raise RenderError(f"post record is not a valid Post: {e}") from e
+    """The post Markdown plus its image/result files, ready to commit.
+
+    post: the structure stage's record (validated when it was made or read).
+    transcript: the transcript the post was made from (times, quotes, corrections).
+    experiment_results: runs (or stored results) whose tables and plots the post carries.
+    layout: where the blog keeps posts and their assets.
+    slug: the post's file name (without ``.md``) and assets folder name.
+    hardware: the machine that drafted it (``label``, ``device``, ...).
+    provenance: the complete record shown in the post's provenance block.
+    now: the post's pubDatetime.
+    """
     times = _segment_times(transcript)
-    layers = {k: [_item_view(i, times) for i in post["layers"].get(k) or []] for k in LAYER_TITLES}
-    title = " ".join(record.title.text.split()) or "Untitled ramble"
-    description = " ".join(str(post.get("description") or "").split()) or title
-    stored, files = stage_experiment_files(experiment_results, layout=layout, slug=slug, segments=transcript.segments)
+    layers = {k: [_item_view(i, times) for i in post.layers.of(k)] for k in LAYER_TITLES}
+    title = " ".join(post.title.text.split()) or "Untitled ramble"
+    description = " ".join(post.description.split()) or title
+    stored, files = stage_experiment_files(
+        [r.to_dict() for r in experiment_results], layout=layout, slug=slug, segments=transcript.segments
+    )
     experiments = experiment_views(stored, layout=layout, slug=slug)
     source_dir = f"{layout.assets_dir(slug)}/source"  # inputs kept so a rerun can re-render exactly
-    files[f"{source_dir}/post.json"] = _json_bytes(post)
+    files[f"{source_dir}/post.json"] = _json_bytes(post.to_dict())
     files[f"{source_dir}/transcript.json"] = _json_bytes(transcript.to_dict())
     all_items = [it for items in layers.values() for it in items]
     verify_count = sum(1 for it in all_items if not it["verified"]) + sum(1 for e in experiments if e["error"])
@@ -176,7 +184,7 @@ def render_post(
         "title": title,
         "description": description,
         "pubDatetime": pub,  # a YAML timestamp (ISO 8601, 'T', 'Z'), as AstroPaper's z.date() expects
-        "tags": _clean_tags(post.get("tags")),
+        "tags": _clean_tags(post.tags),
         "draft": True,
     }
     og = main_plot(stored)
@@ -186,8 +194,8 @@ def render_post(
         "ramble2post": {
             "schema_version": 1,
             "slug": slug,
-            "audio_sha256": post.get("audio_sha256") or transcript.audio_sha256,
-            "transcript_sha256": post.get("transcript_sha256"),
+            "audio_sha256": post.audio_sha256 or transcript.audio_sha256,
+            "transcript_sha256": post.transcript_sha256,
             "verify_marks": verify_count,
             "author_notes": author_count,
             "hardware": hardware.get("label"),
@@ -201,12 +209,12 @@ def render_post(
         "sha256": None,
         "source": None,
         "n_ctx": None,
-        **(post.get("llm") or {}),
+        **(post.llm or {}),
     }  # --llm none: no model
     ctx = {
         "front_matter": Markup(front_yaml),
         "title": title,
-        "title_origin": record.title.origin,
+        "title_origin": post.title.origin,
         "layers": layers,
         "layer_titles": LAYER_TITLES,
         "experiments": experiments,
@@ -228,10 +236,10 @@ def render_post(
         "author_mark": Markup(AUTHOR_MARK),
         "author_count": author_count,
         "gap_notes": GAP_NOTES,
-        "verification": post.get("verification") or {},
+        "verification": post.verification.model_dump(exclude_unset=True),
         "llm": llm,
         "whisper": transcript.model,
-        "prompts": post.get("prompts") or {},
+        "prompts": post.prompts,
         "hardware": hardware,
         "duration": transcript.duration,
         "provenance_block": Markup(
