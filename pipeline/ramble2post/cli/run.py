@@ -48,7 +48,18 @@ def _say(msg: str) -> None:
 )
 @quick_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (draft path, branch, commit, timings).")
-def run_cmd(audio, blog_repo, posts_dir, model, llm, device, language, experiments, quick, as_json):
+def run_cmd(
+    audio: Path,
+    blog_repo: Path | None,
+    posts_dir: str | None,
+    model: str | None,
+    llm: str | None,
+    device: str | None,
+    language: str | None,
+    experiments: str | None,
+    quick: bool,
+    as_json: bool,
+) -> None:
     """Draft a blog post from AUDIO: transcribe, structure, measure, commit.
 
     The draft lands on a new branch drafts/<slug> of the blog repo; your

@@ -47,7 +47,15 @@ from ramble2post.records import load_transcript
     help="Seconds the LLM may spend on questions; items left keep the speaker's words. Default: 200.",
 )
 @click.option("--no-cache", is_flag=True, help="Recompute even if a cached result exists.")
-def structure_cmd(transcript, output, llm, prompts_dir, context, llm_budget_s, no_cache):
+def structure_cmd(
+    transcript: Path,
+    output: Path | None,
+    llm: str | None,
+    prompts_dir: Path | None,
+    context: str,
+    llm_budget_s: float | None,
+    no_cache: bool,
+) -> None:
     """Structure TRANSCRIPT.json into a three-layer post (Post JSON), grounded in the speaker's words.
 
     Roles the ramble does not fill stay empty (the draft asks the author for them);

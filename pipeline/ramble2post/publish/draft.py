@@ -239,7 +239,7 @@ class DraftInfo:
     author_notes: int = 0  # roles the ramble did not fill, left to the author
 
 
-def find_post(repo, *, slug: str, posts_dir: str | None = None) -> DraftInfo:
+def find_post(repo: gitops.git.Repo, *, slug: str, posts_dir: str | None = None) -> DraftInfo:
     """The draft ``drafts/<slug>``, else the published post ``<slug>.md`` on the default branch."""
     if not is_valid_slug(slug):
         raise BlogRepoError(f"{slug!r} is not a ramble2post slug", hint="see `ramble2post drafts` for the list")
@@ -273,17 +273,19 @@ def find_post(repo, *, slug: str, posts_dir: str | None = None) -> DraftInfo:
     )
 
 
-def _draft_post_path(repo, *, base: str, tip: str, slug: str) -> str | None:
+def _draft_post_path(repo: gitops.git.Repo, *, base: str, tip: str, slug: str) -> str | None:
     """The Markdown file the draft branch added (prefers ``<slug>.md``)."""
     mb = repo.git.merge_base(base, tip)
-    names = [n for n in repo.git.diff("--name-only", "--no-renames", mb, tip, "--", "*.md").splitlines() if n]
+    names: list[str] = [
+        n for n in repo.git.diff("--name-only", "--no-renames", mb, tip, "--", "*.md").splitlines() if n
+    ]
     for n in names:
         if n.rsplit("/", 1)[-1] == f"{slug}.md":
             return n
     return names[0] if names else None
 
 
-def list_drafts(repo) -> list[DraftInfo]:
+def list_drafts(repo: gitops.git.Repo) -> list[DraftInfo]:
     """All ``drafts/*`` branches with title, date, VERIFY marks and AUTHOR NOTEs."""
     refs = repo.git.for_each_ref("--format=%(refname)", f"refs/heads/{gitops.DRAFT_PREFIX}").splitlines()
     out = []
@@ -306,7 +308,12 @@ class Published:
 
 
 def publish_draft(
-    repo, *, slug: str, force: bool = False, now: dt.datetime | None = None, lock_wait_s: float = gitops.LOCK_WAIT_S
+    repo: gitops.git.Repo,
+    *,
+    slug: str,
+    force: bool = False,
+    now: dt.datetime | None = None,
+    lock_wait_s: float = gitops.LOCK_WAIT_S,
 ) -> Published:
     """Merge ``drafts/<slug>`` into the default branch with ``draft: false``.
 
@@ -359,7 +366,7 @@ def publish_draft(
                     f"{base_branch} is checked out with uncommitted changes: not publishing over them",
                     hint="commit or stash them, or check out another branch, then publish again",
                 )
-            wt = Path(repo.working_tree_dir)
+            wt = Path(str(repo.working_tree_dir))
             tracked = set(repo.git.ls_tree("-r", "--name-only", base).splitlines())
             in_the_way = sorted(p for p in files if p not in tracked and (wt / p).exists())
             if in_the_way:

@@ -146,7 +146,7 @@ def find_claim(result: Mapping[str, Any], segments: Sequence[Any]) -> dict[str, 
     }
 
 
-def anchor_layer(claims: Sequence[dict[str, Any] | None], layers: Mapping[str, Sequence[dict]]) -> str:
+def anchor_layer(claims: Sequence[dict[str, Any] | None], layers: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     """The layer the measurements follow: the first one holding a sentence from a claim's segment.
 
     Else the layer whose sentences were said closest to the claim; else the last layer.
@@ -184,8 +184,8 @@ def _json_bytes(obj: Any) -> bytes:
 
 
 def stage_experiment_files(
-    results: list[dict], *, layout: BlogLayout, slug: str, segments: Sequence[Any] = ()
-) -> tuple[list[dict], dict[str, bytes]]:
+    results: Sequence[Mapping[str, Any]], *, layout: BlogLayout, slug: str, segments: Sequence[Any] = ()
+) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """Copy plots/results into the draft's assets folder; return the stored results and files.
 
     ``plots`` may be absolute paths, or names relative to ``result_dir``. Stored
@@ -195,7 +195,7 @@ def stage_experiment_files(
     editing these. ``segments``: the transcript's, to quote the claim.
     """
     files: dict[str, bytes] = {}
-    stored: list[dict] = []
+    stored: list[dict[str, Any]] = []
     adir = layout.assets_dir(slug)
     for i, res in enumerate(results):
         res = dict(res)
@@ -231,7 +231,7 @@ def _summary_text(summary: Any) -> list[str]:
     return [str(summary)] if summary else []
 
 
-def experiment_view(result: dict, *, layout: BlogLayout, slug: str, index: int = 0) -> dict:
+def experiment_view(result: Mapping[str, Any], *, layout: BlogLayout, slug: str, index: int = 0) -> dict[str, Any]:
     """What measurements.md.j2 shows of one stored result."""
     from markupsafe import Markup
 
@@ -260,7 +260,7 @@ def experiment_view(result: dict, *, layout: BlogLayout, slug: str, index: int =
     }
 
 
-def experiment_views(stored: list[dict], *, layout: BlogLayout, slug: str) -> list[dict]:
+def experiment_views(stored: Sequence[Mapping[str, Any]], *, layout: BlogLayout, slug: str) -> list[dict[str, Any]]:
     """Views of stored results, grouped by experiment (first appearance), then by start time."""
     order: dict[str, int] = {}
     for r in stored:
@@ -277,7 +277,7 @@ def experiment_views(stored: list[dict], *, layout: BlogLayout, slug: str) -> li
     return views
 
 
-def main_plot(stored: list[dict]) -> str | None:
+def main_plot(stored: Sequence[Mapping[str, Any]]) -> str | None:
     """Repo path of the post's main plot (the first successful experiment's first plot), for ogImage."""
     for r in stored:
         if not r.get("error") and r.get("plots"):

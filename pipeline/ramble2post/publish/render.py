@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -125,7 +125,7 @@ def _item_view(item: Item, times: dict[int, tuple[float, float]]) -> dict[str, A
     }
 
 
-def render_measurements(*, stored_results: list[dict], layout: BlogLayout, slug: str) -> str:
+def render_measurements(*, stored_results: Sequence[Mapping[str, Any]], layout: BlogLayout, slug: str) -> str:
     """The measurements section (with its markers) for results already stored in the repo.
 
     For ``rerun``: load every ``<assets>/results/*.json`` (old machines and the
@@ -269,12 +269,12 @@ def _represent_datetime(dumper: yaml.SafeDumper, value: dt.datetime) -> yaml.Nod
 _FrontMatterDumper.add_representer(dt.datetime, _represent_datetime)
 
 
-def dump_front_matter(front: dict) -> str:
+def dump_front_matter(front: Mapping[str, Any]) -> str:
     """YAML front matter (never string pasting, so a title cannot add keys)."""
     return yaml.dump(front, Dumper=_FrontMatterDumper, sort_keys=False, allow_unicode=True, width=1000)
 
 
-def split_front_matter(markdown: str) -> tuple[dict, str]:
+def split_front_matter(markdown: str) -> tuple[dict[str, Any], str]:
     """(front matter dict, body) of a post; ({}, text) when there is none."""
     if not markdown.startswith("---\n"):
         return {}, markdown
@@ -344,7 +344,7 @@ def split_views(body: str) -> dict[str, str]:
     return views
 
 
-def render_preview(*, markdown: str, post_path: str, read_file, source: str = "") -> str:
+def render_preview(*, markdown: str, post_path: str, read_file: Callable[[str], bytes | None], source: str = "") -> str:
     """A standalone HTML page with the three switchable views, images inlined.
 
     ``read_file(repo_path) -> bytes | None`` reads the post's images from git.
@@ -365,7 +365,7 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     post_dir = posixpath.dirname(post_path)
 
-    def image_rule(_renderer, tokens, idx, options, env):
+    def image_rule(_renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         token = tokens[idx]
         src = token.attrGet("src") or ""
         data_uri = None
@@ -382,7 +382,7 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
         token.attrSet("loading", "eager")
         return _render_img(token, md, options, env)
 
-    def link_rule(renderer, tokens, idx, options, env):
+    def link_rule(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         # a link to a result file beside the plot becomes a data: URI (the page stays standalone);
         # any other relative link is dropped (it would point at the reader's disk)
         token = tokens[idx]
@@ -392,7 +392,8 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
             mime = _DATA_TYPES.get(posixpath.splitext(target)[1].lower())
             blob = read_file(target) if mime and not target.startswith("../") and not href.startswith("/") else None
             token.attrSet("href", f"data:{mime};base64,{base64.b64encode(blob).decode('ascii')}" if blob else "#")
-        return renderer.renderToken(tokens, idx, options, env)
+        html: str = renderer.renderToken(tokens, idx, options, env)
+        return html
 
     md.add_render_rule("image", image_rule)
     md.add_render_rule("link_open", link_rule)
@@ -415,7 +416,7 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
     )
 
 
-def _render_img(token, md, options, env) -> str:
+def _render_img(token: Any, md: Any, options: Any, env: Any) -> str:
     from markupsafe import escape
 
     alt = md.renderer.renderInlineAsText(token.children or [], options, env)

@@ -171,7 +171,9 @@ def _speaker_title(sel: Selection, layers: dict[str, list[Item]], by_id: dict[in
     }
 
 
-def _check_title(cand: str, *, sel: Selection, talk: str, layers: dict[str, list[Item]]) -> tuple[Item | None, dict]:
+def _check_title(
+    cand: str, *, sel: Selection, talk: str, layers: dict[str, list[Item]]
+) -> tuple[Item | None, dict[str, Any]]:
     """A model title if it is grounded in the talk and names its key phrases; the verification block."""
     block: dict[str, Any] = {"items": 1, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0, "details": []}
     # grounded in the whole (cleaned) talk, so a summary title may use words from any part of it;
