@@ -21,7 +21,7 @@ from ramble2post.publish.render import (
     set_draft_flag,
     split_front_matter,
 )
-from ramble2post.records import Segment
+from ramble2post.records import Correction, Segment
 from ramble2post.structure.schema import Post
 
 NOW = dt.datetime(2026, 11, 24, 6, 0, tzinfo=dt.UTC)
@@ -327,7 +327,7 @@ def test_ramble_view_shows_what_was_heard_beside_a_glossary_correction():
     fixed = dataclasses.replace(
         t,
         segments=(t.segments[0], seg, *t.segments[2:]),
-        corrections=({"original": "kv cash", "corrected": "KV cache", "start": 5.0, "end": 9.5, "segment": 1},),
+        corrections=(Correction(original="kv cash", corrected="KV cache", start=5.0, end=9.5, segment=1),),
     )
     ramble = render(transcript=fixed).markdown.split("## Ramble", 1)[1].split("## Provenance", 1)[0]
     assert "spelled right marked" in ramble

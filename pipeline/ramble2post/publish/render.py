@@ -225,7 +225,7 @@ def render_post(
                 "end": s.end,
                 "text": s.text,
                 # glossary corrections after decoding, shown beside what was heard (transcribe/glossary.py)
-                "corrections": [c for c in transcript.corrections if c.get("segment") == k],
+                "corrections": [c for c in transcript.corrections if c.segment == k],
             }
             for k, s in enumerate(transcript.segments)
         ],
