@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 from ramble2post.publish.measurements import StoredResult
-from ramble2post.records import ModelInfo, Segment, Transcript
+from ramble2post.records import Hardware, ModelInfo, Segment, Transcript
 from ramble2post.structure.schema import Post
 
 GIT_ENV = {
@@ -197,7 +197,7 @@ def make_result(tmp: Path, *, label="Test CPU, 2 cores", started="2026-11-24T06:
     }
 
 
-HARDWARE = {"label": "Test CPU, 2 cores, 8 GiB RAM", "device": "cpu", "cores": 2}
+HARDWARE = Hardware(label="Test CPU, 2 cores, 8 GiB RAM", device="cpu")
 
 # ---------------------------------------------------------------- headless chromium
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)

@@ -62,7 +62,7 @@ def test_busy_checkout_is_byte_for_byte_unchanged(tmp_path):
     assert sorted(added) == sorted(d.files)
     assert "wip.md" not in " ".join(added) and "notes.txt" not in added
     msg = git(root, "log", "-1", "--format=%B", d.branch)
-    assert "Draft: Batching makes decoding nearly free" in msg and HARDWARE["label"] in msg
+    assert "Draft: Batching makes decoding nearly free" in msg and HARDWARE.label in msg
     assert not (root / ".git" / gitops.LOCK_NAME).exists()
     assert git(root, "worktree", "list").count("\n") == 1  # no extra worktrees
 

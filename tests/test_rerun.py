@@ -15,6 +15,7 @@ from ramble2post.experiments.pipeline_hook import RunOutcome
 from ramble2post.publish.draft import create_draft, publish_draft
 from ramble2post.publish.gitops import open_repo
 from ramble2post.publish.rerun import comparison_table, rerun_post
+from ramble2post.records import Hardware
 
 OLD_MACHINE = "cpu-old-laptop-4c"
 
@@ -55,7 +56,7 @@ def _stored_draft(tmp_path):
         transcript=make_transcript(),
         experiment_results=[ran],
         blog_repo=root,
-        hardware={"label": "old laptop", "device": "cpu"},
+        hardware=Hardware(label="old laptop"),
     )
     return root, draft
 
@@ -169,7 +170,7 @@ def test_rerun_without_results_says_so(tmp_path):
         transcript=make_transcript(),
         experiment_results=[],
         blog_repo=root,
-        hardware={"label": "x", "device": "cpu"},
+        hardware=Hardware(label="x"),
     )
     from ramble2post.errors import ExperimentError
 
@@ -193,7 +194,7 @@ def test_real_rerun_redraws_the_plot_with_both_runs(tmp_path):
         transcript=make_transcript(),
         experiment_results=[RunOutcome(saved.experiment, "ok", result=saved, result_dir=str(out))],
         blog_repo=root,
-        hardware={"label": "x", "device": "cpu"},
+        hardware=Hardware(label="x"),
     )
     res = rerun_post(slug=d.slug, blog_repo=root, device="cpu", quick=True, say=lambda m: None)
     assert res.experiments == ("kv-cache-growth",)
@@ -216,7 +217,7 @@ def test_failed_experiment_is_rerun_too(tmp_path):
             {"experiment": "not-a-real-one", "error": "boom"},
         ),
         blog_repo=root,
-        hardware={"label": "x", "device": "cpu"},
+        hardware=Hardware(label="x"),
     )
     runner = FakeRunner()
     res = rerun_post(slug=d.slug, blog_repo=root, device="cpu", runner=runner, say=lambda m: None)

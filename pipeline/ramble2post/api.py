@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ramble2post.config import Settings, home_dir, load_settings
 from ramble2post.errors import InputError, Ramble2PostError
-from ramble2post.records import Transcript
+from ramble2post.records import Hardware, Transcript
 
 if TYPE_CHECKING:  # the stages load models and git: imported when run() needs them
     from ramble2post.experiments.pipeline_hook import RunOutcome
@@ -39,11 +39,11 @@ class RunResult:
     post: Post
     outcomes: tuple[RunOutcome, ...]  # one per experiment run (failures included)
     timings_s: dict[str, float]  # wall seconds per stage (STAGES)
-    hardware: dict[str, str]  # label, machine, device: the machine the draft names
+    hardware: Hardware  # the machine the draft names
 
     def to_dict(self) -> dict[str, Any]:
         """What ``ramble2post AUDIO --json`` prints: the draft, the timings and the machine."""
-        return {**self.draft.to_dict(), "timings_s": dict(self.timings_s), "hardware": dict(self.hardware)}
+        return {**self.draft.to_dict(), "timings_s": dict(self.timings_s), "hardware": self.hardware.to_dict()}
 
 
 def _quiet(msg: str) -> None:
@@ -165,12 +165,12 @@ def _done(t0: float, detail: str, say: Progress) -> float:
     return round(dt, 3)
 
 
-def _hardware(device: str) -> dict[str, str]:
+def _hardware(device: str) -> Hardware:
     """Fingerprint of this machine: the one experiments record (the draft names the same machine)."""
     from ramble2post.experiments.hardware import describe, fingerprint, machine_label
 
     fp = fingerprint()
-    return {"label": describe(fp), "machine": machine_label(fp, device=device), "device": device}
+    return Hardware(label=describe(fp), machine=machine_label(fp, device=device), device=device)
 
 
 def _preflight_blog(blog_repo: Path | None, posts_dir: str | None, say: Progress) -> Path:

@@ -41,6 +41,19 @@ class ModelInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class Hardware:
+    """The machine that made a draft, as the draft names it (front matter, commit message, provenance)."""
+
+    label: str  # human description (``experiments.hardware.describe``): CPU, cores, memory, GPU
+    machine: str | None = None  # short stable label (``machine_label``), one column per machine in reruns
+    device: str = "cpu"  # "cpu" | "cuda"
+
+    def to_dict(self) -> dict[str, str]:
+        """The fields that are set, in order (the draft's provenance block and ``--json``)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
 class Repair:
     """A span the loop/dropped-passage guard decoded again (``transcribe/guard.py``)."""
 

@@ -26,7 +26,7 @@ from ramble2post.publish.render import (
     split_front_matter,
 )
 from ramble2post.publish.slug import is_valid_slug, unique_slug
-from ramble2post.records import Transcript
+from ramble2post.records import Hardware, Transcript
 from ramble2post.structure.schema import Post
 from ramble2post.version import __version__
 
@@ -97,7 +97,7 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-def build_provenance(*, post: Post, transcript: Transcript, hardware: dict[str, Any]) -> dict[str, Any]:
+def build_provenance(*, post: Post, transcript: Transcript, hardware: Hardware) -> dict[str, Any]:
     """Everything needed to reproduce (or distrust) the draft."""
     llm = post.llm or None
     return {
@@ -117,16 +117,14 @@ def build_provenance(*, post: Post, transcript: Transcript, hardware: dict[str, 
         "audio_sha256": transcript.audio_sha256,
         "transcript_sha256": post.transcript_sha256,
         "timing_s": {"transcribe": transcript.timing, "structure": post.timing},
-        "hardware": hardware,
+        "hardware": hardware.to_dict(),
         "software": software_versions(),
         "pipeline_commit": pipeline_commit(),
         "python_executable": Path(sys.executable).name,
     }
 
 
-def commit_message(
-    *, title: str, slug: str, path: str, hardware: dict[str, Any], verify_marks: int, n_results: int
-) -> str:
+def commit_message(*, title: str, slug: str, path: str, hardware: Hardware, verify_marks: int, n_results: int) -> str:
     """The draft commit's message, with ``Ramble2post-Slug``/``-Path`` trailers."""
     title_line = " ".join(title.split())[:60]
     body = [
@@ -134,7 +132,7 @@ def commit_message(
         "",
         f"Drafted by ramble2post {__version__} from a spoken ramble into {path}",
         f"(draft: true; {verify_marks} item(s) marked VERIFY; {n_results} experiment result(s)).",
-        f"Hardware: {hardware.get('label', 'unknown')} (device {hardware.get('device', 'cpu')}).",
+        f"Hardware: {hardware.label} (device {hardware.device}).",
         "",
         f"Ramble2post-Slug: {slug}",
         f"Ramble2post-Path: {path}",
@@ -149,7 +147,7 @@ def create_draft(
     experiment_results: Sequence[ExperimentRecord],
     blog_repo: Path | None,
     posts_dir: str | None = None,
-    hardware: dict[str, Any],
+    hardware: Hardware,
     now: dt.datetime | None = None,
     say: Callable[[str], None] = log.info,
     lock_wait_s: float = gitops.LOCK_WAIT_S,

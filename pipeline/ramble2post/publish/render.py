@@ -41,7 +41,7 @@ from ramble2post.publish.measurements import (
     stage_experiment_files,
 )
 from ramble2post.publish.slug import slugify
-from ramble2post.records import Transcript
+from ramble2post.records import Hardware, Transcript
 from ramble2post.structure.schema import Item, Post
 
 TEMPLATE_NAME = "post.md.j2"
@@ -150,7 +150,7 @@ def render_post(
     experiment_results: Sequence[ExperimentRecord],
     layout: BlogLayout,
     slug: str,
-    hardware: dict[str, Any],
+    hardware: Hardware,
     provenance: dict[str, Any],
     now: dt.datetime,
 ) -> RenderedDraft:
@@ -161,7 +161,7 @@ def render_post(
     experiment_results: runs (or stored results) whose tables and plots the post carries.
     layout: where the blog keeps posts and their assets.
     slug: the post's file name (without ``.md``) and assets folder name.
-    hardware: the machine that drafted it (``label``, ``device``, ...).
+    hardware: the machine that drafted it.
     provenance: the complete record shown in the post's provenance block.
     now: the post's pubDatetime.
     """
@@ -198,7 +198,7 @@ def render_post(
             "transcript_sha256": post.transcript_sha256,
             "verify_marks": verify_count,
             "author_notes": author_count,
-            "hardware": hardware.get("label"),
+            "hardware": hardware.label,
             "assets": layout.assets_dir(slug),
         },
     }
