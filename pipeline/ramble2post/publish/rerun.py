@@ -26,7 +26,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ramble2post.errors import BlogRepoError, ExperimentError
 from ramble2post.publish import gitops
@@ -36,6 +36,9 @@ from ramble2post.publish.markdown import md_table
 from ramble2post.publish.measurements import MEASUREMENTS_END, stage_experiment_files
 from ramble2post.publish.render import render_measurements, replace_measurements
 from ramble2post.publish.slug import slugify
+
+if TYPE_CHECKING:
+    from ramble2post.experiments.base import Context, Experiment, Result
 
 log = logging.getLogger(__name__)  # diagnostics; stdout is for results only
 
@@ -57,10 +60,10 @@ class RerunResult:
     experiments: tuple[str, ...]
 
 
-Runner = Callable[[Any, Any], Any]  # (Experiment, Context) -> experiments.Result
+Runner = Callable[["Experiment", "Context"], "Result"]
 
 
-def _default_runner(exp: Any, ctx: Any) -> Any:
+def _default_runner(exp: Experiment, ctx: Context) -> Result:
     return exp.measure(ctx)
 
 
@@ -195,7 +198,7 @@ def _source_audio(repo: gitops.git.Repo, commit: str, assets_dir: str) -> Path |
     return p if str(p) not in ("", ".") and p.is_file() else None
 
 
-def _params_for(exp: Any, prior: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _params_for(exp: Experiment, prior: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The latest earlier run's parameters, minus machine-specific ones and names the experiment no longer has."""
     if not prior:
         return {}
@@ -213,7 +216,7 @@ def _models_for(prior: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 
 def _stage(
-    exp: Any, result: Any, prior: Sequence[Mapping[str, Any]], out_dir: Path, *, layout: BlogLayout, slug: str
+    exp: Experiment, result: Result, prior: Sequence[Mapping[str, Any]], out_dir: Path, *, layout: BlogLayout, slug: str
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The new result as a stored dict plus its files; its plot is drawn from every machine's results."""
     from ramble2post.experiments import Result
