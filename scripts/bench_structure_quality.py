@@ -39,7 +39,7 @@ GOLD = Path(__file__).resolve().parent.parent / "tests" / "data" / "structure_go
 def run(gold: GoldRamble, *, llm: str) -> Score:
     transcript = Transcript.from_dict(json.loads((gold.folder / "transcript.json").read_text()))
     post = structure_transcript(transcript=transcript, llm=llm, use_cache=False)
-    return score_post(gold, post)
+    return score_post(gold, post.to_dict())
 
 
 def _row(s: Score) -> str:
