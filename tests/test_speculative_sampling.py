@@ -194,27 +194,3 @@ def test_repeated_sampling_shares_the_prompt():
     table = exp.reader_table(res)
     assert len(table.rows) == 3 and "separate runs" in table.finding
     assert exp.plot([res])["repeated-sampling.png"][:4] == b"\x89PNG"
-
-
-@pytest.mark.slow
-def test_structure_llm_with_prompt_lookup_answers_the_same(monkeypatch):
-    # the structure stage's LLM, a rewrite question with its JSON grammar: same answer with and without lookup
-    from ramble2post.structure.llm import LlamaCppLLM, resolve_gguf
-
-    name, path, source, expected = resolve_gguf("smollm2")
-    kw = dict(name=name, path=path, source=source, expected_sha256=expected, system="You rewrite transcripts.")
-    plain = LlamaCppLLM(**kw, prompt_lookup=False, flash_attn=True)
-    fast = LlamaCppLLM(**kw, prompt_lookup=True)
-    assert fast.flash_attn and fast.prompt_lookup and not plain.prompt_lookup
-    schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
-    source_text = (
-        "so the thing about the format is that every post has three layers and the first layer is the one line "
-        "that says what the whole thing is about"
-    )
-    q = f"Rewrite this in clean prose, keeping the speaker's words: {source_text}"
-    a = plain.ask(prefix="Transcript: " + source_text, question=q, schema=schema, max_tokens=48)
-    b = fast.ask(prefix="Transcript: " + source_text, question=q, schema=schema, max_tokens=48)
-    assert a.gen_tokens > 8
-    assert a.text == b.text
-    monkeypatch.setenv("RAMBLE2POST_PROMPT_LOOKUP", "1")
-    assert LlamaCppLLM(**kw).prompt_lookup is True
