@@ -135,7 +135,6 @@ def _run_experiments(
     "--experiments",
     "experiments",
     default=None,
-    envvar="RAMBLE2POST_EXPERIMENTS",
     help="auto (run what the ramble talks about), none, or a comma-separated list of experiment names.",
 )
 @quick_option
