@@ -14,8 +14,8 @@ from test_blog_common import transcript_of
 from ramble2post import experiments
 from ramble2post.experiments.base import Context, ReaderTable
 from ramble2post.experiments.detect import detect_experiments
+from ramble2post.experiments.speculative import Proposal, acceptance
 from ramble2post.records import Transcript
-from ramble2post.structure.speculative import Proposal, acceptance
 
 REPO = Path(__file__).resolve().parent.parent
 WINDOWS = REPO / "tests" / "data" / "detect_windows" / "windows.jsonl"
@@ -122,9 +122,9 @@ def test_labelled_windows_precision_and_recall():
 def test_greedy_output_is_identical_with_and_without_prompt_lookup():
     from llama_cpp import Llama
 
+    from ramble2post.experiments import speculative as spec
     from ramble2post.experiments.speculative_decoding import PROMPTS, _chat_tokens, _generate
     from ramble2post.structure import llm as llm_mod
-    from ramble2post.structure import speculative as spec
 
     _name, path, *_ = llm_mod.resolve_gguf("smollm2")
     kw = dict(model_path=str(path), n_ctx=1024, n_threads=1, n_batch=512, verbose=False, seed=0, flash_attn=True)

@@ -292,8 +292,7 @@ class LlamaCppLLM:
         n_threads = choose_threads()
         gpu = bool(llama_cpp.llama_supports_gpu_offload())
         self.flash_attn = bool(flash_attn)
-        make = llama_cpp.Llama
-        settings = {
+        params: dict[str, Any] = {
             "model_path": str(path),
             "n_threads": n_threads,
             "n_batch": 512,
@@ -303,13 +302,13 @@ class LlamaCppLLM:
             "flash_attn": self.flash_attn,
         }
         try:
-            self._llama = make(n_ctx=n_ctx, **settings)
+            self._llama = llama_cpp.Llama(n_ctx=n_ctx, **params)
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelError(f"llama.cpp cannot load {path}: {e}", hint=HOW_TO_GET) from e
         meta = dict(self._llama.metadata or {})
         train_ctx = int(meta.get(f"{meta.get('general.architecture', '')}.context_length", n_ctx) or n_ctx)
         if train_ctx < n_ctx:  # re-create with the model's own limit
-            self._llama = make(n_ctx=train_ctx, **settings)
+            self._llama = llama_cpp.Llama(n_ctx=train_ctx, **params)
         self.n_ctx = self._llama.n_ctx()
         self.n_threads = n_threads
         self.gpu_offload = gpu
