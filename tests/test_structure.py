@@ -11,12 +11,12 @@ from click.testing import CliRunner
 
 from ramble2post.errors import InputError
 from ramble2post.records import ModelInfo, Segment, Transcript
-from ramble2post.structure.llm import FakeLLM
 from ramble2post.structure.models import register_backend, unregister_backend
 from ramble2post.structure.prompts import load_prompts
 from ramble2post.structure.select import ROLES
 from ramble2post.structure.stage import make_sections, salvage_text, speaker_title, structure_transcript, validate_post
 from ramble2post.structure.verify import numbers
+from tests.fakes import FakeLLM
 
 TALK = [
     "Um, so what I wanted to talk about today is the idea of the KV cache in inference.",

@@ -43,7 +43,6 @@ def _say(msg: str) -> None:
     "--experiments",
     "experiments",
     default=None,
-    envvar="RAMBLE2POST_EXPERIMENTS",
     help="auto (run what the ramble talks about), none, or a comma-separated list of experiment names.",
 )
 @quick_option

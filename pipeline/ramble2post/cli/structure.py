@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ramble2post.cache import atomic_write_json
-from ramble2post.cli.options import llm_option, llm_spec
+from ramble2post.cli.options import llm_option, llm_spec, or_setting
 from ramble2post.records import load_transcript
 
 
@@ -29,7 +29,7 @@ from ramble2post.records import load_transcript
     "prompts_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    envvar="RAMBLE2POST_PROMPTS",
+    callback=or_setting("prompts", Path),
     help="Folder with your own copies of the prompts/*.txt files.",
 )
 @click.option(

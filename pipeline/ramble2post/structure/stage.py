@@ -45,12 +45,11 @@ from ramble2post.structure.asking import (
 from ramble2post.structure.clean import Sentence, clean_segments
 from ramble2post.structure.keyphrases import keyphrase_title, names_phrase, topic_phrases
 from ramble2post.structure.llm import LLM, resolve_gguf, sha256_of
-from ramble2post.structure.models import load_llm, registered
+from ramble2post.structure.models import load_llm, parse_llm_spec
 from ramble2post.structure.prompts import Prompt, load_prompts, versions
 from ramble2post.structure.roles import ROLES, weights_text
 from ramble2post.structure.schema import SCHEMA_VERSION, Post, validate_post
 from ramble2post.structure.select import TOPIC_PHRASES, Selection, select_roles
-from ramble2post.structure.server import is_server_spec, parse_spec
 from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, trim_title
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
 
@@ -78,11 +77,11 @@ class _Llm:
 
 def _model_key(spec: str) -> dict[str, str]:
     """Cheap identity of the model for the cache key (no weights loaded)."""
-    if spec in ("none", "") or registered(spec) or spec.startswith("hf:"):
+    parsed = parse_llm_spec(spec) if spec else None
+    if parsed is None or parsed.kind in ("none", "registered", "hf"):
         return {"llm": spec}
-    if is_server_spec(spec):  # the endpoint and the model name it serves (weights unseen from here)
-        url, model = parse_spec(spec)
-        return {"llm": spec, "url": url, "model": model}
+    if parsed.kind == "openai":  # the endpoint and the model name it serves (weights unseen from here)
+        return {"llm": spec, "url": parsed.url, "model": parsed.name}
     _name, path, _src, expected = resolve_gguf(spec)
     return {"llm": spec, "sha256": expected or sha256_of(path)}
 
