@@ -145,11 +145,9 @@ def run(
 
 def _llm_of(conf: Settings) -> str:
     """``settings.llm``, served at ``settings.llm_url`` when one is set (as ``--llm-url`` does)."""
-    from ramble2post.structure.server import is_server_spec, server_spec
+    from ramble2post.structure.models import parse_llm_spec
 
-    if conf.llm_url and conf.llm != "none" and not is_server_spec(conf.llm):
-        return server_spec(url=conf.llm_url, model=conf.llm)
-    return conf.llm
+    return parse_llm_spec(conf.llm, url=conf.llm_url).text
 
 
 def _stage(n: int, name: str, detail: str, say: Progress, stop: Callable[[], bool]) -> float:
