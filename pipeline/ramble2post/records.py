@@ -54,6 +54,9 @@ class Transcript:
     device: str  # "cpu" | "cuda"
     options: dict[str, Any]  # decoding options that were used (part of the cache key)
     timing: dict[str, float]  # wall seconds per step, plus real-time factor
+    # the ffmpeg that decoded the audio, "kind: first line of ffmpeg -version" (kind: imageio-ffmpeg |
+    # RAMBLE2POST_FFMPEG | PATH); builds decode differently, so it is part of the result. "" = not recorded
+    decoder: str = ""
     # spans decoded again by the loop/dropped-passage guard: reason, start, end (s), before, after, applied
     repairs: tuple[dict[str, Any], ...] = ()
     # glossary fixes after decoding: original word(s), corrected term, start/end (s) of the segment
