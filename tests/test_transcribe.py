@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 PHRASES = ["transparent", "twitch", "youtube", "articulating my thoughts", "larger audience"]
 
 
+# measured 2026-12-04 (whisper.transcribe alone, no guard; either ffmpeg build): base 8.3 %, tiny.en 9.9 %
 @pytest.mark.parametrize("model,max_wer", [("base", 0.12), ("tiny.en", 0.18)])
 def test_cli_json_on_sample(model, max_wer, tmp_path):
     out = tmp_path / "t.json"
