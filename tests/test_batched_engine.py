@@ -126,10 +126,11 @@ def test_batched_tiny_on_sample(tiny, quantize):
         language="en",
         options=BatchedOptions(quantize=quantize, batch_size=2),
     )
-    # measured 17.2 % fp32, 16.1 % int8 with text-only windows (2026-11-30; 17.7 / 18.8 % with timestamp
-    # tokens); the 57-s clip is cut into 25 + 26 + 6 s: the short tail window has little context;
-    # sequential whisper 9.9 %. base on the 13-min sample: 7.52 %.
-    _check(result, len(samples) / SAMPLE_RATE, max_wer=0.20)
+    # measured 2026-12-04 (OMP_NUM_THREADS 1 and 2 alike): fp32 15.6 % with either ffmpeg; int8 18.2 % with
+    # the imageio-ffmpeg build, 12.5 % with Debian's 5.1, 20.3 % on issue 25's 2-core EPYC. The 57-s clip is
+    # cut into 25 + 26 + 6 s: the short tail window has little context and its words move with a 53-ms
+    # difference at the end of the decoded file; sequential whisper 9.9 %. base on the 13-min sample: 7.52 %.
+    _check(result, len(samples) / SAMPLE_RATE, max_wer=0.25)
     assert len(result["chunks"]) >= 2  # 57 s cannot fit one window: batching was exercised
 
 
@@ -183,13 +184,32 @@ def test_cuda_path_transcribes_on_a_gpu():
     _check(result, len(samples) / SAMPLE_RATE, max_wer=0.16)
 
 
+def token_agreement(a: list[int], b: list[int]) -> float:
+    """Share of tokens the two sequences have in common, in order (1.0 = the same tokens)."""
+    import difflib
+
+    matched = sum(m.size for m in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_matching_blocks())
+    return matched / max(len(a), len(b), 1)
+
+
+# Agreement of the fast decoder with whisper's, over the whole 1-min sample (3 windows, ~330 tokens), measured
+# 2026-12-04 with the imageio-ffmpeg build / Debian's ffmpeg 5.1, OMP_NUM_THREADS 1 and 2 alike (the two builds'
+# samples differ by 1 LSB, which is enough to move int8 near-ties):
+#   rescored (8): tokens 100 % / 100 %, text WER 0 / 0, |avg logprob| difference <= 0.004 per window
+#                 (issue 25's EPYC: one timestamp token 0.14 s off in one window)
+#   not (0):      tokens 94.3 % / 98.8 %, text WER 6.1 % / 0 % (11.4 % in the worst window; issue 25's
+#                 EPYC 11.9 %), |avg logprob| difference <= 0.028 per window
+FAST_DECODER_BARS = {8: (0.95, 0.05, 0.05), 0: (0.85, 0.15, 0.10)}  # tokens >=, text WER <=, logprob diff <=
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("rescore", [8, 0])
-def test_fast_decoder_matches_whisper_decoder(tiny, monkeypatch, rescore):
+def test_fast_decoder_agrees_with_whisper_decoder(tiny, monkeypatch, rescore):
     """int8 logits + contiguous cross-attention cache vs the plain int8 decoder (fp32 logits).
 
-    With the int8 head's top candidates rescored in fp32 the greedy tokens are the same; without,
-    an int8 near-tie can flip a word ("IFLAP" vs "I-SLOP" in one 16-word window on a Zen 4 CPU).
+    With the int8 head's top candidates rescored in fp32 the greedy tokens agree; without, an int8
+    near-tie can flip a word ("IFLAP" vs "I-SLOP" in one 16-word window on a Zen 4 CPU). Agreement over
+    the whole sample, not exact tokens: a near-tie moves with the CPU and the ffmpeg build.
     """
     import copy
 
@@ -210,12 +230,20 @@ def test_fast_decoder_matches_whisper_decoder(tiny, monkeypatch, rescore):
         features = prepared.encoder(mel)
         ours = whisper.decode(prepared, features, opts)
         ref = whisper.decode(plain, features, opts)
+    min_agreement, max_wer, max_logprob_diff = FAST_DECODER_BARS[rescore]
+    agreement = token_agreement([t for r in ours for t in (*r.tokens, -1)], [t for r in ref for t in (*r.tokens, -1)])
+    wer = word_error_rate(reference=" ".join(r.text for r in ref), hypothesis=" ".join(r.text for r in ours))
+    assert agreement >= min_agreement, f"tokens agree {agreement:.3f} < {min_agreement}"
+    assert wer <= max_wer, f"WER {wer:.3f} > {max_wer}"
     for a, b in zip(ours, ref):
-        if rescore:
-            assert a.tokens == b.tokens
-        else:
-            assert word_error_rate(reference=b.text, hypothesis=a.text) <= 0.10
-        assert a.avg_logprob == pytest.approx(b.avg_logprob, abs=0.05)
+        assert a.avg_logprob == pytest.approx(b.avg_logprob, abs=max_logprob_diff)
+
+
+def test_token_agreement():
+    assert token_agreement([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert token_agreement([1, 2, 3, 4], [1, 9, 3, 4]) == 0.75  # one token flipped, the rest still in step
+    assert token_agreement([1, 2, 3, 4], [1, 2, 3, 4, 5, 6, 7, 8]) == 0.5
+    assert token_agreement([], []) == 0.0
 
 
 @pytest.mark.slow
@@ -235,9 +263,10 @@ def test_workers_give_the_same_text_as_one_worker(tiny, context):
     # batch 1: the same windows go through the same shapes; only the thread that runs them differs,
     # and with context a chain never reads another chain's text
     assert texts[0] == texts[1] == texts[2]
-    # measured 2026-11-30 (tiny.en, int8, rescored logits): 16.1 % without context, 16.7 % with it; a
-    # prompt gone wrong (loops, a window copied from its prompt) would be far above
-    assert word_error_rate(reference=SAMPLE_1MIN_TXT.read_text(), hypothesis=texts[0]) <= 0.20
+    # measured 2026-12-04 (tiny.en, int8, rescored logits; either ffmpeg build, OMP_NUM_THREADS 1 and 2):
+    # 16.1 % without context, 17.2-17.7 % with it; a prompt gone wrong (loops, a window copied from its
+    # prompt) would be far above
+    assert word_error_rate(reference=SAMPLE_1MIN_TXT.read_text(), hypothesis=texts[0]) <= 0.25
 
 
 def test_auto_workers_only_on_small_cpus_with_several_batches_and_free_memory(monkeypatch):
@@ -317,7 +346,8 @@ def test_noisy_audio_goes_through_real_silero_and_packed_windows(tiny):
     speech = sum(b - a for a, b in result["regions"])
     assert 40.0 < speech <= len(samples) / SAMPLE_RATE  # most of the 57 s is speech, found under the noise
     assert all(sum(b - a for a, b in Chunk(**c).spans()) <= 30.0 + 1e-6 for c in result["chunks"])
-    # measured 2026-11-30: WER 32.8 % (tiny.en, default batch; 19.3 % on the clean clip)
+    # measured 2026-12-04: WER 29.2 % with the imageio-ffmpeg build, 26.6 % with Debian's 5.1 (2026-11-30:
+    # 32.8 %; tiny.en, default batch)
     _check(result, len(samples) / SAMPLE_RATE, max_wer=0.40)
 
 

@@ -144,8 +144,12 @@ def test_corrections_are_recorded_in_the_transcript_json():
 
 
 def test_glossary_is_not_part_of_the_cache_key():
-    a = cache_key(audio_sha256="a", model_sha256="m", options=TranscribeOptions(glossary=None), device="cpu")
-    b = cache_key(audio_sha256="a", model_sha256="m", options=TranscribeOptions(glossary=(("X", ()),)), device="cpu")
+    a = cache_key(
+        audio_sha256="a", model_sha256="m", options=TranscribeOptions(glossary=None), device="cpu", decoder="d"
+    )
+    b = cache_key(
+        audio_sha256="a", model_sha256="m", options=TranscribeOptions(glossary=(("X", ()),)), device="cpu", decoder="d"
+    )
     assert a == b
 
 

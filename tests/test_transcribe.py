@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 PHRASES = ["transparent", "twitch", "youtube", "articulating my thoughts", "larger audience"]
 
 
+# measured 2026-12-04 (whisper.transcribe alone, no guard; either ffmpeg build): base 8.3 %, tiny.en 9.9 %
 @pytest.mark.parametrize("model,max_wer", [("base", 0.12), ("tiny.en", 0.18)])
 def test_cli_json_on_sample(model, max_wer, tmp_path):
     out = tmp_path / "t.json"
@@ -30,6 +31,7 @@ def test_cli_json_on_sample(model, max_wer, tmp_path):
     for key in ("audio_sha256", "model", "device", "language", "duration", "segments", "text", "timing"):
         assert key in data
     assert data["language"] == "en" and data["device"] == "cpu"
+    assert "ffmpeg version" in data["decoder"]  # provenance: which ffmpeg build decoded the audio
     assert 56 < data["duration"] < 58
     assert data["model"]["name"] == model and len(data["model"]["sha256"]) == 64
     assert all({"id", "start", "end", "text"} <= set(s) for s in data["segments"])

@@ -4,8 +4,10 @@ Issue 12 asks for >= 90 % of faithful rewrites accepted and >= 95 % of unfaithfu
 On pairs.jsonl (246 pairs, where the rule changes were chosen) the rules reach 80.2 % and 89.2 %;
 on heldout.jsonl (164 pairs from rambles the rules were never tuned on, written before the last
 rule change) 47.4 % and 73.9 %: neither bar is met on either file. See docs/STRUCTURE_QUALITY.md.
-These bars (the figures rounded down) keep what was gained from slipping back; unfaithful
-rejection is the one that matters most ("fewer, right sentences").
+These bars keep what was gained from slipping back; unfaithful rejection is the one that matters
+most ("fewer, right sentences"). Each sits two pairs (one per kind) below the figure measured on
+2026-12-04 (OMP_NUM_THREADS 1 and 2 alike), not at it: a pair whose embedding cosine lies on a
+threshold may flip with another CPU's float kernels, and one pair is 0.8 to 2.2 points here.
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ def test_paraphrase_benchmark_bars():
     assert len(pairs) >= 200 and sum(p["faithful"] for p in pairs) >= 100
     now = bench_verify.score(_rule(bench_verify), pairs)
     before = bench_verify.score(bench_verify.previous_rule, pairs)
-    assert now["rejected_unfaithful"] >= 0.89 > before["rejected_unfaithful"]
-    assert now["accepted_faithful"] >= 0.80
+    # measured 107/120 = 89.2 % rejected (previous rule 61.7 %), 101/126 = 80.2 % accepted
+    assert now["rejected_unfaithful"] >= 105 / 120 > before["rejected_unfaithful"]
+    assert now["accepted_faithful"] >= 99 / 126
     caught, total = map(int, now["by_kind"]["number"].split("/"))
-    assert caught == total  # every new number is caught
-    for kind, least in (("claim", 10), ("negation", 11), ("unit", 17), ("name", 18)):
+    assert caught == total  # every new number is caught (21/21)
+    # measured claim 10/10, negation 11/13, unit 17/19, name 18/20
+    for kind, least in (("claim", 9), ("negation", 10), ("unit", 16), ("name", 17)):
         caught, total = map(int, now["by_kind"][kind].split("/"))
         assert caught >= least, kind
 
@@ -55,8 +59,9 @@ def test_paraphrase_heldout_bars():
     assert len(pairs) >= 80 and sum(p["faithful"] for p in pairs) >= 40
     now = bench_verify.score(_rule(bench_verify), pairs)
     before = bench_verify.score(bench_verify.previous_rule, pairs)
-    assert now["rejected_unfaithful"] >= 0.73 > before["rejected_unfaithful"]
-    assert now["accepted_faithful"] >= 0.47
+    # measured 65/88 = 73.9 % rejected (previous rule 59.1 %), 36/76 = 47.4 % accepted
+    assert now["rejected_unfaithful"] >= 63 / 88 > before["rejected_unfaithful"]
+    assert now["accepted_faithful"] >= 34 / 76
 
 
 @pytest.mark.slow

@@ -134,6 +134,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("RAMBLE2POST_FAULT_TABLE", None, "write the fault matrix as Markdown here (tests/faults)", internal=True),
     EnvVar("RAMBLE2POST_TEST_NODE_CACHE", None, "node_modules cache for the Astro tests", internal=True),
     EnvVar("RAMBLE2POST_SHOTS", None, "screenshot folder for the Astro tests", internal=True),
+    EnvVar(
+        "RAMBLE2POST_SKIPPED_LOG",
+        None,
+        "file where the tests write the ids they skipped (.ci/run reruns them)",
+        internal=True,
+    ),
 )
 _BY_SETTING = {v.setting: v.name for v in ENVIRONMENT if v.setting}
 _FALSE = ("", "0", "false", "no", "off")  # an environment variable's "no" (click's spellings)

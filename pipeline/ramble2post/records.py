@@ -90,6 +90,9 @@ class Transcript:
     device: str  # "cpu" | "cuda"
     options: dict[str, Any]  # decoding options that were used (part of the cache key)
     timing: dict[str, float]  # wall seconds per step, plus real-time factor
+    # the ffmpeg that decoded the audio, "kind: first line of ffmpeg -version" (kind: imageio-ffmpeg |
+    # RAMBLE2POST_FFMPEG | PATH); builds decode differently, so it is part of the result. "" = not recorded
+    decoder: str = ""
     repairs: tuple[Repair, ...] = ()  # spans decoded again by the loop/dropped-passage guard
     corrections: tuple[Correction, ...] = ()  # glossary fixes after decoding
     schema_version: int = TRANSCRIPT_SCHEMA_VERSION

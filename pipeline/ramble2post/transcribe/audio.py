@@ -2,13 +2,17 @@
 
 Whisper wants 16 kHz mono. We decode with ffmpeg (argument list, never a shell)
 so that m4a, mp3, wav, flac, ogg, mp4 ... all work. ffmpeg is taken from
-``RAMBLE2POST_FFMPEG`` if set, else from PATH, else from the ``imageio-ffmpeg``
-package (a static build shipped on PyPI, so a fresh machine needs no apt).
+``RAMBLE2POST_FFMPEG`` if set, else from the ``imageio-ffmpeg`` package (a static
+build pinned in requirements.txt, so a fresh machine needs no apt and every machine
+decodes the same samples), else from PATH. The decoder is part of the result: builds
+differ in their AAC decoder and resampler, which moves the WER of the 1-min sample by
+about a point, so ``describe_decoder`` names it in each transcript's provenance.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import shutil
@@ -42,26 +46,49 @@ class Audio:
 
 def find_ffmpeg() -> str:
     """Path of an ffmpeg executable, or DependencyError naming how to get one."""
+    return _locate_ffmpeg()[1]
+
+
+def _locate_ffmpeg() -> tuple[str, str]:
+    """(kind, path) of the ffmpeg to use; kind is "RAMBLE2POST_FFMPEG", "imageio-ffmpeg" or "PATH"."""
     explicit = current().ffmpeg
     if explicit:
         if Path(explicit).is_file() and os.access(explicit, os.X_OK):
-            return explicit
+            return "RAMBLE2POST_FFMPEG", explicit
         raise DependencyError(
             f"ffmpeg not found at RAMBLE2POST_FFMPEG={explicit}",
             hint="unset RAMBLE2POST_FFMPEG or point it at an ffmpeg binary",
         )
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
     try:
         import imageio_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError) as e:
-        raise DependencyError(
-            "ffmpeg not found",
-            hint="install it (apt-get install ffmpeg) or pip install imageio-ffmpeg",
-        ) from e
+        return "imageio-ffmpeg", imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        pass  # not installed (or no binary for this platform): a system ffmpeg will do
+    found = shutil.which("ffmpeg")
+    if found:
+        return "PATH", found
+    raise DependencyError(
+        "ffmpeg not found",
+        hint="pip install imageio-ffmpeg (requirements.txt pins it) or apt-get install ffmpeg",
+    )
+
+
+def describe_decoder() -> str:
+    """Which ffmpeg decodes audio, for provenance: e.g. ``imageio-ffmpeg: ffmpeg version 9.0.2-static ...``."""
+    kind, path = _locate_ffmpeg()
+    return f"{kind}: {_ffmpeg_version(path)}"
+
+
+@functools.cache
+def _ffmpeg_version(path: str) -> str:
+    """First line of ``ffmpeg -version`` (run once per binary), or why it could not be read."""
+    try:
+        proc = subprocess.run([path, "-version"], capture_output=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise DependencyError(f"could not run ffmpeg ({path}): {e}") from e
+    lines = proc.stdout.decode("utf-8", "replace").splitlines()
+    return lines[0].strip() if proc.returncode == 0 and lines else f"{Path(path).name} (version unknown)"
 
 
 def check_readable(path: str | os.PathLike) -> Path:

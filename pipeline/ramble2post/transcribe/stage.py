@@ -21,7 +21,7 @@ from ramble2post.config import DEFAULT_WHISPER
 from ramble2post.errors import AudioError, DependencyError
 from ramble2post.records import Correction, Repair, Segment, Transcript
 from ramble2post.transcribe import batched  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
-from ramble2post.transcribe.audio import load_audio
+from ramble2post.transcribe.audio import describe_decoder, load_audio
 from ramble2post.transcribe.models import load_whisper_model, resolve_whisper_model
 
 CACHE_STAGE = "transcribe"
@@ -85,12 +85,13 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
 ENGINE_VERSION = 4
 
 
-def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str) -> str:
+def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str, decoder: str) -> str:
     opts = dataclasses.asdict(options)
     opts.pop("model")  # identified by its checksum instead
     opts.pop("glossary")  # applied to the cached transcript, after decoding
     opts["device"] = device
     opts["engine_version"] = ENGINE_VERSION
+    opts["decoder"] = decoder  # another ffmpeg build decodes other samples
     return stable_key({"audio": audio_sha256, "model": model_sha256, "options": opts})
 
 
@@ -165,7 +166,10 @@ def transcribe_file(
     audio_sha = sha256_file(audio_path) if audio_path.is_file() and audio_path.stat().st_size else ""
     device = resolve_device(options.device)
     resolved = resolve_whisper_model(options.model)
-    key = cache_key(audio_sha256=audio_sha, model_sha256=resolved.info.sha256, options=options, device=device)
+    ffmpeg_build = describe_decoder()
+    key = cache_key(
+        audio_sha256=audio_sha, model_sha256=resolved.info.sha256, options=options, device=device, decoder=ffmpeg_build
+    )
     cache = StageCache(CACHE_STAGE)
     if use_cache and audio_sha and (hit := cache.get(key)):
         return apply_glossary(Transcript.from_dict(hit), options.glossary)
@@ -252,6 +256,7 @@ def transcribe_file(
         device=device,
         options={k: v for k, v in decode.items()} | {"guard": options.guard},
         repairs=tuple(Repair(**r) for r in repairs),
+        decoder=ffmpeg_build,
         timing={
             "audio_decode_s": round(t_decoded - t0, 3),
             "model_load_s": round(t_loaded - t_decoded, 3),
