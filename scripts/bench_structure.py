@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 context=a.context,
                 progress=lambda m, lb=label: print(f"  [{lb}] {m}", file=sys.stderr),
             )
-            runs[label] = {k: post["timing"].get(k) for k in KEYS} | {"wall_s": round(time.perf_counter() - t0, 3)}
+            runs[label] = {k: post.timing.get(k) for k in KEYS} | {"wall_s": round(time.perf_counter() - t0, 3)}
             if reuse:
                 recorded = rec
     finally:

@@ -3,7 +3,7 @@
 
 For every gold ramble (``tests/data/structure_gold/<id>/``: labels + the pipeline's
 Whisper transcript of it spoken), the structure stage runs from the transcript (no
-cache), and the post is scored against the labels (``ramble2post.structure.gold``):
+cache), and the post is scored against the labels (``scripts/_lib/gold.py``):
 
 - precision: items shown under a role that the labels allow there (pooled over rambles);
 - recall: roles the ramble has that the post fills with at least one allowed item;
@@ -27,9 +27,10 @@ import platform
 import sys
 from pathlib import Path
 
+from _lib.gold import GoldRamble, Score, gold_set, score_post, totals
+
 from ramble2post.config import DEFAULT_LLM
 from ramble2post.records import Transcript
-from ramble2post.structure.gold import GoldRamble, Score, gold_set, score_post, totals
 from ramble2post.structure.roles import WEIGHTS_ENVVAR
 from ramble2post.structure.stage import structure_transcript
 
@@ -39,7 +40,7 @@ GOLD = Path(__file__).resolve().parent.parent / "tests" / "data" / "structure_go
 def run(gold: GoldRamble, *, llm: str) -> Score:
     transcript = Transcript.from_dict(json.loads((gold.folder / "transcript.json").read_text()))
     post = structure_transcript(transcript=transcript, llm=llm, use_cache=False)
-    return score_post(gold, post)
+    return score_post(gold, post.to_dict())
 
 
 def _row(s: Score) -> str:

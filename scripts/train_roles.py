@@ -2,9 +2,9 @@
 """Fit the role model on the labelled gold set and choose each role's fill threshold.
 
 For each gold ramble the pipeline's own cleaned sentences of its Whisper transcript are
-labelled through the reference labels (``ramble2post.structure.gold.align``), featurised
+labelled through the reference labels (``scripts/_lib/gold.py: align``), featurised
 as in the pipeline (``select.sentence_features``), and one logistic regression per role
-is fitted (``roles.fit``).
+is fitted (``scripts/_lib/role_fit.py: fit``).
 
 Thresholds are chosen on leave-one-ramble-out probabilities, so that they are set by
 rambles the model did not see: a role's threshold is the lowest value at which, over all
@@ -24,10 +24,12 @@ import json
 import sys
 from pathlib import Path
 
+from _lib.gold import GoldRamble, align, gold_set
+from _lib.role_fit import fit
+
 from ramble2post.records import Transcript
 from ramble2post.structure.clean import clean_segments
-from ramble2post.structure.gold import GoldRamble, align, gold_set
-from ramble2post.structure.roles import ROLES, RoleModel, fit
+from ramble2post.structure.roles import ROLES, RoleModel
 from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, sentence_features
 
 ROOT = Path(__file__).resolve().parent.parent

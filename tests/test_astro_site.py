@@ -10,6 +10,7 @@ fills it in CI before the tests).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import http.server
 import json
@@ -22,14 +23,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_blog_common import CHROMIUM, HARDWARE, git, item, make_post, make_transcript, run_chromium, selftest_output
+from test_blog_common import CHROMIUM, HARDWARE, git, item, make_transcript, post_json, run_chromium, selftest_output
 
 from ramble2post.cli.main import cli
 from ramble2post.experiments.base import get, load_result
+from ramble2post.experiments.pipeline_hook import RunOutcome
 from ramble2post.publish import site
 from ramble2post.publish.blog import SKELETON_DIR, create_blog_repo
 from ramble2post.publish.draft import create_draft
 from ramble2post.records import Segment
+from ramble2post.structure.schema import Post
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "tests" / "data" / "results"
@@ -57,7 +60,7 @@ def node_cache():
         os.environ[site.NODE_CACHE_ENV] = old
 
 
-def _result_with_plot(name: str, tmp: Path) -> dict:
+def _result_with_plot(name: str, tmp: Path) -> RunOutcome:
     """A stored real run of ``name`` (tests/data/results), its plot redrawn from it."""
     res = load_result(RESULTS / f"{name}.json")
     out = tmp / name
@@ -65,20 +68,17 @@ def _result_with_plot(name: str, tmp: Path) -> dict:
     plots = get(name).plot([res])
     for fname, data in plots.items():
         (out / fname).write_bytes(data)
-    d = res.to_dict()
-    d["plots"] = list(plots)
-    d["result_dir"] = str(out)
-    return d
+    return RunOutcome(name, "ok", result=dataclasses.replace(res, plots=tuple(plots)), result_dir=str(out))
 
 
 def _kv_transcript_and_post():
     t = make_transcript()
     seg = Segment(id=4, start=20.0, end=24.5, text=KV_CLAIM)
     t = type(t)(**{**t.__dict__, "segments": (*t.segments, seg), "duration": 25.0})
-    post = make_post(title=HOSTILE_TITLE)
+    post = post_json(title=HOSTILE_TITLE)
     post["layers"]["reason"].append(item(KV_CLAIM, sources=(4,)))
     post["sentences"].append({"id": 5, "text": KV_CLAIM, "segments": [4], "start": 20.0, "end": 24.5})
-    return t, post
+    return t, Post.from_dict(post)
 
 
 @pytest.fixture(scope="module", params=["kv-cache-growth", "batching-speedup"])

@@ -17,7 +17,9 @@ import subprocess
 import zlib
 from pathlib import Path
 
-from ramble2post.records import ModelInfo, Segment, Transcript
+from ramble2post.publish.measurements import StoredResult
+from ramble2post.records import Hardware, ModelInfo, Segment, Transcript
+from ramble2post.structure.schema import Post
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test User",
@@ -130,10 +132,13 @@ def item(text, origin="speaker", sources=(0,), verified=True, note=None):
     return {"text": text, "origin": origin, "sources": list(sources), "verified": verified, "note": note}
 
 
-def make_post(title="Batching makes decoding nearly free", *, unverified=1, gaps=()) -> dict:
-    """A Post as the structure stage writes it (validated against its schema); ``gaps``: roles left empty."""
-    from ramble2post.structure.schema import validate_post
+def make_post(title="Batching makes decoding nearly free", *, unverified=1, gaps=()) -> Post:
+    """A Post as the structure stage returns it; ``gaps``: roles left empty."""
+    return Post.from_dict(post_json(title, unverified=unverified, gaps=gaps))
 
+
+def post_json(title="Batching makes decoding nearly free", *, unverified=1, gaps=()) -> dict:
+    """A Post's JSON as the structure stage writes it (``make_post`` validates it)."""
     flagged = [item("Batching gives a 100x speedup on every laptop.", "model", (1,), False, "number not in the ramble")]
     layers = {
         "focus": [item("So the idea is that batching makes decoding nearly free.", sources=(0,))],
@@ -167,8 +172,12 @@ def make_post(title="Batching makes decoding nearly free", *, unverified=1, gaps
         "prompts": {"structure": "3", "verify": "1"},
         "timing": {"structure_s": 2.0},
     }
-    validate_post(post)
     return post
+
+
+def stored(*results: dict) -> list[StoredResult]:
+    """Result JSON as the publish stage takes it (as a rerun reads it back from the blog repo)."""
+    return [StoredResult(r) for r in results]
 
 
 def make_result(tmp: Path, *, label="Test CPU, 2 cores", started="2026-11-24T06:00:00Z") -> dict:
@@ -188,7 +197,7 @@ def make_result(tmp: Path, *, label="Test CPU, 2 cores", started="2026-11-24T06:
     }
 
 
-HARDWARE = {"label": "Test CPU, 2 cores, 8 GiB RAM", "device": "cpu", "cores": 2}
+HARDWARE = Hardware(label="Test CPU, 2 cores, 8 GiB RAM", device="cpu")
 
 # ---------------------------------------------------------------- headless chromium
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)

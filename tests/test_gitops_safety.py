@@ -24,6 +24,7 @@ from test_blog_common import (
     make_transcript,
     png_bytes,
     snapshot,
+    stored,
 )
 
 from ramble2post.cli.main import cli
@@ -37,7 +38,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def draft(root, **kw):
     kw.setdefault("post", make_post())
     return create_draft(
-        transcript=make_transcript(), experiment_results=kw.pop("results", []), blog_repo=root, hardware=HARDWARE, **kw
+        transcript=make_transcript(),
+        experiment_results=stored(*kw.pop("results", [])),
+        blog_repo=root,
+        hardware=HARDWARE,
+        **kw,
     )
 
 
@@ -57,7 +62,7 @@ def test_busy_checkout_is_byte_for_byte_unchanged(tmp_path):
     assert sorted(added) == sorted(d.files)
     assert "wip.md" not in " ".join(added) and "notes.txt" not in added
     msg = git(root, "log", "-1", "--format=%B", d.branch)
-    assert "Draft: Batching makes decoding nearly free" in msg and HARDWARE["label"] in msg
+    assert "Draft: Batching makes decoding nearly free" in msg and HARDWARE.label in msg
     assert not (root / ".git" / gitops.LOCK_NAME).exists()
     assert git(root, "worktree", "list").count("\n") == 1  # no extra worktrees
 

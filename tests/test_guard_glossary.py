@@ -134,7 +134,7 @@ def _transcript(texts):
 def test_corrections_are_recorded_in_the_transcript_json():
     t = apply_glossary(_transcript(["We use the kv cash.", "Then int 8."]), ())
     assert t.text == "We use the KV cache. Then int8."
-    assert [(c["original"], c["corrected"], c["start"]) for c in t.corrections] == [
+    assert [(c.original, c.corrected, c.start) for c in t.corrections] == [
         ("kv cash", "KV cache", 0.0),
         ("int 8", "int8", 2.0),
     ]

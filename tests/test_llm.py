@@ -8,13 +8,13 @@ import pytest
 
 from ramble2post.errors import LLMOutputError, ModelError
 from ramble2post.structure.llm import (
-    FakeLLM,
     quantization_of,
     resolve_gguf,
     schema_grammar,
     split_template,
 )
 from ramble2post.structure.models import load_llm, register_backend, unregister_backend
+from tests.fakes import FakeLLM, registered_fake
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -105,3 +105,21 @@ def test_gemma_is_assembled_into_the_cache_and_verified(ramble2post_home):
     path.write_bytes(b"GGUF corrupted")  # a damaged copy is rebuilt, never used
     _, path2, _, _ = resolve_gguf("gemma3-270m")
     assert sha256_file(path2) == sha
+
+
+def test_spec_kinds_parsed_once(tmp_path):
+    from ramble2post.structure.models import parse_llm_spec
+
+    assert parse_llm_spec(None).kind == "packaged" and parse_llm_spec(None).name == "smollm2"
+    assert parse_llm_spec("gemma3").name == "gemma3-270m"
+    assert parse_llm_spec("none").kind == "none"
+    hf = parse_llm_spec("hf:owner/repo:file.gguf")
+    assert (hf.kind, hf.name, hf.file) == ("hf", "owner/repo", "file.gguf")
+    assert parse_llm_spec(str(tmp_path / "m.gguf")).kind == "path"
+    (tmp_path / "smollm2").write_bytes(b"GGUF")  # an existing file wins over a packaged name, as before
+    assert parse_llm_spec(str(tmp_path / "smollm2")).kind == "path"
+    with pytest.raises(ModelError):
+        parse_llm_spec("hf:no-file")
+    with registered_fake("fake-kind", FakeLLM()):
+        assert parse_llm_spec("fake-kind").kind == "registered"
+    assert parse_llm_spec("fake-kind").kind == "path"  # unknown again: loading it says so

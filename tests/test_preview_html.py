@@ -15,6 +15,7 @@ from test_blog_common import (
     make_transcript,
     run_chromium,
     selftest_output,
+    stored,
 )
 
 from ramble2post.cli.main import cli
@@ -55,7 +56,7 @@ def drafted(tmp_path):
     d = create_draft(
         post=make_post(),
         transcript=make_transcript(),
-        experiment_results=[make_result(tmp_path)],
+        experiment_results=stored(make_result(tmp_path)),
         blog_repo=root,
         hardware=HARDWARE,
     )
@@ -124,7 +125,7 @@ def test_without_node_preview_of_an_astro_blog_writes_the_standalone_page(tmp_pa
     d = create_draft(
         post=make_post(),
         transcript=make_transcript(),
-        experiment_results=[make_result(tmp_path)],
+        experiment_results=stored(make_result(tmp_path)),
         blog_repo=root,
         hardware=HARDWARE,
     )

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 from markdown_it import MarkdownIt
-from test_blog_common import HARDWARE, git, make_post, make_repo, make_result, make_transcript
+from test_blog_common import HARDWARE, git, make_post, make_repo, make_result, make_transcript, post_json, stored
 
 from ramble2post.publish.blog import BlogLayout
 from ramble2post.publish.draft import create_draft
@@ -21,7 +21,8 @@ from ramble2post.publish.render import (
     set_draft_flag,
     split_front_matter,
 )
-from ramble2post.records import Segment
+from ramble2post.records import Correction, Segment
+from ramble2post.structure.schema import Post
 
 NOW = dt.datetime(2026, 11, 24, 6, 0, tzinfo=dt.UTC)
 LAYOUT = BlogLayout(name="astropaper-v5", posts_dir="src/data/blog")
@@ -39,10 +40,11 @@ HOSTILE = [
 
 
 def render(post=None, transcript=None, results=(), slug="a-post"):
+    """``render_post`` on a Post (or its JSON) and result JSON."""
     return render_post(
-        post=post or make_post(),
+        post=Post.from_dict(post) if isinstance(post, dict) else post or make_post(),
         transcript=transcript or make_transcript(),
-        experiment_results=list(results),
+        experiment_results=stored(*results),
         layout=LAYOUT,
         slug=slug,
         hardware=HARDWARE,
@@ -112,7 +114,7 @@ def test_unverified_items_get_a_visible_verify_mark():
 
 @pytest.mark.parametrize("evil", HOSTILE)
 def test_hostile_text_is_inert_everywhere(evil):
-    post = make_post(title=evil)
+    post = post_json(title=evil)
     post["description"] = evil
     post["tags"] = [evil]
     for layer in post["layers"].values():
@@ -220,7 +222,7 @@ def test_committed_images_resolve_from_the_post(tmp_path):
     d = create_draft(
         post=make_post(),
         transcript=make_transcript(),
-        experiment_results=[make_result(tmp_path)],
+        experiment_results=stored(make_result(tmp_path)),
         blog_repo=root,
         hardware=HARDWARE,
         now=NOW,
@@ -276,13 +278,13 @@ def test_a_role_the_ramble_lacks_is_an_author_note_not_a_faked_sentence():
     assert count_author_notes(full.markdown) == 0 and AUTHOR_MARK not in full.markdown
 
 
-def test_render_refuses_a_record_that_is_not_a_post():
-    from ramble2post.publish.render import RenderError
+def test_a_record_that_is_not_a_post_is_refused_where_it_is_read():
+    from ramble2post.errors import InputError
 
-    bad = make_post()
+    bad = post_json()
     bad["layers"]["focus"] = []  # layer 1 can never be empty
-    with pytest.raises(RenderError, match="not a valid Post"):
-        render(post=bad)
+    with pytest.raises(InputError, match="post JSON is not valid"):
+        Post.from_dict(bad)  # render_post takes a Post: JSON is checked at the edge that reads it
 
 
 def test_measurements_follow_the_layer_with_the_claim_quoted_with_its_time(tmp_path):
@@ -325,7 +327,7 @@ def test_ramble_view_shows_what_was_heard_beside_a_glossary_correction():
     fixed = dataclasses.replace(
         t,
         segments=(t.segments[0], seg, *t.segments[2:]),
-        corrections=({"original": "kv cash", "corrected": "KV cache", "start": 5.0, "end": 9.5, "segment": 1},),
+        corrections=(Correction(original="kv cash", corrected="KV cache", start=5.0, end=9.5, segment=1),),
     )
     ramble = render(transcript=fixed).markdown.split("## Ramble", 1)[1].split("## Provenance", 1)[0]
     assert "spelled right marked" in ramble

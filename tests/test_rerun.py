@@ -7,13 +7,15 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from test_blog_common import branches, git, make_post, make_repo, make_transcript, snapshot
+from test_blog_common import branches, git, make_post, make_repo, make_transcript, snapshot, stored
 
 from ramble2post.experiments.base import Context
 from ramble2post.experiments.batching import COLUMNS, UNITS, BatchingSpeedup
+from ramble2post.experiments.pipeline_hook import RunOutcome
 from ramble2post.publish.draft import create_draft, publish_draft
 from ramble2post.publish.gitops import open_repo
 from ramble2post.publish.rerun import comparison_table, rerun_post
+from ramble2post.records import Hardware
 
 OLD_MACHINE = "cpu-old-laptop-4c"
 
@@ -48,13 +50,13 @@ def _stored_draft(tmp_path):
     out = tmp_path / "old"
     out.mkdir()
     (out / "p.png").write_bytes(BatchingSpeedup().plot([old])["batching-speedup.png"])
-    d = dict(old.to_dict(), plots=["p.png"], result_dir=str(out))
+    ran = RunOutcome(old.experiment, "ok", result=dataclasses.replace(old, plots=("p.png",)), result_dir=str(out))
     draft = create_draft(
         post=make_post(),
         transcript=make_transcript(),
-        experiment_results=[d],
+        experiment_results=[ran],
         blog_repo=root,
-        hardware={"label": "old laptop", "device": "cpu"},
+        hardware=Hardware(label="old laptop"),
     )
     return root, draft
 
@@ -168,7 +170,7 @@ def test_rerun_without_results_says_so(tmp_path):
         transcript=make_transcript(),
         experiment_results=[],
         blog_repo=root,
-        hardware={"label": "x", "device": "cpu"},
+        hardware=Hardware(label="x"),
     )
     from ramble2post.errors import ExperimentError
 
@@ -190,9 +192,9 @@ def test_real_rerun_redraws_the_plot_with_both_runs(tmp_path):
     d = create_draft(
         post=make_post(),
         transcript=make_transcript(),
-        experiment_results=[dict(saved.to_dict(), result_dir=str(out))],
+        experiment_results=[RunOutcome(saved.experiment, "ok", result=saved, result_dir=str(out))],
         blog_repo=root,
-        hardware={"label": "x", "device": "cpu"},
+        hardware=Hardware(label="x"),
     )
     res = rerun_post(slug=d.slug, blog_repo=root, device="cpu", quick=True, say=lambda m: None)
     assert res.experiments == ("kv-cache-growth",)
@@ -210,12 +212,12 @@ def test_failed_experiment_is_rerun_too(tmp_path):
     d = create_draft(
         post=make_post(),
         transcript=make_transcript(),
-        experiment_results=[
+        experiment_results=stored(
             {"experiment": "batching-speedup", "error": "out of memory"},
             {"experiment": "not-a-real-one", "error": "boom"},
-        ],
+        ),
         blog_repo=root,
-        hardware={"label": "x", "device": "cpu"},
+        hardware=Hardware(label="x"),
     )
     runner = FakeRunner()
     res = rerun_post(slug=d.slug, blog_repo=root, device="cpu", runner=runner, say=lambda m: None)

@@ -14,8 +14,8 @@ from test_blog_common import transcript_of
 from ramble2post import experiments
 from ramble2post.experiments.base import Context, ReaderTable
 from ramble2post.experiments.detect import detect_experiments
+from ramble2post.experiments.speculative import Proposal, acceptance
 from ramble2post.records import Transcript
-from ramble2post.structure.speculative import Proposal, acceptance
 
 REPO = Path(__file__).resolve().parent.parent
 WINDOWS = REPO / "tests" / "data" / "detect_windows" / "windows.jsonl"
@@ -122,9 +122,9 @@ def test_labelled_windows_precision_and_recall():
 def test_greedy_output_is_identical_with_and_without_prompt_lookup():
     from llama_cpp import Llama
 
+    from ramble2post.experiments import speculative as spec
     from ramble2post.experiments.speculative_decoding import PROMPTS, _chat_tokens, _generate
     from ramble2post.structure import llm as llm_mod
-    from ramble2post.structure import speculative as spec
 
     _name, path, *_ = llm_mod.resolve_gguf("smollm2")
     kw = dict(model_path=str(path), n_ctx=1024, n_threads=1, n_batch=512, verbose=False, seed=0, flash_attn=True)
@@ -194,27 +194,3 @@ def test_repeated_sampling_shares_the_prompt():
     table = exp.reader_table(res)
     assert len(table.rows) == 3 and "separate runs" in table.finding
     assert exp.plot([res])["repeated-sampling.png"][:4] == b"\x89PNG"
-
-
-@pytest.mark.slow
-def test_structure_llm_with_prompt_lookup_answers_the_same(monkeypatch):
-    # the structure stage's LLM, a rewrite question with its JSON grammar: same answer with and without lookup
-    from ramble2post.structure.llm import LlamaCppLLM, resolve_gguf
-
-    name, path, source, expected = resolve_gguf("smollm2")
-    kw = dict(name=name, path=path, source=source, expected_sha256=expected, system="You rewrite transcripts.")
-    plain = LlamaCppLLM(**kw, prompt_lookup=False, flash_attn=True)
-    fast = LlamaCppLLM(**kw, prompt_lookup=True)
-    assert fast.flash_attn and fast.prompt_lookup and not plain.prompt_lookup
-    schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
-    source_text = (
-        "so the thing about the format is that every post has three layers and the first layer is the one line "
-        "that says what the whole thing is about"
-    )
-    q = f"Rewrite this in clean prose, keeping the speaker's words: {source_text}"
-    a = plain.ask(prefix="Transcript: " + source_text, question=q, schema=schema, max_tokens=48)
-    b = fast.ask(prefix="Transcript: " + source_text, question=q, schema=schema, max_tokens=48)
-    assert a.gen_tokens > 8
-    assert a.text == b.text
-    monkeypatch.setenv("RAMBLE2POST_PROMPT_LOOKUP", "1")
-    assert LlamaCppLLM(**kw).prompt_lookup is True

@@ -11,12 +11,12 @@ from click.testing import CliRunner
 
 from ramble2post.errors import InputError
 from ramble2post.records import ModelInfo, Segment, Transcript
-from ramble2post.structure.llm import FakeLLM
 from ramble2post.structure.models import register_backend, unregister_backend
 from ramble2post.structure.prompts import load_prompts
 from ramble2post.structure.select import ROLES
 from ramble2post.structure.stage import make_sections, salvage_text, speaker_title, structure_transcript, validate_post
 from ramble2post.structure.verify import numbers
+from tests.fakes import FakeLLM
 
 TALK = [
     "Um, so what I wanted to talk about today is the idea of the KV cache in inference.",
@@ -156,8 +156,9 @@ def test_validate_post_rejects_unknown_sources():
 
 @pytest.mark.slow
 def test_structure_with_fake_llm(fake):
-    post = structure_transcript(transcript=make_transcript(), llm="fake", use_cache=False)
-    validate_post(post)
+    record = structure_transcript(transcript=make_transcript(), llm="fake", use_cache=False)
+    post = record.to_dict()
+    assert validate_post(post) == record  # the JSON reads back as the same record
     assert post["layers"]["focus"] and post["layers"]["example"] and post["layers"]["analogy"]
     seg_ids = set(range(len(TALK)))
     for r in ROLES:
@@ -195,7 +196,7 @@ def test_structure_cache_and_sections(fake):
     assert again == first and len(fake.history) == n  # cached: no new questions
     fake.n_ctx = 1024 + 120  # forces several sections in full-context mode
     fake.history.clear()
-    post = structure_transcript(transcript=t, llm="fake", use_cache=False, context="full")
+    post = structure_transcript(transcript=t, llm="fake", use_cache=False, context="full").to_dict()
     assert post["timing"]["sections"] > 1
     prefixes = {h["prefix"] for h in fake.history}
     assert len(prefixes) > 1
@@ -223,7 +224,7 @@ def test_cli_structure_without_llm(tmp_path):
 
 @pytest.mark.slow
 def test_structure_with_real_smollm2():
-    post = structure_transcript(transcript=make_transcript(), llm="smollm2", use_cache=False, llm_budget_s=90)
+    post = structure_transcript(transcript=make_transcript(), llm="smollm2", use_cache=False, llm_budget_s=90).to_dict()
     validate_post(post)
     assert post["llm"]["quantization"] == "Q4_1" and len(post["llm"]["sha256"]) == 64
     assert post["layers"]["focus"]
@@ -251,7 +252,7 @@ NO_ANALOGY = [
 @pytest.mark.slow
 def test_a_role_the_ramble_lacks_is_left_empty_not_faked():
     """No analogy in the ramble: none in the post, and the post records the gap (rendered as an author's note)."""
-    post = structure_transcript(transcript=make_transcript(NO_ANALOGY), llm="none", use_cache=False)
+    post = structure_transcript(transcript=make_transcript(NO_ANALOGY), llm="none", use_cache=False).to_dict()
     assert post["layers"]["analogy"] == [] and "analogy" in post["gaps"]
     assert "KV cache" in post["layers"]["focus"][0]["text"]  # layer 1 names the topic
     example = [it["text"] for it in post["layers"]["example"]]

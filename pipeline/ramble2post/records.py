@@ -41,6 +41,42 @@ class ModelInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class Hardware:
+    """The machine that made a draft, as the draft names it (front matter, commit message, provenance)."""
+
+    label: str  # human description (``experiments.hardware.describe``): CPU, cores, memory, GPU
+    machine: str | None = None  # short stable label (``machine_label``), one column per machine in reruns
+    device: str = "cpu"  # "cpu" | "cuda"
+
+    def to_dict(self) -> dict[str, str]:
+        """The fields that are set, in order (the draft's provenance block and ``--json``)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class Repair:
+    """A span the loop/dropped-passage guard decoded again (``transcribe/guard.py``)."""
+
+    reason: str  # what the guard saw, e.g. a repetition loop or a passage with too few words
+    start: float  # s
+    end: float  # s
+    before: str  # the text Whisper gave the span
+    after: str  # the text decoding it again gave
+    applied: bool  # True: ``after`` replaced ``before`` in the segments
+
+
+@dataclasses.dataclass(frozen=True)
+class Correction:
+    """A glossary fix after decoding (``transcribe/glossary.py``): a domain term spelled right."""
+
+    original: str  # the word(s) as Whisper heard them
+    corrected: str  # the glossary's term
+    start: float  # s, of the segment
+    end: float  # s, of the segment
+    segment: int  # index of the segment in ``Transcript.segments``
+
+
+@dataclasses.dataclass(frozen=True)
 class Transcript:
     """Output of the transcription stage (JSON written by ``ramble2post transcribe``)."""
 
@@ -54,22 +90,22 @@ class Transcript:
     device: str  # "cpu" | "cuda"
     options: dict[str, Any]  # decoding options that were used (part of the cache key)
     timing: dict[str, float]  # wall seconds per step, plus real-time factor
-    # spans decoded again by the loop/dropped-passage guard: reason, start, end (s), before, after, applied
-    repairs: tuple[dict[str, Any], ...] = ()
-    # glossary fixes after decoding: original word(s), corrected term, start/end (s) of the segment
-    corrections: tuple[dict[str, Any], ...] = ()
+    repairs: tuple[Repair, ...] = ()  # spans decoded again by the loop/dropped-passage guard
+    corrections: tuple[Correction, ...] = ()  # glossary fixes after decoding
     schema_version: int = TRANSCRIPT_SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
+        """The transcript JSON (``ramble2post transcribe -o``, the stage cache, the blog repo's copy)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Transcript:
+        """Read transcript JSON back (unknown keys ignored); TypeError/KeyError when fields are missing."""
         d = dict(d)
         d["segments"] = tuple(Segment(**s) for s in d["segments"])
         d["model"] = ModelInfo(**d["model"])
-        d["repairs"] = tuple(d.get("repairs") or ())
-        d["corrections"] = tuple(d.get("corrections") or ())
+        d["repairs"] = tuple(Repair(**r) for r in d.get("repairs") or ())
+        d["corrections"] = tuple(Correction(**c) for c in d.get("corrections") or ())
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 

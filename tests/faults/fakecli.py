@@ -5,7 +5,7 @@ Run as ``python -m tests.faults.fakecli ARGS...`` from the repo root: exactly wh
 signal handling), after registering test doubles that a subprocess cannot get
 otherwise. Nothing here is imported by the product.
 
-LLM backends (``--llm NAME``), all ``pipeline.llm.FakeLLM`` with a responder:
+LLM backends (``--llm NAME``), all ``tests.fakes.FakeLLM`` with a responder:
 
 =================  ==========================================================
 ``fake``           well-formed, minimal answers (first candidate, no title,
@@ -86,8 +86,8 @@ def _responder(style: str):
 
 
 def _register_llms() -> None:
-    from ramble2post.structure.llm import FakeLLM
     from ramble2post.structure.models import register_backend
+    from tests.fakes import FakeLLM
 
     for name, style in (
         ("fake", "fake"),

@@ -226,14 +226,21 @@ def test_a_response_that_is_not_json(warm, tmp_path, fake_server):
 
 def test_spec_parsing():
     from ramble2post.errors import ModelError
-    from ramble2post.structure.server import parse_spec, server_spec
+    from ramble2post.structure.models import parse_llm_spec
 
-    assert parse_spec("openai:http://127.0.0.1:11434/v1/qwen2.5:7b") == ("http://127.0.0.1:11434/v1", "qwen2.5:7b")
-    assert parse_spec("openai:http://h:8000/v1/meta-llama/Llama-3.1-8B") == (
+    def split(text: str, url: str | None = None) -> tuple[str, str]:
+        spec = parse_llm_spec(text, url=url)
+        assert spec.kind == "openai"
+        return spec.url, spec.name
+
+    assert split("openai:http://127.0.0.1:11434/v1/qwen2.5:7b") == ("http://127.0.0.1:11434/v1", "qwen2.5:7b")
+    assert split("openai:http://h:8000/v1/meta-llama/Llama-3.1-8B") == (
         "http://h:8000/v1",
         "meta-llama/Llama-3.1-8B",
     )
-    assert parse_spec(server_spec(url="http://h:1234/v1/", model="m")) == ("http://h:1234/v1", "m")
+    assert split("m", url="http://h:1234/v1/") == ("http://h:1234/v1", "m")
+    assert parse_llm_spec("m", url="http://h:1234/v1/").text == "openai:http://h:1234/v1/m"
+    assert parse_llm_spec("none", url="http://h:1234/v1").kind == "none"  # --llm none wins over --llm-url
     for bad in ("openai:qwen", "openai:http://h:1/v1/", "openai:ftp://h/v1/m"):
         with pytest.raises(ModelError):
-            parse_spec(bad)
+            parse_llm_spec(bad)

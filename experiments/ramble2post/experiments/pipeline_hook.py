@@ -9,10 +9,11 @@ becomes a recorded failure; the draft still gets written.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,12 @@ class RunOutcome:
         return d
 
 
-def select(
-    *, transcript: Transcript | Mapping[str, Any] | str, selection: str = "auto"
-) -> list[tuple[str, Detection | None]]:
-    """Names to run: ``auto`` (detected), ``none``, ``all``, or a comma list ``a,b``."""
+def select(*, transcript: Transcript | str, selection: str = "auto") -> list[tuple[str, Detection | None]]:
+    """Names to run: ``auto`` (detected), ``none``, ``all``, or a comma list ``a,b``.
+
+    transcript: the ramble (or its text) that detection reads.
+    selection: ``auto``, ``none``, ``all`` or comma-separated experiment names.
+    """
     sel = (selection or "auto").strip().lower()
     if sel == "none":
         return []
@@ -82,7 +85,7 @@ def select(
 
 def run_detected(
     *,
-    transcript: Transcript | Mapping[str, Any] | str,
+    transcript: Transcript | str,
     output_dir: str | Path,
     selection: str = "auto",
     device: str | None = "cpu",
@@ -95,11 +98,16 @@ def run_detected(
 ) -> list[RunOutcome]:
     """Run the selected experiments; never raises for an experiment's own failure.
 
-    transcript: the ramble (Transcript, its dict, or text) used for detection.
+    transcript: the ramble (Transcript, or text) used for detection.
     output_dir: results go to ``output_dir/<experiment>/result.json`` (+ csv, png).
+    selection: ``auto`` (what the ramble refers to), ``none``, ``all`` or comma-separated names.
     device: "cpu", "cuda", or "auto"/None (resolved here).
-    whisper_model, llm: names or paths; None = the project defaults.
+    quick: smaller parameter grids (a first look in minutes).
+    whisper_model: Whisper model name or path; None = the project default.
+    llm: LLM spec; None = the project default.
     audio_path: the ramble's audio (default: the transcript's audio_path).
+    reference_text: a reference transcript for experiments that measure word error rate.
+    progress: called with one line per step, prefixed with the experiment's name.
     """
     if audio_path is None and isinstance(transcript, Transcript):
         audio_path = transcript.audio_path
@@ -111,7 +119,7 @@ def run_detected(
     outcomes: list[RunOutcome] = []
     for name, detection in chosen:
         exp = get(name)
-        say = (lambda m, _n=name: progress(f"{_n}: {m}")) if progress else None
+        say = functools.partial(_prefixed, progress, name) if progress else None
         ctx = Context(
             device=device,
             quick=quick,
@@ -154,6 +162,10 @@ def run_detected(
             )
             _free_memory()
     return outcomes
+
+
+def _prefixed(progress: Callable[[str], None], name: str, msg: str) -> None:
+    progress(f"{name}: {msg}")
 
 
 def _one_line(e: BaseException) -> str:

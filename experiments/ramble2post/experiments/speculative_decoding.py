@@ -159,8 +159,8 @@ class SpeculativeDecoding(Experiment):
 
     def run(self, context: Context) -> Result:
         from ramble2post.cache import sha256_file
+        from ramble2post.experiments import speculative as spec
         from ramble2post.structure import llm as llm_mod
-        from ramble2post.structure import speculative as spec
 
         p = self.resolve_params(context)
         texts = str_list(p["texts"])

@@ -3,14 +3,13 @@
 ``ramble2post AUDIO`` runs the whole pipeline; subcommands run one stage.
 Domain errors (``pipeline.errors``) become one ``Error: ...`` line plus a hint
 and a non-zero exit code; ``--debug`` (or ``RAMBLE2POST_DEBUG=1``) shows the
-traceback instead.
+traceback instead. ``--help`` lists every environment variable (``config.ENVIRONMENT``).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import os
 import sys
 
 import click
@@ -23,6 +22,7 @@ from ramble2post.cli.run import run_cmd
 from ramble2post.cli.signals import forget_unhandled_interrupt, install_sigterm_handler
 from ramble2post.cli.structure import structure_cmd
 from ramble2post.cli.transcribe import transcribe_cmd
+from ramble2post.config import current, environment_help
 from ramble2post.errors import Ramble2PostError
 from ramble2post.transcribe.torch_state import prefer_passive_omp_wait
 
@@ -30,7 +30,17 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
 
 
 def _debug_enabled() -> bool:
-    return os.environ.get("RAMBLE2POST_DEBUG", "") not in ("", "0")
+    """``RAMBLE2POST_DEBUG`` / config ``debug`` (a config file that cannot be read says so without a traceback)."""
+    try:
+        return current().debug
+    except Ramble2PostError:
+        return False
+
+
+ENVIRONMENT_HELP = (
+    "\b\nEnvironment (a flag wins over its variable, a variable over config.toml in $RAMBLE2POST_HOME):\n"
+    + environment_help()
+)
 
 
 class DefaultGroup(click.Group):
@@ -98,9 +108,9 @@ class DefaultGroup(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ENVIRONMENT_HELP)
 @click.version_option(__version__, prog_name="ramble2post")
-@click.option("--debug", is_flag=True, envvar="RAMBLE2POST_DEBUG", help="Show Python tracebacks on errors.")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks on errors (RAMBLE2POST_DEBUG=1).")
 @click.pass_context
 def cli(ctx, debug):
     """Turn a spoken ramble into a three-layer blog post draft, locally.
@@ -116,6 +126,7 @@ def cli(ctx, debug):
     Everything runs on this machine: Whisper for speech, a GGUF model through
     llama.cpp for structure, and experiments measured on this hardware.
     """
+    debug = debug or _debug_enabled()
     ctx.meta["debug"] = debug
     prefer_passive_omp_wait()  # before anything imports torch (OpenMP reads it once)
     # diagnostics go to stderr through logging; stdout carries only each command's result

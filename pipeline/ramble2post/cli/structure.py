@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ramble2post.cache import atomic_write_json
-from ramble2post.cli.options import llm_option, llm_spec
+from ramble2post.cli.options import llm_option, llm_spec, or_setting
 from ramble2post.records import load_transcript
 
 
@@ -29,7 +29,7 @@ from ramble2post.records import load_transcript
     "prompts_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    envvar="RAMBLE2POST_PROMPTS",
+    callback=or_setting("prompts", Path),
     help="Folder with your own copies of the prompts/*.txt files.",
 )
 @click.option(
@@ -47,7 +47,15 @@ from ramble2post.records import load_transcript
     help="Seconds the LLM may spend on questions; items left keep the speaker's words. Default: 200.",
 )
 @click.option("--no-cache", is_flag=True, help="Recompute even if a cached result exists.")
-def structure_cmd(transcript, output, llm, prompts_dir, context, llm_budget_s, no_cache):
+def structure_cmd(
+    transcript: Path,
+    output: Path | None,
+    llm: str | None,
+    prompts_dir: Path | None,
+    context: str,
+    llm_budget_s: float | None,
+    no_cache: bool,
+) -> None:
     """Structure TRANSCRIPT.json into a three-layer post (Post JSON), grounded in the speaker's words.
 
     Roles the ramble does not fill stay empty (the draft asks the author for them);
@@ -77,12 +85,12 @@ def structure_cmd(transcript, output, llm, prompts_dir, context, llm_budget_s, n
         llm_budget_s=llm_budget_s,
         context=context,
     )
-    v = post["verification"]
-    tm = post["timing"]
-    click.echo(f"title: {post['title']['text']}  ({post['title']['origin']})", err=True)
+    v = post.verification
+    tm = post.timing
+    click.echo(f"title: {post.title.text}  ({post.title.origin})", err=True)
     click.echo(
-        f"verification: {v['items']} items, {v['passed']} passed, {v['repaired']} repaired, "
-        f"{v['replaced']} replaced, {v['flagged']} flagged",
+        f"verification: {v.items} items, {v.passed} passed, {v.repaired} repaired, "
+        f"{v.replaced} replaced, {v.flagged} flagged",
         err=True,
     )
     click.echo(
@@ -91,7 +99,7 @@ def structure_cmd(transcript, output, llm, prompts_dir, context, llm_budget_s, n
         err=True,
     )
     if output:
-        atomic_write_json(output, post)
+        atomic_write_json(output, post.to_dict())
         click.echo(f"wrote {output}", err=True)
     else:
-        sys.stdout.write(json.dumps(post, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(post.to_dict(), indent=2, ensure_ascii=False) + "\n")

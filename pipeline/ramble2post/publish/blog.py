@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 
 import git
 
-from ramble2post.config import BLOG_TEMPLATE_DIR, home_dir, load_settings
+from ramble2post.config import BLOG_TEMPLATE_DIR, current, home_dir
 from ramble2post.errors import BlogRepoError
 from ramble2post.publish import gitops
 
@@ -102,15 +102,8 @@ def detect_layout(repo: git.Repo, *, base: str, posts_dir: str | None = None) ->
 
 
 def configured_blog_repo(flag: str | Path | None) -> Path | None:
-    """--blog-repo flag > RAMBLE2POST_BLOG_REPO (click envvar) > config.toml > None."""
-    if flag:
-        return Path(flag).expanduser()
-    import os
-
-    env = os.environ.get(BLOG_ENVVAR)
-    if env:
-        return Path(env).expanduser()
-    configured = load_settings().blog_repo
+    """--blog-repo flag > RAMBLE2POST_BLOG_REPO > config.toml > None (``config.resolve``)."""
+    configured = flag or current().blog_repo
     return Path(configured).expanduser() if configured else None
 
 

@@ -9,14 +9,15 @@ import logging
 import platform
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from ramble2post import __version__
 from ramble2post.config import CHECKOUT_DIR
 from ramble2post.errors import BlogRepoError
 from ramble2post.publish import gitops
 from ramble2post.publish.blog import detect_layout, resolve_blog_repo
+from ramble2post.publish.measurements import ExperimentRecord
 from ramble2post.publish.render import (
     count_author_notes,
     count_verify_marks,
@@ -25,7 +26,9 @@ from ramble2post.publish.render import (
     split_front_matter,
 )
 from ramble2post.publish.slug import is_valid_slug, unique_slug
-from ramble2post.records import Transcript
+from ramble2post.records import Hardware, Transcript
+from ramble2post.structure.schema import Post
+from ramble2post.version import __version__
 
 log = logging.getLogger(__name__)  # diagnostics; stdout is for results only
 
@@ -47,7 +50,8 @@ class Draft:
     files: tuple[str, ...]
     author_notes: int = 0  # roles the ramble did not fill (an AUTHOR NOTE in their place)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The draft as JSON (``ramble2post --json``)."""
         d = dataclasses.asdict(self)
         d["repo"] = str(self.repo)
         d["files"] = list(self.files)
@@ -78,7 +82,8 @@ def pipeline_commit() -> str:
         return "unknown"
 
 
-def software_versions() -> dict:
+def software_versions() -> dict[str, str]:
+    """Versions of Python, ramble2post, the main libraries and git."""
     out = {"python": platform.python_version(), "ramble2post": __version__}
     for dist in _SOFTWARE:
         try:
@@ -92,9 +97,9 @@ def software_versions() -> dict:
     return out
 
 
-def build_provenance(*, post: dict, transcript: Transcript, hardware: dict) -> dict:
+def build_provenance(*, post: Post, transcript: Transcript, hardware: Hardware) -> dict[str, Any]:
     """Everything needed to reproduce (or distrust) the draft."""
-    llm = post.get("llm") or None
+    llm = post.llm or None
     return {
         "whisper": {
             "model": transcript.model.name,
@@ -108,25 +113,26 @@ def build_provenance(*, post: dict, transcript: Transcript, hardware: dict) -> d
         "llm": {k: llm.get(k) for k in ("name", "sha256", "quantization", "source", "n_ctx") if k in llm}
         if llm
         else None,
-        "prompts": post.get("prompts") or {},
+        "prompts": post.prompts,
         "audio_sha256": transcript.audio_sha256,
-        "transcript_sha256": post.get("transcript_sha256"),
-        "timing_s": {"transcribe": transcript.timing, "structure": post.get("timing") or {}},
-        "hardware": hardware,
+        "transcript_sha256": post.transcript_sha256,
+        "timing_s": {"transcribe": transcript.timing, "structure": post.timing},
+        "hardware": hardware.to_dict(),
         "software": software_versions(),
         "pipeline_commit": pipeline_commit(),
         "python_executable": Path(sys.executable).name,
     }
 
 
-def commit_message(*, title: str, slug: str, path: str, hardware: dict, verify_marks: int, n_results: int) -> str:
+def commit_message(*, title: str, slug: str, path: str, hardware: Hardware, verify_marks: int, n_results: int) -> str:
+    """The draft commit's message, with ``Ramble2post-Slug``/``-Path`` trailers."""
     title_line = " ".join(title.split())[:60]
     body = [
         f"Draft: {title_line}",
         "",
         f"Drafted by ramble2post {__version__} from a spoken ramble into {path}",
         f"(draft: true; {verify_marks} item(s) marked VERIFY; {n_results} experiment result(s)).",
-        f"Hardware: {hardware.get('label', 'unknown')} (device {hardware.get('device', 'cpu')}).",
+        f"Hardware: {hardware.label} (device {hardware.device}).",
         "",
         f"Ramble2post-Slug: {slug}",
         f"Ramble2post-Path: {path}",
@@ -136,25 +142,35 @@ def commit_message(*, title: str, slug: str, path: str, hardware: dict, verify_m
 
 def create_draft(
     *,
-    post: dict,
+    post: Post,
     transcript: Transcript,
-    experiment_results: list,
+    experiment_results: Sequence[ExperimentRecord],
     blog_repo: Path | None,
     posts_dir: str | None = None,
-    hardware: dict,
+    hardware: Hardware,
     now: dt.datetime | None = None,
     say: Callable[[str], None] = log.info,
     lock_wait_s: float = gitops.LOCK_WAIT_S,
 ) -> Draft:
     """Render ``post`` and commit it on a new ``drafts/<slug>`` branch.
 
-    The user's checkout is never touched (see ``pipeline.gitops``). Raises
-    ``BlogRepoError`` for unusable repos, ``RenderError`` for a bad record.
+    The user's checkout is never touched (see ``publish.gitops``). Raises
+    ``BlogRepoError`` for unusable repos.
+
+    post: the structure stage's record.
+    transcript: the transcript it was made from.
+    experiment_results: the experiment runs (``RunOutcome``) or stored results the post carries.
+    blog_repo: the blog's work tree (None: the configured or default one, created if missing).
+    posts_dir: where posts live in the repo (None: detected from the blog's layout).
+    hardware: the machine that drafted it (``label``, ``machine``, ``device``).
+    now: the post's date (default: now, UTC).
+    say: progress lines (the CLI prints them on stderr).
+    lock_wait_s: seconds to wait for another ramble2post holding the repo's lock.
     """
     now = now or dt.datetime.now(dt.UTC)
     repo_path = resolve_blog_repo(blog_repo, say=say)
     repo = gitops.open_repo(repo_path)
-    title = str((post.get("title") or {}).get("text") or "") or "ramble"  # render_post validates the whole Post
+    title = post.title.text or "ramble"
     with gitops.repo_lock(repo, wait_s=lock_wait_s):
         base_branch = gitops.default_branch(repo)
         base = gitops.base_sha(repo, base_branch)
@@ -171,7 +187,7 @@ def create_draft(
         rendered = render_post(
             post=post,
             transcript=transcript,
-            experiment_results=list(experiment_results or []),
+            experiment_results=experiment_results,
             layout=layout,
             slug=slug,
             hardware=hardware,
@@ -184,7 +200,7 @@ def create_draft(
             path=rendered.post_path,
             hardware=hardware,
             verify_marks=rendered.verify_count,
-            n_results=len(experiment_results or []),
+            n_results=len(experiment_results),
         )
         result = gitops.commit_new_branch(
             repo, branch=f"{gitops.DRAFT_PREFIX}{slug}", files=rendered.files, message=message, base_branch=base_branch
@@ -221,7 +237,7 @@ class DraftInfo:
     author_notes: int = 0  # roles the ramble did not fill, left to the author
 
 
-def find_post(repo, *, slug: str, posts_dir: str | None = None) -> DraftInfo:
+def find_post(repo: gitops.git.Repo, *, slug: str, posts_dir: str | None = None) -> DraftInfo:
     """The draft ``drafts/<slug>``, else the published post ``<slug>.md`` on the default branch."""
     if not is_valid_slug(slug):
         raise BlogRepoError(f"{slug!r} is not a ramble2post slug", hint="see `ramble2post drafts` for the list")
@@ -255,17 +271,19 @@ def find_post(repo, *, slug: str, posts_dir: str | None = None) -> DraftInfo:
     )
 
 
-def _draft_post_path(repo, *, base: str, tip: str, slug: str) -> str | None:
+def _draft_post_path(repo: gitops.git.Repo, *, base: str, tip: str, slug: str) -> str | None:
     """The Markdown file the draft branch added (prefers ``<slug>.md``)."""
     mb = repo.git.merge_base(base, tip)
-    names = [n for n in repo.git.diff("--name-only", "--no-renames", mb, tip, "--", "*.md").splitlines() if n]
+    names: list[str] = [
+        n for n in repo.git.diff("--name-only", "--no-renames", mb, tip, "--", "*.md").splitlines() if n
+    ]
     for n in names:
         if n.rsplit("/", 1)[-1] == f"{slug}.md":
             return n
     return names[0] if names else None
 
 
-def list_drafts(repo) -> list[DraftInfo]:
+def list_drafts(repo: gitops.git.Repo) -> list[DraftInfo]:
     """All ``drafts/*`` branches with title, date, VERIFY marks and AUTHOR NOTEs."""
     refs = repo.git.for_each_ref("--format=%(refname)", f"refs/heads/{gitops.DRAFT_PREFIX}").splitlines()
     out = []
@@ -288,7 +306,12 @@ class Published:
 
 
 def publish_draft(
-    repo, *, slug: str, force: bool = False, now: dt.datetime | None = None, lock_wait_s: float = gitops.LOCK_WAIT_S
+    repo: gitops.git.Repo,
+    *,
+    slug: str,
+    force: bool = False,
+    now: dt.datetime | None = None,
+    lock_wait_s: float = gitops.LOCK_WAIT_S,
 ) -> Published:
     """Merge ``drafts/<slug>`` into the default branch with ``draft: false``.
 
@@ -341,7 +364,7 @@ def publish_draft(
                     f"{base_branch} is checked out with uncommitted changes: not publishing over them",
                     hint="commit or stash them, or check out another branch, then publish again",
                 )
-            wt = Path(repo.working_tree_dir)
+            wt = Path(str(repo.working_tree_dir))
             tracked = set(repo.git.ls_tree("-r", "--name-only", base).splitlines())
             in_the_way = sorted(p for p in files if p not in tracked and (wt / p).exists())
             if in_the_way:

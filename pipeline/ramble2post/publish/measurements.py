@@ -16,12 +16,13 @@ layer holding a sentence from the segment the claim was detected in), between th
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ramble2post.experiments.tables import ReaderTable, header, sample_rows
 from ramble2post.publish.blog import BlogLayout
@@ -34,6 +35,26 @@ MEASUREMENTS_START = "<!-- ramble2post:measurements -->"
 MEASUREMENTS_END = "<!-- /ramble2post:measurements -->"
 MAX_SUMMARY_LINES = 6  # key numbers listed when a result has no table
 MAX_NOTES = 3  # notes shown in the post; every note stays in the JSON
+
+
+class ExperimentRecord(Protocol):
+    """An experiment result on its way into a post: a fresh run (``experiments.pipeline_hook.RunOutcome``)
+    or a result already stored as JSON (``StoredResult``). ``to_dict`` is the JSON the post keeps."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result's JSON plus ``result_dir`` (plots named relative to it) and its ``detection``."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredResult:
+    """A result that is JSON already: read back from a blog repo, or written by another version."""
+
+    data: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A copy of the stored JSON."""
+        return dict(self.data)
 
 
 def machine_name(result: Mapping[str, Any]) -> str:
@@ -125,7 +146,7 @@ def find_claim(result: Mapping[str, Any], segments: Sequence[Any]) -> dict[str, 
     }
 
 
-def anchor_layer(claims: Sequence[dict[str, Any] | None], layers: Mapping[str, Sequence[dict]]) -> str:
+def anchor_layer(claims: Sequence[dict[str, Any] | None], layers: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     """The layer the measurements follow: the first one holding a sentence from a claim's segment.
 
     Else the layer whose sentences were said closest to the claim; else the last layer.
@@ -163,8 +184,8 @@ def _json_bytes(obj: Any) -> bytes:
 
 
 def stage_experiment_files(
-    results: list[dict], *, layout: BlogLayout, slug: str, segments: Sequence[Any] = ()
-) -> tuple[list[dict], dict[str, bytes]]:
+    results: Sequence[Mapping[str, Any]], *, layout: BlogLayout, slug: str, segments: Sequence[Any] = ()
+) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """Copy plots/results into the draft's assets folder; return the stored results and files.
 
     ``plots`` may be absolute paths, or names relative to ``result_dir``. Stored
@@ -174,7 +195,7 @@ def stage_experiment_files(
     editing these. ``segments``: the transcript's, to quote the claim.
     """
     files: dict[str, bytes] = {}
-    stored: list[dict] = []
+    stored: list[dict[str, Any]] = []
     adir = layout.assets_dir(slug)
     for i, res in enumerate(results):
         res = dict(res)
@@ -210,7 +231,7 @@ def _summary_text(summary: Any) -> list[str]:
     return [str(summary)] if summary else []
 
 
-def experiment_view(result: dict, *, layout: BlogLayout, slug: str, index: int = 0) -> dict:
+def experiment_view(result: Mapping[str, Any], *, layout: BlogLayout, slug: str, index: int = 0) -> dict[str, Any]:
     """What measurements.md.j2 shows of one stored result."""
     from markupsafe import Markup
 
@@ -239,7 +260,7 @@ def experiment_view(result: dict, *, layout: BlogLayout, slug: str, index: int =
     }
 
 
-def experiment_views(stored: list[dict], *, layout: BlogLayout, slug: str) -> list[dict]:
+def experiment_views(stored: Sequence[Mapping[str, Any]], *, layout: BlogLayout, slug: str) -> list[dict[str, Any]]:
     """Views of stored results, grouped by experiment (first appearance), then by start time."""
     order: dict[str, int] = {}
     for r in stored:
@@ -256,7 +277,7 @@ def experiment_views(stored: list[dict], *, layout: BlogLayout, slug: str) -> li
     return views
 
 
-def main_plot(stored: list[dict]) -> str | None:
+def main_plot(stored: Sequence[Mapping[str, Any]]) -> str | None:
     """Repo path of the post's main plot (the first successful experiment's first plot), for ogImage."""
     for r in stored:
         if not r.get("error") and r.get("plots"):

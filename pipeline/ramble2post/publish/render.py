@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -26,12 +27,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from ramble2post.config import BLOG_TEMPLATE_DIR
-from ramble2post.errors import InputError, Ramble2PostError
+from ramble2post.errors import Ramble2PostError
 from ramble2post.publish.blog import BlogLayout
 from ramble2post.publish.markdown import fence, fmt_time, md_escape
 from ramble2post.publish.measurements import (
     MEASUREMENTS_END,
     MEASUREMENTS_START,
+    ExperimentRecord,
     _json_bytes,
     anchor_layer,
     experiment_views,
@@ -39,8 +41,8 @@ from ramble2post.publish.measurements import (
     stage_experiment_files,
 )
 from ramble2post.publish.slug import slugify
-from ramble2post.records import Transcript
-from ramble2post.structure.schema import validate_post
+from ramble2post.records import Hardware, Transcript
+from ramble2post.structure.schema import Item, Post
 
 TEMPLATE_NAME = "post.md.j2"
 TEMPLATES_DIR = BLOG_TEMPLATE_DIR / "templates"
@@ -109,21 +111,21 @@ def _segment_times(transcript: Transcript) -> dict[int, tuple[float, float]]:
     return {int(s.id): (float(s.start), float(s.end)) for s in transcript.segments}
 
 
-def _item_view(item: dict, times: dict[int, tuple[float, float]]) -> dict:
-    sources = [int(s) for s in item.get("sources") or [] if str(s).lstrip("-").isdigit()]
+def _item_view(item: Item, times: dict[int, tuple[float, float]]) -> dict[str, Any]:
+    sources = list(item.sources)
     spans = [times[s] for s in sources if s in times]
     return {
-        "text": item.get("text", ""),
-        "origin": "speaker" if item.get("origin") == "speaker" else "model",
+        "text": item.text,
+        "origin": "speaker" if item.origin == "speaker" else "model",
         "sources": sources,
-        "verified": bool(item.get("verified", False)),
-        "note": item.get("note"),
+        "verified": item.verified,
+        "note": item.note,
         "start": min(a for a, _ in spans) if spans else None,
         "end": max(b for _, b in spans) if spans else None,
     }
 
 
-def render_measurements(*, stored_results: list[dict], layout: BlogLayout, slug: str) -> str:
+def render_measurements(*, stored_results: Sequence[Mapping[str, Any]], layout: BlogLayout, slug: str) -> str:
     """The measurements section (with its markers) for results already stored in the repo.
 
     For ``rerun``: load every ``<assets>/results/*.json`` (old machines and the
@@ -143,30 +145,36 @@ def replace_measurements(markdown: str, section: str) -> str:
 
 def render_post(
     *,
-    post: dict,
+    post: Post,
     transcript: Transcript,
-    experiment_results: list[dict],
+    experiment_results: Sequence[ExperimentRecord],
     layout: BlogLayout,
     slug: str,
-    hardware: dict,
-    provenance: dict,
+    hardware: Hardware,
+    provenance: dict[str, Any],
     now: dt.datetime,
 ) -> RenderedDraft:
-    """The post Markdown plus its image/result files, ready to commit."""
-    if not isinstance(post, dict):
-        raise RenderError("post record is not a JSON object (not produced by `ramble2post structure`?)")
-    try:
-        record = validate_post(post)  # the stage boundary: a Post, not a guess at one
-    except InputError as e:
-        raise RenderError(f"post record is not a valid Post: {e}") from e
+    """The post Markdown plus its image/result files, ready to commit.
+
+    post: the structure stage's record (validated when it was made or read).
+    transcript: the transcript the post was made from (times, quotes, corrections).
+    experiment_results: runs (or stored results) whose tables and plots the post carries.
+    layout: where the blog keeps posts and their assets.
+    slug: the post's file name (without ``.md``) and assets folder name.
+    hardware: the machine that drafted it.
+    provenance: the complete record shown in the post's provenance block.
+    now: the post's pubDatetime.
+    """
     times = _segment_times(transcript)
-    layers = {k: [_item_view(i, times) for i in post["layers"].get(k) or []] for k in LAYER_TITLES}
-    title = " ".join(record.title.text.split()) or "Untitled ramble"
-    description = " ".join(str(post.get("description") or "").split()) or title
-    stored, files = stage_experiment_files(experiment_results, layout=layout, slug=slug, segments=transcript.segments)
+    layers = {k: [_item_view(i, times) for i in post.layers.of(k)] for k in LAYER_TITLES}
+    title = " ".join(post.title.text.split()) or "Untitled ramble"
+    description = " ".join(post.description.split()) or title
+    stored, files = stage_experiment_files(
+        [r.to_dict() for r in experiment_results], layout=layout, slug=slug, segments=transcript.segments
+    )
     experiments = experiment_views(stored, layout=layout, slug=slug)
     source_dir = f"{layout.assets_dir(slug)}/source"  # inputs kept so a rerun can re-render exactly
-    files[f"{source_dir}/post.json"] = _json_bytes(post)
+    files[f"{source_dir}/post.json"] = _json_bytes(post.to_dict())
     files[f"{source_dir}/transcript.json"] = _json_bytes(transcript.to_dict())
     all_items = [it for items in layers.values() for it in items]
     verify_count = sum(1 for it in all_items if not it["verified"]) + sum(1 for e in experiments if e["error"])
@@ -176,7 +184,7 @@ def render_post(
         "title": title,
         "description": description,
         "pubDatetime": pub,  # a YAML timestamp (ISO 8601, 'T', 'Z'), as AstroPaper's z.date() expects
-        "tags": _clean_tags(post.get("tags")),
+        "tags": _clean_tags(post.tags),
         "draft": True,
     }
     og = main_plot(stored)
@@ -186,11 +194,11 @@ def render_post(
         "ramble2post": {
             "schema_version": 1,
             "slug": slug,
-            "audio_sha256": post.get("audio_sha256") or transcript.audio_sha256,
-            "transcript_sha256": post.get("transcript_sha256"),
+            "audio_sha256": post.audio_sha256 or transcript.audio_sha256,
+            "transcript_sha256": post.transcript_sha256,
             "verify_marks": verify_count,
             "author_notes": author_count,
-            "hardware": hardware.get("label"),
+            "hardware": hardware.label,
             "assets": layout.assets_dir(slug),
         },
     }
@@ -201,12 +209,12 @@ def render_post(
         "sha256": None,
         "source": None,
         "n_ctx": None,
-        **(post.get("llm") or {}),
+        **(post.llm or {}),
     }  # --llm none: no model
     ctx = {
         "front_matter": Markup(front_yaml),
         "title": title,
-        "title_origin": record.title.origin,
+        "title_origin": post.title.origin,
         "layers": layers,
         "layer_titles": LAYER_TITLES,
         "experiments": experiments,
@@ -217,7 +225,7 @@ def render_post(
                 "end": s.end,
                 "text": s.text,
                 # glossary corrections after decoding, shown beside what was heard (transcribe/glossary.py)
-                "corrections": [c for c in transcript.corrections if c.get("segment") == k],
+                "corrections": [c for c in transcript.corrections if c.segment == k],
             }
             for k, s in enumerate(transcript.segments)
         ],
@@ -228,10 +236,10 @@ def render_post(
         "author_mark": Markup(AUTHOR_MARK),
         "author_count": author_count,
         "gap_notes": GAP_NOTES,
-        "verification": post.get("verification") or {},
+        "verification": post.verification.model_dump(exclude_unset=True),
         "llm": llm,
         "whisper": transcript.model,
-        "prompts": post.get("prompts") or {},
+        "prompts": post.prompts,
         "hardware": hardware,
         "duration": transcript.duration,
         "provenance_block": Markup(
@@ -261,12 +269,12 @@ def _represent_datetime(dumper: yaml.SafeDumper, value: dt.datetime) -> yaml.Nod
 _FrontMatterDumper.add_representer(dt.datetime, _represent_datetime)
 
 
-def dump_front_matter(front: dict) -> str:
+def dump_front_matter(front: Mapping[str, Any]) -> str:
     """YAML front matter (never string pasting, so a title cannot add keys)."""
     return yaml.dump(front, Dumper=_FrontMatterDumper, sort_keys=False, allow_unicode=True, width=1000)
 
 
-def split_front_matter(markdown: str) -> tuple[dict, str]:
+def split_front_matter(markdown: str) -> tuple[dict[str, Any], str]:
     """(front matter dict, body) of a post; ({}, text) when there is none."""
     if not markdown.startswith("---\n"):
         return {}, markdown
@@ -336,7 +344,7 @@ def split_views(body: str) -> dict[str, str]:
     return views
 
 
-def render_preview(*, markdown: str, post_path: str, read_file, source: str = "") -> str:
+def render_preview(*, markdown: str, post_path: str, read_file: Callable[[str], bytes | None], source: str = "") -> str:
     """A standalone HTML page with the three switchable views, images inlined.
 
     ``read_file(repo_path) -> bytes | None`` reads the post's images from git.
@@ -357,7 +365,7 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     post_dir = posixpath.dirname(post_path)
 
-    def image_rule(_renderer, tokens, idx, options, env):
+    def image_rule(_renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         token = tokens[idx]
         src = token.attrGet("src") or ""
         data_uri = None
@@ -374,7 +382,7 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
         token.attrSet("loading", "eager")
         return _render_img(token, md, options, env)
 
-    def link_rule(renderer, tokens, idx, options, env):
+    def link_rule(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         # a link to a result file beside the plot becomes a data: URI (the page stays standalone);
         # any other relative link is dropped (it would point at the reader's disk)
         token = tokens[idx]
@@ -384,7 +392,8 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
             mime = _DATA_TYPES.get(posixpath.splitext(target)[1].lower())
             blob = read_file(target) if mime and not target.startswith("../") and not href.startswith("/") else None
             token.attrSet("href", f"data:{mime};base64,{base64.b64encode(blob).decode('ascii')}" if blob else "#")
-        return renderer.renderToken(tokens, idx, options, env)
+        html: str = renderer.renderToken(tokens, idx, options, env)
+        return html
 
     md.add_render_rule("image", image_rule)
     md.add_render_rule("link_open", link_rule)
@@ -407,7 +416,7 @@ def render_preview(*, markdown: str, post_path: str, read_file, source: str = ""
     )
 
 
-def _render_img(token, md, options, env) -> str:
+def _render_img(token: Any, md: Any, options: Any, env: Any) -> str:
     from markupsafe import escape
 
     alt = md.renderer.renderInlineAsText(token.children or [], options, env)

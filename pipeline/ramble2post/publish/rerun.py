@@ -26,20 +26,19 @@ import logging
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ramble2post.errors import BlogRepoError, ExperimentError
 from ramble2post.publish import gitops
-from ramble2post.publish.blog import configured_blog_repo, default_blog_path, detect_layout
+from ramble2post.publish.blog import BlogLayout, configured_blog_repo, default_blog_path, detect_layout
 from ramble2post.publish.draft import find_post
 from ramble2post.publish.markdown import md_table
-from ramble2post.publish.render import (
-    MEASUREMENTS_END,
-    render_measurements,
-    replace_measurements,
-    stage_experiment_files,
-)
+from ramble2post.publish.measurements import MEASUREMENTS_END, stage_experiment_files
+from ramble2post.publish.render import render_measurements, replace_measurements
 from ramble2post.publish.slug import slugify
+
+if TYPE_CHECKING:
+    from ramble2post.experiments.base import Context, Experiment, Result
 
 log = logging.getLogger(__name__)  # diagnostics; stdout is for results only
 
@@ -61,10 +60,10 @@ class RerunResult:
     experiments: tuple[str, ...]
 
 
-Runner = Callable[[Any, Any], Any]  # (Experiment, Context) -> experiments.Result
+Runner = Callable[["Experiment", "Context"], "Result"]
 
 
-def _default_runner(exp, ctx):
+def _default_runner(exp: Experiment, ctx: Context) -> Result:
     return exp.measure(ctx)
 
 
@@ -114,7 +113,7 @@ def rerun_post(
             )
         audio = _source_audio(repo, parent, layout.assets_dir(slug))
         files: dict[str, bytes] = {}
-        new_stored: list[dict] = []
+        new_stored: list[dict[str, Any]] = []
         with tempfile.TemporaryDirectory(prefix="ramble2post-rerun-") as tmp:
             for name in names:
                 exp = ex.get(name)
@@ -177,7 +176,7 @@ def _machine_label(device: str) -> str:
     return machine_label(device=device)
 
 
-def _stored_results(repo, commit: str, assets_dir: str) -> list[dict]:
+def _stored_results(repo: gitops.git.Repo, commit: str, assets_dir: str) -> list[dict[str, Any]]:
     out = []
     for path in gitops.list_files(repo, commit, f"{assets_dir}/results"):
         if not path.endswith(".json"):
@@ -189,7 +188,7 @@ def _stored_results(repo, commit: str, assets_dir: str) -> list[dict]:
     return sorted(out, key=lambda r: str(r.get("started_at", "")))
 
 
-def _source_audio(repo, commit: str, assets_dir: str) -> Path | None:
+def _source_audio(repo: gitops.git.Repo, commit: str, assets_dir: str) -> Path | None:
     """The ramble's audio if the stored transcript names a file that exists on this machine."""
     raw = gitops.read_blob(repo, commit, f"{assets_dir}/source/transcript.json")
     try:
@@ -199,7 +198,7 @@ def _source_audio(repo, commit: str, assets_dir: str) -> Path | None:
     return p if str(p) not in ("", ".") and p.is_file() else None
 
 
-def _params_for(exp, prior: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _params_for(exp: Experiment, prior: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The latest earlier run's parameters, minus machine-specific ones and names the experiment no longer has."""
     if not prior:
         return {}
@@ -216,7 +215,9 @@ def _models_for(prior: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return out
 
 
-def _stage(exp, result, prior: Sequence[dict], out_dir: Path, *, layout, slug: str) -> tuple[dict, dict[str, bytes]]:
+def _stage(
+    exp: Experiment, result: Result, prior: Sequence[Mapping[str, Any]], out_dir: Path, *, layout: BlogLayout, slug: str
+) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The new result as a stored dict plus its files; its plot is drawn from every machine's results."""
     from ramble2post.experiments import Result
 
@@ -280,7 +281,9 @@ def _with_comparison(section: str, results: Sequence[Mapping[str, Any]]) -> str:
     return section[:i] + table + "\n" + section[i:]
 
 
-def _commit(repo, *, branch: str, parent: str, files: Mapping[str, bytes], message: str, new_branch: bool) -> str:
+def _commit(
+    repo: gitops.git.Repo, *, branch: str, parent: str, files: Mapping[str, bytes], message: str, new_branch: bool
+) -> str:
     """Commit ``files`` on top of ``parent`` and move ``branch`` there (compare-and-swap on the old tip)."""
     if gitops.branch_checked_out_elsewhere(repo, branch):
         raise BlogRepoError(f"{branch} is checked out in another worktree: not moving it under you")

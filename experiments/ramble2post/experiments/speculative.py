@@ -1,5 +1,8 @@
 """Speculative decoding through llama-cpp-python, without paying for every prompt token's logits.
 
+Used by the ``speculative-decoding`` experiment (the structure stage decodes plainly: prompt
+lookup there was measured slower on CPU and removed, docs/EXPERIMENTS.md).
+
 llama-cpp-python verifies drafted tokens in ``Llama.generate``: after each
 ``eval`` it samples every position of the batch and rejects drafts from the
 first mismatch on (greedy sampling therefore yields the same tokens as plain

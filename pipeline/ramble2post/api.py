@@ -1,0 +1,237 @@
+"""The library entry point: ``ramble2post.run(audio=..., blog_repo=...)`` -> a draft on its own branch.
+
+Stages: transcribe -> structure -> experiments -> render + commit, each passing its typed
+record to the next (``Transcript`` -> ``Post`` -> ``RunOutcome`` -> ``Draft``). Finished stages
+are cached by the stages themselves, so a run cut short resumes where it was cut. The
+``ramble2post AUDIO`` command calls ``run`` and only prints; progress goes to ``progress``
+(one line per step), nothing is printed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ramble2post.config import Settings, home_dir, load_settings
+from ramble2post.errors import InputError, Ramble2PostError
+from ramble2post.records import Hardware, Transcript
+
+if TYPE_CHECKING:  # the stages load models and git: imported when run() needs them
+    from ramble2post.experiments.pipeline_hook import RunOutcome
+    from ramble2post.publish.draft import Draft
+    from ramble2post.structure.schema import Post
+
+STAGES = ("transcribe", "structure", "experiments", "draft")
+INDENT = "      "  # progress lines of a stage, under its "[n/4] name" line
+
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What ``run`` made: the draft, and the records and measurements that led to it."""
+
+    draft: Draft
+    transcript: Transcript
+    post: Post
+    outcomes: tuple[RunOutcome, ...]  # one per experiment run (failures included)
+    timings_s: dict[str, float]  # wall seconds per stage (STAGES)
+    hardware: Hardware  # the machine the draft names
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``ramble2post AUDIO --json`` prints: the draft, the timings and the machine."""
+        return {**self.draft.to_dict(), "timings_s": dict(self.timings_s), "hardware": self.hardware.to_dict()}
+
+
+def _quiet(msg: str) -> None:
+    """The default progress: nothing."""
+
+
+def _never() -> bool:
+    return False
+
+
+def run(
+    *,
+    audio: str | Path,
+    blog_repo: str | Path | None = None,
+    settings: Settings | None = None,
+    llm: str | None = None,
+    posts_dir: str | None = None,
+    quick: bool = False,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Draft a blog post from ``audio``: transcribe, structure, measure, commit on ``drafts/<slug>``.
+
+    The user's checked-out branch, index and files are not touched, and nothing is pushed.
+
+    audio: the ramble (any format ffmpeg reads).
+    blog_repo: the blog's git work tree (None: ``settings.blog_repo``, else
+        ``$RAMBLE2POST_HOME/blog``, created from the packaged skeleton if missing).
+    settings: Whisper model, device, language, experiments, glossary (None: the config file's).
+    llm: the structure stage's model spec (None: ``settings.llm``, served at ``settings.llm_url`` if set).
+    posts_dir: where posts live in the repo (None: detected from the blog's layout).
+    quick: smaller experiment grids (a first look in minutes).
+    progress: called with one line per step (the CLI prints them on stderr).
+    should_stop: checked between stages; True stops the run with KeyboardInterrupt (the CLI
+        passes whether a signal arrived that some library swallowed).
+    """
+    from ramble2post.transcribe.audio import check_readable
+    from ramble2post.transcribe.glossary import glossary_setting
+    from ramble2post.transcribe.stage import CACHE_STAGE, TranscribeOptions, resolve_device
+
+    conf = settings or load_settings()
+    say = progress or _quiet
+    stop = should_stop or _never
+    audio = Path(audio)
+    spec = llm or _llm_of(conf)
+    device = resolve_device(conf.device)
+    selection = (conf.experiments or "auto").strip()
+    timings: dict[str, float] = {}
+    check_readable(audio)  # a typo in the audio path is reported first, before any repo is created
+    _check_experiment_names(selection)  # and a typo in experiments, before an hour of work
+    repo_path = _preflight_blog(None if blog_repo is None else Path(blog_repo), posts_dir, say)
+
+    t = _stage(1, "transcribe", f"{audio} with Whisper {conf.model} on {device}", say, stop)
+    from ramble2post.transcribe.stage import transcribe_file
+
+    known = _cache_entries(CACHE_STAGE)
+    transcript = transcribe_file(
+        audio_path=audio,
+        options=TranscribeOptions(
+            model=conf.model, device=device, language=conf.language, glossary=glossary_setting(conf)
+        ),
+    )
+    resumed = " · cached: not transcribed again" if not (_cache_entries(CACHE_STAGE) - known) else ""
+    timings["transcribe"] = _done(
+        t, f"{len(transcript.segments)} segments, {transcript.duration:.0f} s of audio{resumed}", say
+    )
+
+    t = _stage(2, "structure", f"three layers with {spec}", say, stop)
+    from ramble2post.structure.stage import structure_transcript
+
+    post = structure_transcript(transcript=transcript, llm=spec, progress=lambda m: say(INDENT + m))
+    flagged = post.verification.flagged
+    timings["structure"] = _done(t, f"title “{post.title.text}”, {flagged} flagged", say)
+
+    t = _stage(3, "experiments", selection, say, stop)
+    outcomes = _run_experiments(
+        selection=selection, transcript=transcript, device=device, model=conf.model, llm=spec, quick=quick, say=say
+    )
+    timings["experiments"] = _done(t, f"{len(outcomes)} result(s)", say)
+
+    t = _stage(4, "draft", "render and commit on a new branch", say, stop)
+    from ramble2post.publish.draft import create_draft
+
+    hardware = _hardware(device)
+    draft = create_draft(
+        post=post,
+        transcript=transcript,
+        experiment_results=outcomes,
+        blog_repo=repo_path,
+        posts_dir=posts_dir,
+        hardware=hardware,
+        say=say,
+    )
+    timings["draft"] = _done(t, f"{draft.verify_marks} VERIFY mark(s)", say)
+    return RunResult(
+        draft=draft, transcript=transcript, post=post, outcomes=outcomes, timings_s=timings, hardware=hardware
+    )
+
+
+def _llm_of(conf: Settings) -> str:
+    """``settings.llm``, served at ``settings.llm_url`` when one is set (as ``--llm-url`` does)."""
+    from ramble2post.structure.models import parse_llm_spec
+
+    return parse_llm_spec(conf.llm, url=conf.llm_url).text
+
+
+def _stage(n: int, name: str, detail: str, say: Progress, stop: Callable[[], bool]) -> float:
+    if stop():  # a signal whose KeyboardInterrupt some library swallowed: stop here
+        raise KeyboardInterrupt("interrupted during the previous stage")
+    say(f"[{n}/{len(STAGES)}] {name}: {detail}")
+    return time.perf_counter()
+
+
+def _done(t0: float, detail: str, say: Progress) -> float:
+    dt = time.perf_counter() - t0
+    say(f"{INDENT}done in {dt:.1f} s{(' · ' + detail) if detail else ''}")
+    return round(dt, 3)
+
+
+def _hardware(device: str) -> Hardware:
+    """Fingerprint of this machine: the one experiments record (the draft names the same machine)."""
+    from ramble2post.experiments.hardware import describe, fingerprint, machine_label
+
+    fp = fingerprint()
+    return Hardware(label=describe(fp), machine=machine_label(fp, device=device), device=device)
+
+
+def _preflight_blog(blog_repo: Path | None, posts_dir: str | None, say: Progress) -> Path:
+    """Check the blog repo before any slow stage: a bad repo fails in a second, not after transcribing."""
+    from ramble2post.publish import gitops
+    from ramble2post.publish.blog import detect_layout, resolve_blog_repo
+
+    path: Path = resolve_blog_repo(blog_repo, say=say)
+    repo = gitops.open_repo(path)
+    base_branch = gitops.default_branch(repo)
+    detect_layout(repo, base=gitops.base_sha(repo, base_branch), posts_dir=posts_dir)
+    return path
+
+
+def _cache_entries(stage: str) -> set[str]:
+    """Names of a stage's cache entries (to tell a resumed stage from a computed one)."""
+    from ramble2post.cache import StageCache
+
+    try:
+        return {p.name for p in StageCache(stage).root.glob("*.json")}
+    except OSError:
+        return set()
+
+
+def _check_experiment_names(selection: str) -> None:
+    """Refuse unknown experiment names up front (auto, none and all are keywords)."""
+    if selection.lower() in ("auto", "none", "all"):
+        return
+    from ramble2post.experiments import get
+
+    for name in (n.strip() for n in selection.split(",") if n.strip()):
+        try:
+            get(name)
+        except Exception as e:  # noqa: BLE001 - ExperimentError names the known experiments
+            raise InputError(f"unknown experiment {name!r}", hint=getattr(e, "hint", None) or str(e)) from e
+
+
+def _run_experiments(
+    *, selection: str, transcript: Transcript, device: str, model: str, llm: str, quick: bool, say: Progress
+) -> tuple[RunOutcome, ...]:
+    if selection == "none":
+        return ()
+    from ramble2post.experiments.pipeline_hook import RunOutcome, run_detected
+
+    run_dir = home_dir() / "runs" / f"{transcript.audio_sha256[:12]}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+    try:
+        outcomes = tuple(
+            run_detected(
+                transcript=transcript,
+                output_dir=run_dir / "experiments",
+                selection=selection,
+                device=device,
+                whisper_model=model,
+                llm=llm,
+                audio_path=transcript.audio_path,
+                quick=quick,
+                progress=lambda m: say(INDENT + m),
+            )
+        )
+    except Ramble2PostError as e:  # e.g. an unknown experiment name: the draft is still produced
+        say(f"{INDENT}experiments failed: {e}")
+        return (RunOutcome(selection, "failed", error=str(e)),)
+    for o in outcomes:
+        if o.error:
+            say(f"{INDENT}{o.experiment} failed: {o.error} (recorded in the draft)")
+    return outcomes
