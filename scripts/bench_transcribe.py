@@ -11,8 +11,6 @@ with ffmpeg and handed over as a float32 array to both projects):
 - ``ours-int8``     pipeline.fast batched engine as shipped: int8 decoder, bf16 encoder,
                     workers chosen automatically (2 on a 2-3-core CPU).
 - ``ours-int8-1w``  the same with 1 worker: encoder on all cores, decoding on 1 thread.
-- ``ours-int8-ctx`` the same, each window prompted with the words decoded before it
-                    (``BatchedOptions.context``, off by default).
 - ``ours-int8-greedy`` the same with greedy decoding instead of the default two beams per window.
 - ``fw-int8``       faster-whisper ``WhisperModel.transcribe``, compute_type int8, greedy.
 - ``fw-batch-int8`` faster-whisper ``BatchedInferencePipeline``, int8, batch 8, greedy (its fastest CPU mode).
@@ -45,9 +43,10 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # same for both projects; see ramble2post/transcribe/batched.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # same for both projects; see ramble2post/transcribe/torch_state.py
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import datetime as dt  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
@@ -75,7 +74,6 @@ ENGINES = (
     "ours-fp32",
     "ours-int8",
     "ours-int8-1w",
-    "ours-int8-ctx",
     "ours-int8-greedy",
     "fw-int8",
     "fw-batch-int8",
@@ -86,7 +84,6 @@ PAIRS = (
     ("ours-int8", "fw-batch-int8"),
     ("ours-int8-1w", "fw-int8"),
     ("ours-int8-1w", "fw-batch-int8"),
-    ("ours-int8-ctx", "fw-batch-int8"),
     ("ours-int8-greedy", "fw-batch-int8"),
     ("ours-int8", "fw-batch-int8-b2"),
     ("ours-fp32", "fw-int8"),
@@ -176,7 +173,6 @@ def run_child(engine: str, model: str, sample: str, threads: int, device: str = 
                     encoder_bf16=int8,
                     threads=threads,
                     workers=1 if engine == "ours-int8-1w" else None,
-                    context=engine == "ours-int8-ctx",
                     beam_size=1 if engine == "ours-int8-greedy" else BatchedOptions.beam_size,
                 )
 
@@ -184,7 +180,8 @@ def run_child(engine: str, model: str, sample: str, threads: int, device: str = 
                     r = transcribe_batched(
                         model=net, samples=x, device=device, language="en", temperature=TEMPERATURES, options=opts
                     )
-                    return " ".join(s["text"] for s in r["segments"]), {**r["timing"], "chunks": len(r["chunks"])}
+                    timing = dataclasses.asdict(r.timing)
+                    return " ".join(s.text for s in r.segments), {**timing, "chunks": len(r.chunks)}
         else:
             from faster_whisper import BatchedInferencePipeline, WhisperModel
 

@@ -14,6 +14,7 @@ guard's flags on each output, and the WER after the guard repaired it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -94,7 +95,8 @@ def main() -> None:
                 segs = [{k: s[k] for k in ("start", "end", "text")} for s in r["segments"]]
             else:
                 out = transcribe_batched(model=model, samples=samples, device="cpu", language="en")
-                segs, windows = out["segments"], out["chunks"]
+                segs = [dataclasses.asdict(s) for s in out.segments]
+                windows = [dataclasses.asdict(c) for c in out.chunks]
             wall = time.perf_counter() - t0
             text = " ".join(s["text"].strip() for s in segs)
             loops, gaps = guard.find_loops(segs), guard.find_gaps(regions, segs) + guard.find_thin(windows, segs)

@@ -124,7 +124,7 @@ def main() -> None:
                     model=model, samples=x, device="cpu", language="en", options=BatchedOptions(vad_engine=vad)
                 )
                 wall = time.perf_counter() - t0
-                text = " ".join(s["text"] for s in r["segments"])
+                text = " ".join(s.text for s in r.segments)
                 row = {
                     "clip": clip,
                     "noise": kind,
@@ -132,7 +132,7 @@ def main() -> None:
                     "audio_s": round(len(x) / 16000, 1),
                     "vad_s": round(vad_s, 2),
                     "speech_s": round(sum(b - a for a, b in regions), 1),
-                    "windows": len(r["chunks"]),
+                    "windows": len(r.chunks),
                     "wall_s": round(wall, 2),
                     "wer": round(word_error_rate(reference=ref, hypothesis=text), 4),
                 }

@@ -78,7 +78,7 @@ def test_batched_beam_search_decodes_each_window_as_whisper_alone(tiny, monkeypa
     import whisper
     from whisper.decoding import DecodingTask
 
-    from ramble2post.transcribe import batched, context
+    from ramble2post.transcribe import batched, decoding
     from ramble2post.transcribe.wer import word_error_rate
 
     model, samples = tiny
@@ -86,17 +86,21 @@ def test_batched_beam_search_decodes_each_window_as_whisper_alone(tiny, monkeypa
     mel = batched.batch_log_mel(clips, n_mels=model.dims.n_mels, device="cpu")
     opts = whisper.DecodingOptions(language="en", fp16=False, temperature=0.0, without_timestamps=True, beam_size=2)
     greedy = whisper.DecodingOptions(language="en", fp16=False, temperature=0.0, without_timestamps=True)
+
+    def decode_rows(net, features, options):  # one batch, every window without a prompt
+        return decoding.batch_task()(net, options).run(features)
+
     with torch.inference_mode():
         net = batched.prepare_model(model, device="cpu", quantize="none")
         features = net.encoder(mel)
-        ours = context.decode_rows(net, features, opts, [None] * 3)
+        ours = decode_rows(net, features, opts)
         alone = [whisper.decode(net, features[i : i + 1], opts)[0] for i in range(3)]
-        plain = context.decode_rows(net, features, greedy, [None] * 3)
+        plain = decode_rows(net, features, greedy)
         fast = batched.prepare_model(model, device="cpu", quantize="int8")
         features8 = fast.encoder(mel)
-        shared = context.decode_rows(fast, features8, opts, [None] * 3)
-        monkeypatch.setattr(context.batch_task(), "run", DecodingTask.run)  # group never set: keys per beam
-        per_beam = context.decode_rows(fast, features8, opts, [None] * 3)
+        shared = decode_rows(fast, features8, opts)
+        monkeypatch.setattr(decoding.batch_task(), "run", DecodingTask.run)  # group never set: keys per beam
+        per_beam = decode_rows(fast, features8, opts)
     for a, b in zip(ours, alone):
         assert a.tokens == b.tokens and a.avg_logprob == pytest.approx(b.avg_logprob, abs=1e-5)
     assert [r.tokens for r in ours] != [r.tokens for r in plain]  # beam search chose differently somewhere

@@ -57,8 +57,8 @@ def test_batched_engine_on_real_voices(speech, tiny, snr_db, max_wer):
         noise = _pink(len(x))
         x = (x + noise * np.sqrt(np.mean(x**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))).astype(np.float32)
     r = batched.transcribe_batched(model=tiny[0], samples=x, device="cpu", language="en")
-    assert r["vad"] == ("energy" if snr_db is None else "silero")  # noisy audio goes to the trained VAD
-    wer = word_error_rate(reference=reference, hypothesis=" ".join(s["text"] for s in r["segments"]))
+    assert r.vad == ("energy" if snr_db is None else "silero")  # noisy audio goes to the trained VAD
+    wer = word_error_rate(reference=reference, hypothesis=" ".join(s.text for s in r.segments))
     # measured 2026-11-30, tiny.en: 4.4 % clean (base the same; Whisper's own loop 5.6 %), 13.3 % with pink
     # noise at 10 dB. A window lost or a loop costs 10-40 points on 92 words.
     assert wer <= max_wer, f"WER {wer:.3f} > {max_wer}"

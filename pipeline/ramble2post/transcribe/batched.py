@@ -21,10 +21,9 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
    with whisper's own ``DecodingTask`` (logit filters; KV cache written in place,
    ``kvcache.py``), text only (no timestamp tokens: 13-min sample 7.84 % WER vs 8.95 % with them);
    each window's sentences get times spread over its speech (``sentence_times``). Windows
-   are independent of each other, as in faster-whisper's batched pipeline. ``context=True``
-   prompts each window with the words decoded before it, as whisper's own loop does (windows
-   dealt into chains and lanes so that a window's predecessor is decoded one batch earlier,
-   ``context.py``); off by default: on 32 files it did not lower the WER (docs/PERFORMANCE.md).
+   are independent of each other, as in faster-whisper's batched pipeline (prompting each
+   window with the words before it was measured and dropped: on 32 files it did not lower the
+   WER, docs/PERFORMANCE.md).
 5. **Precision on CPU**: the decoder's linear layers in int8
    (``torch.ao.quantization.quantize_dynamic``; whisper's ``Linear`` subclass is not
    matched by its exact-type lookup, so the modules are swapped to plain ``nn.Linear``
@@ -51,24 +50,39 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
    and 2 workers were not measured there.
 7. **CUDA**: fp16 weights (``model.half()``) and bigger batches.
 
+The engine runs as four named steps that hand each other frozen records: ``plan_windows``
+(VAD, windows, batches, workers: ``WindowPlan``), ``encode`` and ``decode`` per batch
+(``decoding.py``; ``run_batch`` makes a ``DecodedBatch``), and ``merge_segments`` (windows'
+results -> time-ordered ``BatchedSegment``s); ``transcribe_batched`` strings them together and
+returns a ``BatchedResult``. Process-wide settings (torch's thread count, whisper's
+``use_sdpa``) are set only inside ``with`` blocks (``torch_state.py``) and are as the caller left
+them when it returns; ``OMP_WAIT_POLICY`` is set by the entry points (CLI, scripts), not here.
+
 Numbers for each lever: docs/PERFORMANCE.md, "Transcription".
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from queue import SimpleQueue
+from typing import Any, Literal
 
 import numpy as np
 
-from ramble2post.transcribe import context
 from ramble2post.transcribe.audio import SAMPLE_RATE
-from ramble2post.transcribe.context import CPU_CHAINS, decode_rows, plan_chains, row_prompts
+from ramble2post.transcribe.decoding import (  # noqa: F401  (batch_log_mel: re-exported for tests and scripts)
+    DecodeSettings,
+    StepTimes,
+    batch_log_mel,
+    decode,
+    encode,
+    is_silent,
+)
 from ramble2post.transcribe.precision import (  # noqa: F401
     cpu_has_bf16,
     prepare_model,
@@ -76,14 +90,8 @@ from ramble2post.transcribe.precision import (  # noqa: F401
     replicate_decoder,
 )
 from ramble2post.transcribe.segments import _split_segments, sentence_times  # noqa: F401
-
-# OpenMP threads that spin while waiting collapse when the cores are shared (measured on the
-# 2-core box with other jobs running: tiny.en decoder 27.5 s with 2 spinning threads, 4.6 s
-# with 2 passive ones, 5.3 s with 1 thread).
-# libgomp reads this once, when torch is first imported: this module is imported before that.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ramble2post.transcribe.vad import (  # noqa: E402,F401
+from ramble2post.transcribe.torch_state import torch_threads, whisper_sdpa
+from ramble2post.transcribe.vad import (  # noqa: F401
     CHUNK_S,
     CUT_FROM,
     FRAME_S,
@@ -98,11 +106,6 @@ from ramble2post.transcribe.vad import (  # noqa: E402,F401
     silero_regions,
     speech_regions,
 )
-
-# whisper's fallback rules (same thresholds as whisper.transcribe)
-COMPRESSION_RATIO_THRESHOLD = 2.4
-LOGPROB_THRESHOLD = -1.0
-NO_SPEECH_THRESHOLD = 0.6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,15 +126,77 @@ class BatchedOptions:
     workers: int | None = None  # CPU: batches run at once, each op on 1 thread; None = auto (see module doc)
     vad: VadOptions = VadOptions()
     vad_engine: str = "auto"  # "energy" (numpy) | "silero" | "auto" (Silero on noisy audio), see vad.detect_speech
-    # prompt each window with the text decoded before it, batches dealt out so that it is decoded first
-    # (context.py). Off: windows independent, as faster-whisper's batched pipeline decodes them; on did
-    # not lower the WER on 32 files (mean +0.22 clean, +0.07 pink 10 dB, -0.28 brown 5 dB points).
-    context: bool = False
     # beams per window at temperature 0 (1 = greedy). Two beams: lower WER than greedy on 27 of 36 files
     # (12 re-synthesised rambles clean, + pink 10 dB, + brown 5 dB: means 8.46 -> 8.01, 16.55 -> 15.06,
     # 13.10 -> 12.08 %) at ~1.13x the time: the beams share their window's cross-attention keys
     # (precision.py) and whisper's beam rules run as tensor ops (beam.py). docs/PERFORMANCE.md
     beam_size: int = 2
+
+
+class SegmentTimes(enum.StrEnum):
+    """Where a segment's start and end come from (kept in the transcript's provenance)."""
+
+    TIMESTAMP_TOKENS = "timestamp tokens"  # Whisper's own timestamp tokens
+    SPREAD = "spread over each window"  # text-only windows: a sentence's share of its window's speech
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchedSegment:
+    """One sentence (text-only windows) or timestamped segment, times in s of the file."""
+
+    start: float  # s
+    end: float  # s
+    text: str
+    avg_logprob: float  # its window's
+    no_speech_prob: float  # its window's
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchedTiming:
+    """Seconds spent in each step; mel..fallback add up the workers' times (more than the wall time)."""
+
+    prepare_s: float  # s, int8 / fp16 copy of the model (memoised: ~0 after the first call)
+    vad_s: float  # s, VAD and windows
+    mel_s: float  # s
+    encode_s: float  # s
+    decode_s: float  # s, first decode of every window
+    fallback_s: float  # s, windows decoded again at higher temperatures
+    total_s: float  # s, wall time of the whole call
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPlan:
+    """The ``plan_windows`` step: where the speech is, its windows and how they are batched."""
+
+    vad: Literal["energy", "silero"]  # the detector used
+    regions: tuple[tuple[float, float], ...]  # s, speech found
+    chunks: tuple[Chunk, ...]  # encoder windows, in time order
+    batches: tuple[tuple[int, ...], ...]  # window indices per batch, in decoding order
+    workers: int  # batches decoded at once (CPU), each on its own decoder copy and 1 thread
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodedBatch:
+    """One batch after ``run_batch``: whisper's result per window, and the seconds spent."""
+
+    windows: tuple[int, ...]  # window indices
+    results: tuple[Any, ...]  # whisper ``DecodingResult`` per window
+    times: StepTimes
+    audio_s: float  # s of the file the windows cover (for progress)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchedResult:
+    """What ``transcribe_batched`` returns."""
+
+    segments: tuple[BatchedSegment, ...]  # in time order, whisper's silent windows left out
+    language: str
+    timing: BatchedTiming
+    chunks: tuple[Chunk, ...]  # the windows decoded
+    vad: Literal["energy", "silero"]
+    segment_times: SegmentTimes
+    regions: tuple[tuple[float, float], ...]  # s, the VAD's speech, rounded to ms
+    speech_s: float  # s of speech in ``regions``
 
 
 # ---------------------------------------------------------------------------- workers
@@ -183,34 +248,153 @@ def physical_cores() -> int:
     return max(1, min(n or avail, avail))
 
 
-# ---------------------------------------------------------------------------- mel + decoding
+# ---------------------------------------------------------------------------- the steps
 
 
-def batch_log_mel(batch: Sequence[np.ndarray], *, n_mels: int, device: str):
-    """Log-mel of several <= 30 s clips at once, each zero-padded to 30 s: (B, n_mels, 3000).
+def plan_windows(*, samples: np.ndarray, device: str, options: BatchedOptions) -> WindowPlan:
+    """Step 1: speech regions, the windows that hold them, their batches and the workers to run them.
 
-    Same maths as ``whisper.log_mel_spectrogram`` (clamp 8 dB below each clip's own max).
+    samples: 16 kHz mono audio of the whole file.
+    device: "cpu" or "cuda" (workers and batch size depend on it).
+    options: VAD engine, window length, batch size, workers.
+    """
+    vad = choose_vad(samples=samples, engine=options.vad_engine)
+    if vad == "silero":  # noisy audio: speech packed without the noise between it
+        regions = silero_regions(samples=samples)
+        chunks = pack_speech(regions=regions, max_chunk_s=options.max_chunk_s)
+    else:
+        regions = speech_regions(samples=samples, options=options.vad)
+        chunks = plan_chunks(samples=samples, regions=regions, max_chunk_s=options.max_chunk_s)
+    batch_size = options.batch_size or (16 if device == "cuda" else 8)
+    # as many batches as a full batch size needs, rounded up to a multiple of the workers that
+    # would run them, all of one size (+-1), so that no worker waits for another's bigger batch
+    fit = 1 if device != "cpu" else (options.workers or auto_workers(2))
+    batches = plan_batches(len(chunks), batch_size=batch_size, workers=fit)
+    workers = 1 if device != "cpu" else (options.workers or auto_workers(len(batches)))
+    return WindowPlan(
+        vad="silero" if vad == "silero" else "energy",
+        regions=tuple((float(a), float(b)) for a, b in regions),
+        chunks=tuple(chunks),
+        batches=tuple(tuple(b) for b in batches),
+        workers=max(1, min(workers, len(batches))),
+    )
+
+
+def window_audio(samples: np.ndarray, chunk: Chunk) -> np.ndarray:
+    """The audio a window holds: its stretches of ``samples`` laid end to end."""
+    cuts = [samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for a, b in chunk.spans()]
+    return cuts[0] if len(cuts) == 1 else np.concatenate(cuts)
+
+
+def run_batch(
+    net,
+    *,
+    samples: np.ndarray,
+    chunks: Sequence[Chunk],
+    windows: Sequence[int],
+    settings: DecodeSettings,
+    decode_threads: int | None = None,
+) -> DecodedBatch:
+    """Steps 2 and 3 for one batch: encode its windows, then decode them (with whisper's fallback).
+
+    net: the prepared model, or a replica with its own decoder when batches run on several threads.
+    samples: the file's audio; chunks: all windows; windows: the indices of this batch's windows.
+    settings: decoding settings shared by every batch.
+    decode_threads: torch threads for the decoding loop (None = as set for the encoder).
+    """
+    batch = [chunks[i] for i in windows]
+    features, enc_times = encode(net, [window_audio(samples, c) for c in batch], settings=settings)
+    with torch_threads(decode_threads):
+        results, dec_times = decode(net, features, settings=settings)
+    return DecodedBatch(
+        windows=tuple(windows),
+        results=tuple(results),
+        times=enc_times + dec_times,
+        audio_s=sum(c.end - c.start for c in batch),
+    )
+
+
+def run_batches(
+    net,
+    *,
+    plan: WindowPlan,
+    samples: np.ndarray,
+    settings: DecodeSettings,
+    options: BatchedOptions,
+    progress: Callable[[float], None] | None = None,
+) -> list[DecodedBatch]:
+    """Steps 2 and 3 for every batch of ``plan``: one after the other, or ``plan.workers`` at once.
+
+    One worker: the encoder on ``options.threads`` (None = physical cores), decoding on
+    ``options.decode_threads``. Several: every op on 1 thread, each worker with its own decoder
+    (whisper's KV cache lives in forward hooks on the decoder's modules).
+    progress: called from this thread with the seconds of audio of each batch once it is decoded.
     """
     import torch
-    from whisper.audio import HOP_LENGTH, N_FFT, mel_filters
 
-    audio = np.zeros((len(batch), N_SAMPLES), np.float32)
-    for i, clip in enumerate(batch):
-        audio[i, : min(len(clip), N_SAMPLES)] = clip[:N_SAMPLES]
-    x = torch.from_numpy(audio).to(device)
-    window = torch.hann_window(N_FFT, device=x.device)
-    stft = torch.stft(x, N_FFT, HOP_LENGTH, window=window, return_complex=True)
-    magnitudes = stft[..., :-1].abs() ** 2
-    mel = mel_filters(x.device, n_mels) @ magnitudes
-    log_spec = torch.clamp(mel, min=1e-10).log10()
-    log_spec = torch.maximum(log_spec, log_spec.amax(dim=(1, 2), keepdim=True) - 8.0)
-    return (log_spec + 4.0) / 4.0
+    def done(batch: DecodedBatch) -> DecodedBatch:
+        if progress:
+            progress(batch.audio_s)
+        return batch
+
+    if plan.workers == 1:
+        with torch_threads(options.threads or physical_cores()):
+            return [
+                done(
+                    run_batch(
+                        net,
+                        samples=samples,
+                        chunks=plan.chunks,
+                        windows=w,
+                        settings=settings,
+                        decode_threads=options.decode_threads,
+                    )
+                )
+                for w in plan.batches
+            ]
+    free: SimpleQueue[Any] = SimpleQueue()  # decoders not in use; a worker takes one per batch
+    with torch_threads(1):
+        for replica in replicate_decoder(net, plan.workers):
+            free.put(replica)
+
+        def on_a_free_decoder(windows: tuple[int, ...]) -> DecodedBatch:
+            replica = free.get()
+            try:
+                with torch.inference_mode():
+                    return run_batch(replica, samples=samples, chunks=plan.chunks, windows=windows, settings=settings)
+            finally:
+                free.put(replica)
+
+        with ThreadPoolExecutor(max_workers=plan.workers) as pool:
+            futures = [pool.submit(on_a_free_decoder, w) for w in plan.batches]
+            for f in as_completed(futures):
+                done(f.result())
+            return [f.result() for f in futures]
 
 
-def _needs_fallback(r) -> bool:
-    if r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD:
-        return False  # silence: keep, it will be dropped
-    return r.compression_ratio > COMPRESSION_RATIO_THRESHOLD or r.avg_logprob < LOGPROB_THRESHOLD
+def merge_segments(
+    *, chunks: Sequence[Chunk], results: Sequence[Any], tokenizer, timestamps: bool
+) -> tuple[BatchedSegment, ...]:
+    """Step 4: every window's text as segments in file time, sorted; whisper's silent windows dropped.
+
+    chunks: the windows; results: whisper's ``DecodingResult`` for each, in the same order.
+    tokenizer: whisper's tokenizer for the decoding language.
+    timestamps: the windows were decoded with timestamp tokens (else text only, times spread).
+    """
+    segments = []
+    for chunk, r in zip(chunks, results):
+        if is_silent(r):
+            continue  # whisper's silence rule
+        pieces = (
+            [(a, b, tokenizer.decode(toks).strip()) for a, b, toks in _split_segments(r.tokens, tokenizer, chunk, True)]
+            if timestamps
+            else sentence_times(tokenizer.decode([t for t in r.tokens if t < tokenizer.eot]), chunk)
+        )
+        segments += [BatchedSegment(a, b, text, r.avg_logprob, r.no_speech_prob) for a, b, text in pieces if text]
+    return tuple(sorted(segments, key=lambda s: (s.start, s.end)))
+
+
+# ---------------------------------------------------------------------------- the engine
 
 
 def transcribe_batched(
@@ -220,215 +404,82 @@ def transcribe_batched(
     device: str,
     language: str | None = None,
     prompt: str | None = None,
-    temperature: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+    temperature: float | Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
     beam_size: int | None = None,
     options: BatchedOptions = BatchedOptions(),
     progress: Callable[[float], None] | None = None,
-) -> dict[str, Any]:
+) -> BatchedResult:
     """Transcribe 16 kHz mono ``samples`` with the batched engine.
 
     model: a loaded openai-whisper model (not modified; a prepared copy is memoised).
+    samples: 16 kHz mono float32 audio.
     device: "cpu" or "cuda" (where ``model`` lives).
     language: None = detect once on the first window (English-only models: "en").
     prompt: initial prompt given to every window (windows are independent).
     temperature: fallback schedule; windows failing whisper's thresholds at one
         temperature are re-decoded at the next, from the cached encoder output.
     beam_size: beams per window at temperature 0; None = ``options.beam_size`` (2), 1 = greedy.
-    progress: called with the seconds of audio in each batch once it is decoded (from worker
-        threads when there are several), e.g. to advance a progress bar.
-    Returns ``{"segments": [{start, end, text, avg_logprob, no_speech_prob}], "language", "timing", "chunks",
-    "vad", "segment_times", "regions", "speech_s"}`` (``vad``: "energy" or "silero"; ``regions``: its speech, s).
+    options: engine settings (batching, precision, threads, VAD).
+    progress: called with the seconds of audio in each batch once it is decoded (from the calling
+        thread), e.g. to advance a progress bar.
+    Torch's thread count and whisper's ``use_sdpa`` are as they were when it returns.
     """
     import torch
-    import whisper
-    from whisper.model import MultiHeadAttention
     from whisper.tokenizer import get_tokenizer
 
     t0 = time.perf_counter()
-    beams = options.beam_size if beam_size is None else beam_size
-    enc_threads = options.threads or physical_cores()
     net = prepare_model(model, device=device, quantize=options.quantize)
     t_prep = time.perf_counter()
-    vad = choose_vad(samples=samples, engine=options.vad_engine)
-    if vad == "silero":  # noisy audio: speech packed without the noise between it
-        regions = silero_regions(samples=samples)
-        chunks = pack_speech(regions=regions, max_chunk_s=options.max_chunk_s)
-    else:
-        regions = speech_regions(samples=samples, options=options.vad)
-        chunks = plan_chunks(samples=samples, regions=regions, max_chunk_s=options.max_chunk_s)
+    plan = plan_windows(samples=samples, device=device, options=options)
     t_vad = time.perf_counter()
-    batch_size = options.batch_size or (16 if device == "cuda" else 8)
-    # context: chains of lanes (see context.py); else each batch on its own, as before
-    if options.context:
-        plan = plan_chains(len(chunks), batch_size=batch_size, chains=CPU_CHAINS if device == "cpu" else 1)
-    else:
-        # as many batches as a full batch size needs, rounded up to a multiple of the workers that
-        # would run them, all of one size (+-1), so that no worker waits for another's bigger batch
-        fit = 1 if device != "cpu" else (options.workers or auto_workers(2))
-        plan = [[b] for b in plan_batches(len(chunks), batch_size=batch_size, workers=fit)]
-    workers = 1 if device != "cpu" else (options.workers or auto_workers(len(plan)))
-    workers = max(1, min(workers, len(plan)))
-    fp16 = device == "cuda"
-    bf16 = device == "cpu" and options.encoder_bf16 and cpu_has_bf16()
-    if not model.is_multilingual:
-        language = "en"
-    timing = {
-        "prepare_s": t_prep - t0,
-        "vad_s": t_vad - t_prep,
-        "mel_s": 0.0,
-        "encode_s": 0.0,
-        "decode_s": 0.0,
-        "fallback_s": 0.0,
-        "context_s": 0.0,
-    }
-
-    def clip(c: Chunk) -> np.ndarray:
-        cuts = [samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for a, b in c.spans()]
-        return cuts[0] if len(cuts) == 1 else np.concatenate(cuts)
-
-    results: list[Any] = [None] * len(chunks)
-    history: list[list[int] | None] = [None] * len(chunks)  # text tokens each window adds to later prompts
-    temps = [float(t) for t in temperature] if isinstance(temperature, (list, tuple)) else [float(temperature)]  # type: ignore[arg-type]
-    lock = threading.Lock()
-
-    def encode(replica, batch: Sequence[Chunk], threads: int | None, spent: dict[str, float]):
-        ta = time.perf_counter()
-        mel = batch_log_mel([clip(c) for c in batch], n_mels=model.dims.n_mels, device=device)
-        if fp16:
-            mel = mel.half()
-        spent["mel_s"] += time.perf_counter() - ta
-        if threads:
-            torch.set_num_threads(threads)
-        tb = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            features = replica.encoder(mel)
-        features = features.float() if bf16 else features
-        spent["encode_s"] += time.perf_counter() - tb
-        return features
-
-    def decode(replica, idx: list[int], features, prompts, spent: dict[str, float], key: str) -> None:
-        """Decode windows ``idx`` (and re-decode at higher temperatures where whisper's rules say)."""
-        todo = list(range(len(idx)))
-        for k, t in enumerate(temps):
-            kwargs: dict[str, Any] = {
-                "language": language,
-                "fp16": fp16,
-                "without_timestamps": not options.timestamps,
-                "temperature": t,
-            }
-            if t == 0 and beams > 1:
-                kwargs["beam_size"] = beams
-            ts = time.perf_counter()
-            rows = features if len(todo) == len(idx) else features[todo]  # fallback: only the failed rows
-            out = decode_rows(replica, rows, whisper.DecodingOptions(**kwargs), [prompts[i] for i in todo])
-            spent[key if k == 0 else "fallback_s"] += time.perf_counter() - ts
-            for i, r in zip(todo, out):
-                results[idx[i]] = r
-            todo = [i for i, r in zip(todo, out) if _needs_fallback(r)]
-            if not todo:
-                break
-        for i in idx:
-            r = results[i]
-            silent = r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD
-            # whisper's loop: a dropped window adds nothing; one decoded above 0.5 resets the prompt
-            history[i] = [] if silent else None if r.temperature > 0.5 else [t for t in r.tokens if t < eot]
-
-    def run_chain(replica, chain: list[list[int]], enc_n: int | None, dec_n: int | None) -> None:
-        """Encode and decode a chain's batches in order; then its lanes' first windows again, prompted."""
-        spent = dict.fromkeys(("mel_s", "encode_s", "decode_s", "fallback_s", "context_s"), 0.0)
-        start, first = chain[0][0], None
-        for b, idx in enumerate(chain):
-            features = encode(replica, [chunks[i] for i in idx], enc_n, spent)
-            if dec_n:
-                torch.set_num_threads(dec_n)
-            if b == 0:
-                first = features
-            prompts = (
-                row_prompts(idx, history, start=start, base=base) if options.context else [base or None] * len(idx)
-            )
-            decode(replica, idx, features, prompts, spent, "decode_s")
-            if progress:
-                with lock:
-                    progress(sum(chunks[i].end - chunks[i].start for i in idx))
-        redo = (
-            [p for p, i in enumerate(chain[0]) if i > start] if options.context and context.REDECODE_LANE_STARTS else []
-        )
-        if redo and first is not None:
-            idx = [chain[0][p] for p in redo]
-            decode(replica, idx, first[redo], row_prompts(idx, history, start=start, base=base), spent, "context_s")
-        with lock:  # with several workers these add up the workers' times (more than the wall time)
-            for key, v in spent.items():
-                timing[key] += v
-
-    prev_sdpa = MultiHeadAttention.use_sdpa
-    MultiHeadAttention.use_sdpa = options.sdpa
-    try:
-        with torch.inference_mode():
-            if language is None and chunks:
-                features = encode(net, chunks[:1], enc_threads, timing)
+    temps = tuple(float(t) for t in temperature) if isinstance(temperature, (list, tuple)) else (float(temperature),)  # type: ignore[arg-type]
+    settings = DecodeSettings(
+        language="en" if not model.is_multilingual else language,
+        device=device,
+        n_mels=model.dims.n_mels,
+        fp16=device == "cuda",
+        bf16=device == "cpu" and options.encoder_bf16 and cpu_has_bf16(),
+        timestamps=options.timestamps,
+        temperatures=temps,
+        beams=options.beam_size if beam_size is None else beam_size,
+    )
+    detect_times = StepTimes()
+    with whisper_sdpa(options.sdpa), torch.inference_mode():
+        if settings.language is None and plan.chunks:
+            with torch_threads(options.threads or physical_cores()):
+                features, detect_times = encode(net, [window_audio(samples, plan.chunks[0])], settings=settings)
                 _, probs = net.detect_language(features, get_tokenizer(True, num_languages=model.num_languages))
-                language = max(probs[0], key=probs[0].get)
-            tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language)
-            eot = tokenizer.eot
-            base = tokenizer.encode(" " + prompt.strip()) if prompt else []
-            if workers == 1:
-                for chain in plan:
-                    run_chain(net, chain, enc_threads, options.decode_threads)
-            else:
-                # one chain per worker at a time, every op on 1 thread. Each worker needs its own
-                # decoder: whisper's KV cache lives in forward hooks on the decoder's modules.
-                torch.set_num_threads(1)
-                replicas = replicate_decoder(net, workers)
-                queue = list(reversed(plan))
+            settings = dataclasses.replace(settings, language=max(probs[0], key=probs[0].get))
+        tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=settings.language)
+        if prompt:
+            settings = dataclasses.replace(settings, prompt=tuple(tokenizer.encode(" " + prompt.strip())))
+        batches = run_batches(net, plan=plan, samples=samples, settings=settings, options=options, progress=progress)
 
-                def worker(replica) -> None:
-                    with torch.inference_mode():
-                        while True:
-                            with lock:
-                                if not queue:
-                                    return
-                                chain = queue.pop()
-                            run_chain(replica, chain, None, None)
-
-                with ThreadPoolExecutor(max_workers=workers) as pool:
-                    for f in [pool.submit(worker, r) for r in replicas]:
-                        f.result()
-    finally:
-        MultiHeadAttention.use_sdpa = prev_sdpa
-        torch.set_num_threads(enc_threads)
-
-    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language or "en")
-    segments = []
-    for chunk, r in zip(chunks, results):
-        if r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD:
-            continue  # whisper's silence rule
-        pieces = (
-            [(a, b, tokenizer.decode(toks).strip()) for a, b, toks in _split_segments(r.tokens, tokenizer, chunk, True)]
-            if options.timestamps
-            else sentence_times(tokenizer.decode([t for t in r.tokens if t < tokenizer.eot]), chunk)
-        )
-        for start, end, text in pieces:
-            if text:
-                segments.append(
-                    {
-                        "start": start,
-                        "end": end,
-                        "text": text,
-                        "avg_logprob": r.avg_logprob,
-                        "no_speech_prob": r.no_speech_prob,
-                    }
-                )
-    segments.sort(key=lambda s: (s["start"], s["end"]))
-    timing = {k: round(v, 3) for k, v in timing.items()}
-    timing["total_s"] = round(time.perf_counter() - t0, 3)
-    return {
-        "segments": segments,
-        "language": language or "en",
-        "timing": timing,
-        "chunks": [dataclasses.asdict(c) for c in chunks],
-        "vad": vad,
+    results: list[Any] = [None] * len(plan.chunks)
+    times = detect_times
+    for b in batches:
+        times += b.times
+        for i, r in zip(b.windows, b.results):
+            results[i] = r
+    language = settings.language or "en"
+    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language)
+    segments = merge_segments(chunks=plan.chunks, results=results, tokenizer=tokenizer, timestamps=options.timestamps)
+    return BatchedResult(
+        segments=segments,
+        language=language,
+        timing=BatchedTiming(
+            prepare_s=round(t_prep - t0, 3),
+            vad_s=round(t_vad - t_prep, 3),
+            mel_s=round(times.mel_s, 3),
+            encode_s=round(times.encode_s, 3),
+            decode_s=round(times.decode_s, 3),
+            fallback_s=round(times.fallback_s, 3),
+            total_s=round(time.perf_counter() - t0, 3),
+        ),
+        chunks=plan.chunks,
+        vad=plan.vad,
         # text-only windows: a sentence's start/end are its share of the window's speech, not heard times
-        "segment_times": "timestamp tokens" if options.timestamps else "spread over each window",
-        "regions": [(round(a, 3), round(b, 3)) for a, b in regions],
-        "speech_s": round(sum(b - a for a, b in regions), 3),
-    }
+        segment_times=SegmentTimes.TIMESTAMP_TOKENS if options.timestamps else SegmentTimes.SPREAD,
+        regions=tuple((round(a, 3), round(b, 3)) for a, b in plan.regions),
+        speech_s=round(sum(b - a for a, b in plan.regions), 3),
+    )

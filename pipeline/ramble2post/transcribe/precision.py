@@ -70,7 +70,7 @@ def _fast_decoder_classes():
     from whisper.model import MultiHeadAttention, TextDecoder
 
     class FastCrossAttention(MultiHeadAttention):
-        group = 1  # rows per window (the beam width), set for a decode by context.BatchTask
+        group = 1  # rows per window (the beam width), set for a decode by decoding.BatchTask
 
         def forward(self, x, xa=None, mask=None, kv_cache=None):
             if xa is None or kv_cache is None or not MultiHeadAttention.use_sdpa:

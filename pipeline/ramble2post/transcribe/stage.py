@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from ramble2post.cache import StageCache, sha256_file, stable_key
 from ramble2post.config import DEFAULT_WHISPER
 from ramble2post.errors import AudioError, DependencyError
 from ramble2post.records import Correction, Repair, Segment, Transcript
-from ramble2post.transcribe import batched  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
+from ramble2post.transcribe import batched
 from ramble2post.transcribe.audio import describe_decoder, load_audio
 from ramble2post.transcribe.models import load_whisper_model, resolve_whisper_model
 
@@ -180,12 +181,15 @@ def transcribe_file(
     t_loaded = time.perf_counter()
     decode = _decode_options(options, device, english_only=not model.is_multilingual)
     engine = choose_engine(options.engine, audio.duration, word_timestamps=options.word_timestamps)
+    language: str | None  # detected or given
+    regions: Sequence[tuple[float, float]] | None = None  # speech the batched engine's VAD found
+    windows: list[dict[str, Any]] = []  # its text-only windows, for the guard's word-rate check
     if engine == "batched":
         # the same kind of bar as whisper's sequential loop shows, in seconds of audio
         with tqdm.tqdm(
             total=round(audio.duration, 1), unit="s", desc="audio decoded", file=sys.stderr, bar_format=PROGRESS_FORMAT
         ) as bar:
-            result = batched.transcribe_batched(
+            run = batched.transcribe_batched(
                 model=model,
                 samples=audio.samples,
                 device=device,
@@ -200,31 +204,37 @@ def transcribe_file(
             **decode,
             "engine": "batched",
             "condition_on_previous_text": False,
-            "segment_times": result["segment_times"],
+            "segment_times": run.segment_times.value,
         }
+        language = run.language
+        found = [dataclasses.asdict(s) for s in run.segments]
+        regions = run.regions
+        if run.segment_times is batched.SegmentTimes.SPREAD:
+            windows = [dataclasses.asdict(c) for c in run.chunks]
     else:
         # whisper prints "Detected language" to stdout; keep stdout clean for the transcript
         with contextlib.redirect_stdout(sys.stderr):
             result = whisper.transcribe(model, audio.samples, verbose=False, **decode)
         decode = {**decode, "engine": "sequential"}
+        language = result.get("language")
+        found = list(result["segments"])
     t_engine = time.perf_counter()
     repairs: list[dict[str, Any]] = []
     if options.guard:
         from ramble2post.transcribe import guard
         from ramble2post.transcribe.vad import detect_speech
 
-        # the batched engine's own regions, else the same choice made here: Silero on noisy audio
-        regions = result.get("regions") or detect_speech(samples=audio.samples)
         decoder = guard.whisper_clip_decoder(
-            model, language=result.get("language") or decode["language"], prompt=options.prompt, fp16=device == "cuda"
+            model, language=language or decode["language"], prompt=options.prompt, fp16=device == "cuda"
         )
-        result["segments"], repairs = guard.repair(
+        found, repairs = guard.repair(
             samples=audio.samples,
-            segments=list(result["segments"]),
-            regions=regions,
+            segments=found,
+            # the batched engine's own regions, else the same choice made here: Silero on noisy audio
+            regions=regions or detect_speech(samples=audio.samples),
             decode=decoder,
             # text-only windows: their sentences cover them whatever was dropped, so judge their word rate
-            windows=result["chunks"] if result.get("segment_times") == "spread over each window" else (),
+            windows=windows,
         )
     t_done = time.perf_counter()
 
@@ -237,7 +247,7 @@ def transcribe_file(
             avg_logprob=round(float(s["avg_logprob"]), 4),
             no_speech_prob=round(float(s["no_speech_prob"]), 4),
         )
-        for i, s in enumerate(result["segments"])
+        for i, s in enumerate(found)
     )
     if not any(s.text for s in segments):
         raise AudioError(
@@ -249,7 +259,7 @@ def transcribe_file(
         audio_path=str(audio_path),
         audio_sha256=audio_sha,
         duration=round(audio.duration, 3),
-        language=result.get("language") or decode["language"] or "en",
+        language=language or decode["language"] or "en",
         text=" ".join(s.text for s in segments),
         segments=segments,
         model=info,

@@ -1,0 +1,185 @@
+"""The batched engine's encode and decode steps: log-mel and encoder for a batch of windows, then
+whisper's decoding (two beams per window, temperature fallback) on the encoder output.
+
+Each step takes the windows' data and a ``DecodeSettings`` record and returns what it made with
+the seconds it spent (``StepTimes``); nothing is shared between batches, so batches can run on
+several threads (each with its own decoder, see ``precision.replicate_decoder``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ramble2post.transcribe.beam import batch_beam_decoder
+from ramble2post.transcribe.kvcache import static_inference
+from ramble2post.transcribe.vad import N_SAMPLES
+
+# whisper's fallback rules (same thresholds as whisper.transcribe)
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOGPROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSettings:
+    """What every batch is encoded and decoded with, fixed once per recording."""
+
+    language: str | None  # decoding language (None only while it is being detected)
+    device: str  # "cpu" | "cuda"
+    n_mels: int  # mel bins the model's encoder expects
+    fp16: bool  # CUDA: fp16 mel and weights
+    bf16: bool  # CPU: encoder under bf16 autocast
+    timestamps: bool  # decode timestamp tokens (else text only)
+    temperatures: tuple[float, ...]  # fallback schedule
+    beams: int  # beams per window at temperature 0; 1 = greedy
+    prompt: tuple[int, ...] = ()  # the user's prompt tokens, given to every window
+
+
+@dataclasses.dataclass(frozen=True)
+class StepTimes:
+    """Seconds spent in each step; added up over batches (with several workers: more than the wall time)."""
+
+    mel_s: float = 0.0
+    encode_s: float = 0.0
+    decode_s: float = 0.0
+    fallback_s: float = 0.0
+
+    def __add__(self, other: StepTimes) -> StepTimes:
+        return StepTimes(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+
+
+def batch_log_mel(batch: Sequence[np.ndarray], *, n_mels: int, device: str):
+    """Log-mel of several <= 30 s clips at once, each zero-padded to 30 s: (B, n_mels, 3000).
+
+    Same maths as ``whisper.log_mel_spectrogram`` (clamp 8 dB below each clip's own max).
+    """
+    import torch
+    from whisper.audio import HOP_LENGTH, N_FFT, mel_filters
+
+    audio = np.zeros((len(batch), N_SAMPLES), np.float32)
+    for i, clip in enumerate(batch):
+        audio[i, : min(len(clip), N_SAMPLES)] = clip[:N_SAMPLES]
+    x = torch.from_numpy(audio).to(device)
+    window = torch.hann_window(N_FFT, device=x.device)
+    stft = torch.stft(x, N_FFT, HOP_LENGTH, window=window, return_complex=True)
+    magnitudes = stft[..., :-1].abs() ** 2
+    mel = mel_filters(x.device, n_mels) @ magnitudes
+    log_spec = torch.clamp(mel, min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.amax(dim=(1, 2), keepdim=True) - 8.0)
+    return (log_spec + 4.0) / 4.0
+
+
+def encode(net, clips: Sequence[np.ndarray], *, settings: DecodeSettings) -> tuple[Any, StepTimes]:
+    """Encoder output (B, 1500, d) of a batch of <= 30-s clips, and the seconds spent.
+
+    net: the prepared model (``precision.prepare_model``) or one of its replicas.
+    clips: 16 kHz mono audio of each window.
+    settings: device, mel bins and precision.
+    """
+    import torch
+
+    ta = time.perf_counter()
+    mel = batch_log_mel(clips, n_mels=settings.n_mels, device=settings.device)
+    if settings.fp16:
+        mel = mel.half()
+    tb = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
+        features = net.encoder(mel)
+    features = features.float() if settings.bf16 else features
+    return features, StepTimes(mel_s=tb - ta, encode_s=time.perf_counter() - tb)
+
+
+def is_silent(r) -> bool:
+    """whisper's silence rule: a window it would drop (likely no speech, and decoded without confidence)."""
+    return bool(r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD)
+
+
+def needs_fallback(r) -> bool:
+    """whisper's rule for decoding a window again at the next temperature (silent windows are kept)."""
+    if is_silent(r):
+        return False  # silence: keep, it will be dropped
+    return bool(r.compression_ratio > COMPRESSION_RATIO_THRESHOLD or r.avg_logprob < LOGPROB_THRESHOLD)
+
+
+def decode(net, features, *, settings: DecodeSettings) -> tuple[list[Any], StepTimes]:
+    """whisper's ``DecodingResult`` per window of a batch, and the seconds spent.
+
+    net: the prepared model or a replica (its decoder's KV cache is written: one thread per replica).
+    features: the batch's encoder output; the fallback re-decodes from it without encoding again.
+    settings: language, temperatures, beams and prompt.
+    Windows failing whisper's thresholds at one temperature are decoded again at the next.
+    """
+    import whisper
+
+    results: list[Any] = [None] * features.shape[0]
+    todo = list(range(len(results)))
+    spent = {"decode_s": 0.0, "fallback_s": 0.0}
+    for k, t in enumerate(settings.temperatures):
+        kwargs: dict[str, Any] = {
+            "language": settings.language,
+            "fp16": settings.fp16,
+            "without_timestamps": not settings.timestamps,
+            "temperature": t,
+        }
+        if t == 0 and settings.beams > 1:
+            kwargs["beam_size"] = settings.beams
+        if settings.prompt:
+            kwargs["prompt"] = list(settings.prompt)
+        ts = time.perf_counter()
+        rows = features if len(todo) == len(results) else features[todo]  # fallback: only the failed rows
+        out = batch_task()(net, whisper.DecodingOptions(**kwargs)).run(rows)
+        spent["decode_s" if k == 0 else "fallback_s"] += time.perf_counter() - ts
+        for i, r in zip(todo, out):
+            results[i] = r
+        todo = [i for i, r in zip(todo, out) if needs_fallback(r)]
+        if not todo:
+            break
+    return results, StepTimes(**spent)
+
+
+@functools.cache
+def batch_task():
+    """Whisper's ``DecodingTask`` for a batch of windows (made once: whisper is imported lazily).
+
+    Beam search over several windows: whisper (20250625) repeats the tokens per beam but not
+    the encoder output, which only works for one window. Here the encoder output is repeated
+    too, and the fast decoder (``precision.speed_up_decoder``) is told the group size, so that
+    it makes each window's cross-attention keys once for all its beams; the beams are chosen by
+    ``beam.BatchBeamDecoder`` (whisper's rules, as tensor ops).
+    """
+    from whisper.decoding import DecodingTask
+
+    class BatchTask(DecodingTask):
+        def __init__(self, model, options):
+            super().__init__(model, options)
+            self.inference = static_inference()(model, len(self.initial_tokens))  # kvcache.py
+            if options.beam_size is not None:  # whisper's selection rules, as tensor ops (beam.py)
+                self.decoder = batch_beam_decoder()(
+                    options.beam_size, self.tokenizer.eot, self.inference, options.patience
+                )
+
+        def _get_audio_features(self, mel):
+            features = super()._get_audio_features(mel)
+            return features.repeat_interleave(self.n_group, dim=0) if self.n_group > 1 else features
+
+        def _detect_language(self, audio_features, tokens):
+            languages, probs = super()._detect_language(audio_features, tokens)
+            return languages[: tokens.shape[0]], probs  # one per window, not per beam
+
+        def run(self, mel):
+            cross = [b.cross_attn for b in self.model.decoder.blocks if getattr(b, "cross_attn", None)]
+            for m in cross:
+                m.group = self.n_group
+            try:
+                return super().run(mel)
+            finally:
+                for m in cross:
+                    m.group = 1
+
+    return BatchTask
