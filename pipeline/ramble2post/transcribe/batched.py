@@ -70,7 +70,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from queue import SimpleQueue
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -106,6 +106,10 @@ from ramble2post.transcribe.vad import (  # noqa: F401
     silero_regions,
     speech_regions,
 )
+
+if TYPE_CHECKING:  # whisper (and torch under it) is imported when a model is loaded, not here
+    from whisper.model import Whisper
+    from whisper.tokenizer import Tokenizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,7 +291,7 @@ def window_audio(samples: np.ndarray, chunk: Chunk) -> np.ndarray:
 
 
 def run_batch(
-    net,
+    net: Whisper,
     *,
     samples: np.ndarray,
     chunks: Sequence[Chunk],
@@ -315,7 +319,7 @@ def run_batch(
 
 
 def run_batches(
-    net,
+    net: Whisper,
     *,
     plan: WindowPlan,
     samples: np.ndarray,
@@ -373,7 +377,7 @@ def run_batches(
 
 
 def merge_segments(
-    *, chunks: Sequence[Chunk], results: Sequence[Any], tokenizer, timestamps: bool
+    *, chunks: Sequence[Chunk], results: Sequence[Any], tokenizer: Tokenizer, timestamps: bool
 ) -> tuple[BatchedSegment, ...]:
     """Step 4: every window's text as segments in file time, sorted; whisper's silent windows dropped.
 
@@ -399,7 +403,7 @@ def merge_segments(
 
 def transcribe_batched(
     *,
-    model,
+    model: Whisper,
     samples: np.ndarray,
     device: str,
     language: str | None = None,

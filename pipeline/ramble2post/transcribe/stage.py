@@ -124,7 +124,23 @@ PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{ela
 BYTES_PER_AUDIO_SECOND = 16_000 * (2 + 4)  # s16le pipe buffer + float32 copy, bytes/s
 
 
-def plan_transcription(*, audio_path: str | Path, options: TranscribeOptions = TranscribeOptions()) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class TranscriptionPlan:
+    """What ``--plan`` tells before any decoding: the audio's length and the expected cost."""
+
+    audio_path: str
+    duration_s: float  # s of audio, from the header
+    model: str
+    device: str
+    engine: str  # "batched" | "sequential"
+    estimated_wall_s: float  # s, duration x the assumed real-time factor
+    estimated_audio_memory_bytes: int  # bytes of decoded audio held at once
+    real_time_factor_assumed: float  # wall s per audio s
+
+
+def plan_transcription(
+    *, audio_path: str | Path, options: TranscribeOptions = TranscribeOptions()
+) -> TranscriptionPlan:
     """Estimate time and memory from the file header alone (nothing is decoded).
 
     audio_path: the audio file; only its header is read.
@@ -137,16 +153,16 @@ def plan_transcription(*, audio_path: str | Path, options: TranscribeOptions = T
     name = options.model or DEFAULT_WHISPER
     engine = choose_engine(options.engine, duration, word_timestamps=options.word_timestamps)
     rtf = RTF_ESTIMATE.get((name, device), {}).get(engine) or RTF_FALLBACK.get(device, 0.5)
-    return {
-        "audio_path": str(audio_path),
-        "duration_s": round(duration, 2),
-        "model": name,
-        "device": device,
-        "engine": engine,
-        "estimated_wall_s": round(duration * rtf, 1),
-        "estimated_audio_memory_bytes": int(duration * BYTES_PER_AUDIO_SECOND),
-        "real_time_factor_assumed": rtf,
-    }
+    return TranscriptionPlan(
+        audio_path=str(audio_path),
+        duration_s=round(duration, 2),
+        model=name,
+        device=device,
+        engine=engine,
+        estimated_wall_s=round(duration * rtf, 1),
+        estimated_audio_memory_bytes=int(duration * BYTES_PER_AUDIO_SECOND),
+        real_time_factor_assumed=rtf,
+    )
 
 
 def transcribe_file(
