@@ -80,9 +80,10 @@ def run(
     should_stop: checked between stages; True stops the run with KeyboardInterrupt (the CLI
         passes whether a signal arrived that some library swallowed).
     """
+    from ramble2post.machine import resolve_device
     from ramble2post.transcribe.audio import check_readable
     from ramble2post.transcribe.glossary import glossary_setting
-    from ramble2post.transcribe.stage import CACHE_STAGE, TranscribeOptions, resolve_device
+    from ramble2post.transcribe.stage import CACHE_STAGE, TranscribeOptions
 
     conf = settings or load_settings()
     say = progress or _quiet

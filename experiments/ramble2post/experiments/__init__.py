@@ -18,7 +18,6 @@ from ramble2post.experiments.base import (
     get,
     load_result,
     register,
-    resolve_device,
     save_result,
 )
 
@@ -34,6 +33,5 @@ __all__ = [
     "get",
     "load_result",
     "register",
-    "resolve_device",
     "save_result",
 ]

@@ -96,13 +96,6 @@ class Context:
             self.progress(message)
 
 
-def resolve_device(device: str | None) -> str:
-    """``auto``/None -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
-    from ramble2post.transcribe.stage import resolve_device as _resolve
-
-    return _resolve(device or "auto")
-
-
 # -------------------------------------------------------------------- result
 
 

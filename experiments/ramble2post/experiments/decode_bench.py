@@ -25,6 +25,7 @@ import numpy as np
 
 from ramble2post.errors import DependencyError, ExperimentError
 from ramble2post.experiments.roofline import median, now
+from ramble2post.machine import usable_cores
 
 PROMPT = "The history of computing is"  # prefilled into every sequence before timing
 UNTIMED_STEPS = 2  # first decode steps of a run left out of the median (allocations, caches)
@@ -41,10 +42,7 @@ def timing_plan(device: str = "cpu") -> tuple[int, str, str]:
     time mostly measures the other programs: then one thread, timed by this
     process's CPU time.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     try:
         load1 = os.getloadavg()[0]
     except OSError:

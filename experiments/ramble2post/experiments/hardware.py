@@ -18,6 +18,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from ramble2post.machine import usable_cores
+
 _NVIDIA_SMI_TIMEOUT_S = 10  # s; a hung driver must not hang the experiment
 
 
@@ -46,14 +48,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _usable_cores() -> int:
-    """Cores this process may run on (cgroup/affinity), which can be fewer than the host's."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _nvidia_smi() -> dict[str, Any]:
@@ -128,7 +122,7 @@ def _fingerprint_cached() -> tuple[tuple[str, Any], ...]:
         "cpu_arch": platform.machine(),
         "cpu_cores_physical": physical,
         "cpu_cores_logical": os.cpu_count(),
-        "cpu_cores_usable": _usable_cores(),
+        "cpu_cores_usable": usable_cores(),
         "ram_bytes": ram,
         "gpus": gpus,
         "gpu_driver": extra.get("driver"),

@@ -112,7 +112,7 @@ def run_detected(
     if audio_path is None and isinstance(transcript, Transcript):
         audio_path = transcript.audio_path
     if device in (None, "", "auto"):
-        from ramble2post.experiments.base import resolve_device
+        from ramble2post.machine import resolve_device
 
         device = resolve_device(device)
     chosen = select(transcript=transcript, selection=selection)

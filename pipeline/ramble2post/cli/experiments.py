@@ -113,8 +113,9 @@ def detect_cmd(transcript, as_json):
 )
 def run_cmd(name, quick, as_json, output_dir, model, device, llm, audio, reference, params):
     """Run experiment NAME on this machine and save its table, plot and hardware fingerprint."""
-    from ramble2post.experiments import Context, get, resolve_device, save_result
+    from ramble2post.experiments import Context, get, save_result
     from ramble2post.experiments.hardware import describe
+    from ramble2post.machine import resolve_device
 
     exp = get(name)
     conf = settings()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ramble2post.errors import BlogRepoError, ExperimentError
+from ramble2post.machine import resolve_device
 from ramble2post.publish import gitops
 from ramble2post.publish.blog import BlogLayout, configured_blog_repo, default_blog_path, detect_layout
 from ramble2post.publish.draft import find_post
@@ -96,7 +97,7 @@ def rerun_post(
         base_branch = gitops.default_branch(repo)
         layout = detect_layout(repo, base=gitops.base_sha(repo, base_branch), posts_dir=posts_dir)
         published = not info.branch.startswith(gitops.DRAFT_PREFIX)
-        device = ex.resolve_device(device)
+        device = resolve_device(device)
         machine = _machine_label(device)
         if published:
             branch = f"{RERUN_PREFIX}{slug}/{slugify(machine, max_len=60)}"

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from ramble2post.cache import atomic_write_json, sha256_file
 from ramble2post.config import cache_dir, current
 from ramble2post.errors import DependencyError, LLMOutputError, ModelError
+from ramble2post.machine import physical_cores
 
 DEFAULT_N_CTX = 8192  # tokens; capped by the model's training context
 MAX_TOKENS_DEFAULT = 96  # tokens per answer: grammar sampling is slow, keep answers short
@@ -403,12 +404,10 @@ def choose_threads() -> int:
     oversubscribed machine more threads are slower: measured here (2 cores, load
     average ~11) SmolLM2 generated 0.6 tok/s with 2 threads and 23.5 tok/s with 1.
     """
-    import psutil
-
     configured = current().llm_threads
     if configured:
         return configured
-    physical = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+    physical = physical_cores()
     try:
         busy = os.getloadavg()[0]  # runnable processes, 1-minute average
     except (AttributeError, OSError):

@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -74,6 +73,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ramble2post.machine import physical_cores
 from ramble2post.transcribe.audio import SAMPLE_RATE
 from ramble2post.transcribe.decoding import (  # noqa: F401  (batch_log_mel: re-exported for tests and scripts)
     DecodeSettings,
@@ -238,18 +238,6 @@ def plan_batches(n_windows: int, *, batch_size: int, workers: int) -> list[list[
     count = min(n_windows, -(-count // workers) * workers)
     bounds = [round(k * n_windows / count) for k in range(count + 1)]
     return [list(range(a, b)) for a, b in zip(bounds, bounds[1:])]
-
-
-def physical_cores() -> int:
-    """Physical CPU cores available to this process (hyperthreads don't help GEMMs)."""
-    try:
-        import psutil
-
-        n = psutil.cpu_count(logical=False)
-    except ImportError:  # pragma: no cover
-        n = None
-    avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(n or avail, avail))
 
 
 # ---------------------------------------------------------------------------- the steps

@@ -19,7 +19,8 @@ import tqdm
 
 from ramble2post.cache import StageCache, sha256_file, stable_key
 from ramble2post.config import DEFAULT_WHISPER
-from ramble2post.errors import AudioError, DependencyError
+from ramble2post.errors import AudioError
+from ramble2post.machine import resolve_device
 from ramble2post.records import Correction, Repair, Segment, Transcript
 from ramble2post.transcribe import batched
 from ramble2post.transcribe.audio import describe_decoder, load_audio
@@ -48,21 +49,6 @@ class TranscribeOptions:
     # jargon spelled right after decoding (ramble2post/transcribe/glossary.py): None = off,
     # () = built-in terms only, else the user's (term, variants) pairs added to them. Not in the cache key.
     glossary: tuple[tuple[str, tuple[str, ...]], ...] | None = ()
-
-
-def resolve_device(device: str | None) -> str:
-    """``auto`` -> "cuda" if torch sees a GPU, else "cpu"; "cuda" without one is an error."""
-    import torch
-
-    device = device or "auto"
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DependencyError(
-            "--device cuda was asked for but torch sees no CUDA GPU",
-            hint="use --device cpu, or install a CUDA build of torch",
-        )
-    return device
 
 
 def _decode_options(options: TranscribeOptions, device: str, english_only: bool) -> dict[str, Any]:
