@@ -283,6 +283,25 @@ def test_auto_workers_only_on_small_cpus_with_several_batches_and_free_memory(mo
     assert batched.auto_workers(5) == 1  # no room for a second decoder copy
 
 
+def test_the_batch_layout_does_not_follow_free_memory(monkeypatch):
+    """Short of memory, one worker runs the batches two workers would have run: same shapes, same text."""
+    import collections
+
+    import psutil
+
+    mem = collections.namedtuple("mem", "available")
+    monkeypatch.setattr(batched, "physical_cores", lambda: 2)
+    from ramble2post.transcribe.audio import load_audio
+
+    samples = load_audio(SAMPLE_1MIN).samples  # 57 s: 3 windows, one batch of 8 unless laid out for 2 workers
+    plans = []
+    for free in (16 << 30, 1 << 30):
+        monkeypatch.setattr(psutil, "virtual_memory", lambda free=free: mem(available=free))
+        plans.append(batched.plan_windows(samples=samples, device="cpu", options=BatchedOptions(vad_engine="energy")))
+    assert [p.workers for p in plans] == [2, 1]
+    assert plans[0].batches == plans[1].batches and len(plans[0].batches) >= 2
+
+
 @pytest.mark.slow
 def test_progress_reports_every_batch_once(tiny):
     model, samples = tiny

@@ -42,8 +42,8 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
    per worker; the text is identical, checked on both samples with base and tiny.en).
    Batches are made even and their number a multiple of the workers (``plan_batches``:
    10 windows go as 5 + 5, not 8 + 2): a 3-5 min file took 20-30 % less time.
-   ``None`` (auto) = 2 workers on a 2-3-core CPU with >= 2 batches and >= 4 GiB free,
-   else 1: on an idle 2-core machine the single worker leaves a core idle while it
+   ``None`` (auto) = batches laid out for 2 workers on a 2-3-core CPU, run by 2 when there
+   are >= 2 batches and >= 4 GiB free, else by 1 (same batches, same text, slower): on an idle 2-core machine the single worker leaves a core idle while it
    decodes (13-min sample, base, 3 interleaved runs: 21.0 s (20.5-21.3) with 2 workers vs
    24.1 s (23.8-24.4) with 1, +1.2 GB peak RSS). With other jobs on the box it was no
    better (51 s (44-59) vs 46 s); on more cores the one worker's encoder uses them all,
@@ -210,10 +210,24 @@ AUTO_WORKERS_MAX_CORES = 3  # auto picks 2 workers only on 2-3 physical cores (m
 WORKER_RAM_BYTES = 4 << 30  # bytes free needed for a second worker (its decoder copy and caches: ~1.2 GB)
 
 
+def layout_workers() -> int:
+    """The workers the batch layout is planned for on this CPU when the caller did not choose.
+
+    It depends on the machine alone (2 on 2-3 physical cores, else 1), never on the memory free at
+    the moment: batches of other shapes decode near-ties differently (the 1-min sample as one batch
+    of 3 windows or as 2 + 1: tiny.en int8 WER 20.8 vs 12.5 %), so a layout that followed free memory
+    gave one recording different transcripts from run to run on a busy machine.
+    """
+    return 2 if 2 <= physical_cores() <= AUTO_WORKERS_MAX_CORES else 1
+
+
 def auto_workers(n_batches: int) -> int:
-    """Workers for ``n_batches`` batches on this CPU when the caller did not choose (see module doc)."""
-    cores = physical_cores()
-    if n_batches < 2 or not 2 <= cores <= AUTO_WORKERS_MAX_CORES:
+    """Workers that run ``n_batches`` batches at once when the caller did not choose (see module doc).
+
+    Short of memory for a second decoder copy, one worker runs the same batches one after the other:
+    the text is the same, only slower.
+    """
+    if n_batches < 2 or layout_workers() < 2:
         return 1
     try:
         import psutil
@@ -260,7 +274,7 @@ def plan_windows(*, samples: np.ndarray, device: str, options: BatchedOptions) -
     batch_size = options.batch_size or (16 if device == "cuda" else 8)
     # as many batches as a full batch size needs, rounded up to a multiple of the workers that
     # would run them, all of one size (+-1), so that no worker waits for another's bigger batch
-    fit = 1 if device != "cpu" else (options.workers or auto_workers(2))
+    fit = 1 if device != "cpu" else (options.workers or layout_workers())
     batches = plan_batches(len(chunks), batch_size=batch_size, workers=fit)
     workers = 1 if device != "cpu" else (options.workers or auto_workers(len(batches)))
     return WindowPlan(
