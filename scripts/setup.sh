@@ -75,7 +75,8 @@ if ! .venv/bin/python -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ 
     CMAKE_ARGS="$CMAKE_ARGS" .venv/bin/python -m pip wheel -q --disable-pip-version-check --no-deps --no-cache-dir \
       -w "$wheels" "llama-cpp-python==$LLAMA_VERSION" 2>&1 | { grep -v "^WARNING: Location '" || true; }
   fi
-  pip_install --no-deps --force-reinstall "$wheels"/llama_cpp_python-*.whl
+  pip_install --no-deps --force-reinstall "$wheels"/llama_cpp_python-*.whl  # replaces a crashing build
+  pip_install "$wheels"/llama_cpp_python-*.whl  # and brings its dependencies (diskcache, ...)
   llama_smoke || { echo "Error: llama-cpp-python crashes on this machine even built without AMX (see scripts/setup.sh)" >&2; exit 1; }
 fi
 step "llama-cpp-python's OpenAI-compatible server extra (tests serve the bundled GGUF on 127.0.0.1)"
