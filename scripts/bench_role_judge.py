@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Can a small instruct model judge roles? P(yes) of "does this sentence give the <role>?" on the gold set.
 
-Issue 17's question before any design: which packaged model, asked one yes/no question per
+Issue 23's question before any design: which packaged model, asked one yes/no question per
 (sentence, role) with the sentence's neighbours as context, separates the sentences the labels
 allow in a role from the others, and at what cost. For every labelled ramble (gold set and
 holdout), every role: the sentences labelled with it (positives) and as many sentences not
