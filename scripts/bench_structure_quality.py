@@ -5,10 +5,13 @@ For every gold ramble (``tests/data/structure_gold/<id>/``: labels + the pipelin
 Whisper transcript of it spoken), the structure stage runs from the transcript (no
 cache), and the post is scored against the labels (``scripts/_lib/gold.py``):
 
-- precision: items shown under a role that the labels allow there (pooled over rambles);
-- recall: roles the ramble has that the post fills with at least one allowed item;
+- precision of confident items and of likely items (shown as guesses): items whose sentences
+  are at least half in a span the labels allow under that role (pooled over rambles);
+- recall: roles the ramble has that the post fills with at least one allowed item (either tier);
 - honesty: roles the ramble lacks that the post leaves empty (with an author's note);
-- title / layer 1 on topic: they contain one of the ramble's topic terms;
+- title / layer 1 on topic: they contain one of the ramble's topic terms; layer 1 complete:
+  every sentence of it a complete statement (``structure.words.complete_statement``);
+- the same figures for the real-register subset (``"register": "real"`` or a seed excerpt);
 - junk: items with template or markup debris; AI items and how many passed verification;
 - time: seconds of structuring (model load included).
 
@@ -44,10 +47,24 @@ def run(gold: GoldRamble, *, llm: str) -> Score:
 
 
 def _row(s: Score) -> str:
+    conf = s.shown - s.likely_shown
     return (
-        f"{s.id:<22} {s.correct:>2}/{s.shown:<2} {s.precision:>5.2f}  {s.filled_right}/{s.present}  "
-        f"{s.left_empty}/{s.absent}  {'yes' if s.title_on_topic else 'NO ':<4} {'yes' if s.layer1_on_topic else 'NO ':<4}"
-        f" {s.junk:>3}  {s.ai_verified:>2}/{s.ai_items:<2} {s.seconds:>6.1f}  {s.title[:48]}"
+        f"{s.id:<28} {s.correct - s.likely_correct:>2}/{conf:<2} {s.likely_correct:>2}/{s.likely_shown:<2} "
+        f"{s.filled_right}/{s.present}  {s.left_empty}/{s.absent}  {'yes' if s.title_on_topic else 'NO ':<4}"
+        f" {'yes' if s.layer1_on_topic else 'NO ':<4}{'yes' if s.layer1_complete else 'NO ':<4}"
+        f" {s.junk:>3}  {s.ai_verified:>2}/{s.ai_items:<2} {s.seconds:>6.1f}  {s.title[:44]}"
+    )
+
+
+def _summary(name: str, scores: list[Score]) -> str:
+    t = totals(scores)
+    return (
+        f"{name}: {t['rambles']} rambles | recall {t['recall']:.3f} | confident precision "
+        f"{t['confident_precision']:.3f} | likely precision {t['likely_precision']:.3f} ({t['likely_shown']} shown)"
+        f" | honesty {t['honesty']:.3f} | layer 1 on topic {t['layer1_on_topic']}/{t['rambles']}, complete "
+        f"{t['layer1_complete']}/{t['rambles']} | titles on topic {t['titles_on_topic']}/{t['rambles']}, with a misheard"
+        f" term {t['titles_misheard']}"
+        f" | junk {t['junk']} | AI items verified {t['ai_verified']}/{t['ai_items']} | {t['seconds']:.1f} s"
     )
 
 
@@ -78,7 +95,7 @@ def main() -> int:
         else f"role model {args.role_weights or 'shipped'}"
     )
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; llm: {args.llm}; {mode}")
-    print(f"{'ramble':<22} {'prec':>11}  rec  empty title L1  junk   AI  time s  title")
+    print(f"{'ramble':<28} conf  likely rec  empty title L1  whole junk AI  time s  title")
     scores = []
     for g in rambles:
         if args.held_out:  # this ramble scored by a role model that never saw it
@@ -89,17 +106,11 @@ def main() -> int:
         if args.wrong:
             for w in s.wrong:
                 print(f"    not allowed: {w}")
+    print(_summary("all", scores))
+    real = [x for x in scores if x.register == "real"]
+    if real and len(real) < len(scores):
+        print(_summary("real register", real))
     t = totals(scores)
-    print(
-        f"{'overall':<22} {t['precision']:>11.2f}  {t['recall']:.2f} {t['honesty']:.2f}  "
-        f"{t['titles_on_topic']}/{t['rambles']}  {t['layer1_on_topic']}/{t['rambles']}  {t['junk']:>3}  "
-        f"{t['ai_verified']}/{t['ai_items']}  {t['seconds']:.1f}"
-    )
-    print(
-        f"precision {t['precision']:.3f} | recall {t['recall']:.3f} | absent-role honesty {t['honesty']:.3f} | "
-        f"titles on topic {t['titles_on_topic']}/{t['rambles']} | layer 1 on topic {t['layer1_on_topic']}/{t['rambles']}"
-        f" | junk {t['junk']} | AI items verified {t['ai_verified']}/{t['ai_items']} | {t['seconds']:.1f} s"
-    )
     if args.json:
         args.json.write_text(
             json.dumps({"llm": args.llm, "totals": t, "rambles": [s.__dict__ for s in scores]}, indent=1, default=list)

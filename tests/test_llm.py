@@ -110,7 +110,8 @@ def test_gemma_is_assembled_into_the_cache_and_verified(ramble2post_home):
 def test_spec_kinds_parsed_once(tmp_path):
     from ramble2post.structure.models import parse_llm_spec
 
-    assert parse_llm_spec(None).kind == "packaged" and parse_llm_spec(None).name == "smollm2"
+    assert parse_llm_spec(None).kind == "packaged" and parse_llm_spec(None).name == "qwen2.5-coder-1.5b"
+    assert parse_llm_spec("smollm2").kind == "packaged"
     assert parse_llm_spec("gemma3").name == "gemma3-270m"
     assert parse_llm_spec("none").kind == "none"
     hf = parse_llm_spec("hf:owner/repo:file.gguf")

@@ -21,7 +21,9 @@ from typing import Any
 from ramble2post.errors import InputError
 
 DEFAULT_WHISPER = "base"  # Whisper model name
-DEFAULT_LLM = "smollm2"  # packaged GGUF (SmolLM2-135M-Instruct)
+# packaged GGUF (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, from part packages): the one model here that judges
+# roles above chance (docs/STRUCTURE_QUALITY.md); --llm smollm2 is the 135M model, 10x faster and blind to roles
+DEFAULT_LLM = "qwen2.5-coder-1.5b"
 
 
 def _data_dir(package: str) -> Path:
@@ -131,6 +133,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("RAMBLE2POST_NODE_CACHE", "node_cache", "Astro's node_modules cache (default: in the cache folder)"),
     EnvVar("RAMBLE2POST_DEBUG", "debug", "1: Python tracebacks on errors, as --debug"),
     EnvVar("RAMBLE2POST_ROLE_WEIGHTS", None, "another role model file (benchmarks' held-out folds)", internal=True),
+    EnvVar("RAMBLE2POST_TIERS", None, "another tier calibration file (benchmarks, tests)", internal=True),
     EnvVar("RAMBLE2POST_FAULT_TABLE", None, "write the fault matrix as Markdown here (tests/faults)", internal=True),
     EnvVar("RAMBLE2POST_TEST_NODE_CACHE", None, "node_modules cache for the Astro tests", internal=True),
     EnvVar("RAMBLE2POST_SHOTS", None, "screenshot folder for the Astro tests", internal=True),

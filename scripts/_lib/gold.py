@@ -25,7 +25,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ramble2post.structure.jargon import misheard_terms
 from ramble2post.structure.select import ROLES
+from ramble2post.structure.words import complete_statement
 
 ALIGN_SHARE = 0.3  # a transcript sentence belongs to every reference sentence holding this share of its words
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -47,6 +49,7 @@ class GoldRamble:
     roles: tuple[frozenset[str], ...]  # roles each reference sentence can serve
     topic_terms: tuple[str, ...]
     source: str  # "written" | "seed" | "bundled"
+    register: str = "announced"  # "real": the register of real speech (no announced roles); else "announced"
 
     @property
     def present(self) -> set[str]:
@@ -70,6 +73,7 @@ def load_gold(folder: Path) -> GoldRamble:
         roles=tuple(frozenset(s["roles"]) for s in sents),
         topic_terms=tuple(t.lower() for t in data["topic_terms"]),
         source=data.get("source", "written"),
+        register="real" if data.get("register") == "real" or data.get("source") == "seed" else "announced",
     )
     if set(data.get("absent_roles", [])) != gold.absent:
         raise ValueError(f"{folder}: absent_roles {data.get('absent_roles')} disagree with the labels")
@@ -121,13 +125,18 @@ class Score:
 
     id: str
     shown: int  # items under a role
-    correct: int  # ... that the labels allow under that role
+    correct: int  # ... that the labels allow under that role (at least half their sentences carry it)
+    likely_shown: int  # of the items: shown as guesses (the likely tier)
+    likely_correct: int  # ... that the labels allow
     present: int  # roles the ramble has
     filled_right: int  # ... filled with at least one allowed item
     absent: int  # roles the ramble lacks
     left_empty: int  # ... left empty by the post
     title_on_topic: bool
+    title_misheard: tuple[str, ...]  # known mishearings in the title (structure.jargon.MISHEARD)
     layer1_on_topic: bool
+    layer1_complete: bool  # every layer-1 sentence a complete statement
+    register: str
     junk: int  # items with template or markup debris
     ai_items: int  # items the model wrote (after verification)
     ai_verified: int  # ... that passed verification
@@ -138,6 +147,15 @@ class Score:
     @property
     def precision(self) -> float:
         return self.correct / self.shown if self.shown else 1.0
+
+    @property
+    def confident_precision(self) -> float:
+        n = self.shown - self.likely_shown
+        return (self.correct - self.likely_correct) / n if n else 1.0
+
+    @property
+    def likely_precision(self) -> float:
+        return self.likely_correct / self.likely_shown if self.likely_shown else 1.0
 
     @property
     def recall(self) -> float:
@@ -154,15 +172,20 @@ def score_post(gold: GoldRamble, post: Mapping[str, Any]) -> Score:
     where = align(gold.sentences, [s["text"] for s in sents])
     ref_of = {s["id"]: where[k] for k, s in enumerate(sents)}
     layers = post["layers"]
-    shown = correct = filled = junk = ai = ai_ok = 0
+    shown = correct = filled = junk = ai = ai_ok = likely = likely_ok = 0
     wrong: list[str] = []
     for role in ROLES:
         ok_here = 0
         for it in layers.get(role) or []:
             shown += 1
-            refs = set().union(*(ref_of.get(sid, set()) for sid in it.get("sentences") or []))
-            if any(role in gold.roles[i] for i in refs):
+            guess = it.get("tier") == "likely"
+            likely += guess
+            # a passage serves the role when at least half of its sentences were said in a labelled span
+            sids = it.get("sentences") or []
+            serving = sum(any(role in gold.roles[i] for i in ref_of.get(sid, set())) for sid in sids)
+            if sids and 2 * serving >= len(sids):
                 correct += 1
+                likely_ok += guess
                 ok_here += 1
             else:
                 wrong.append(f"{role}: {it['text'][:90]}")
@@ -176,12 +199,17 @@ def score_post(gold: GoldRamble, post: Mapping[str, Any]) -> Score:
         id=gold.id,
         shown=shown,
         correct=correct,
+        likely_shown=likely,
+        likely_correct=likely_ok,
         present=len(gold.present),
         filled_right=filled,
         absent=len(gold.absent),
         left_empty=sum(not layers.get(r) for r in gold.absent),
         title_on_topic=names_topic(title, gold.topic_terms),
+        title_misheard=tuple(misheard_terms(title)),
         layer1_on_topic=any(names_topic(it["text"], gold.topic_terms) for it in layers.get("focus") or []),
+        layer1_complete=bool(layers.get("focus")) and all(_complete(it["text"]) for it in layers["focus"]),
+        register=gold.register,
         junk=junk + bool(JUNK.search(title)),
         ai_items=ai,
         ai_verified=ai_ok,
@@ -191,12 +219,25 @@ def score_post(gold: GoldRamble, post: Mapping[str, Any]) -> Score:
     )
 
 
+def _complete(text: str) -> bool:
+    """Every sentence of a layer-1 passage is a complete statement."""
+    parts = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p]
+    return bool(parts) and all(complete_statement(p) for p in parts)
+
+
 def totals(scores: Sequence[Score]) -> dict[str, float]:
     """Pooled figures over several rambles."""
     s = scores
     shown = sum(x.shown for x in s)
+    likely = sum(x.likely_shown for x in s)
+    likely_ok = sum(x.likely_correct for x in s)
     return {
         "precision": sum(x.correct for x in s) / shown if shown else 1.0,
+        "confident_precision": (sum(x.correct for x in s) - likely_ok) / (shown - likely) if shown - likely else 1.0,
+        "likely_precision": likely_ok / likely if likely else 1.0,
+        "likely_shown": likely,
+        "layer1_complete": sum(x.layer1_complete for x in s),
+        "titles_misheard": sum(bool(x.title_misheard) for x in s),
         "recall": sum(x.filled_right for x in s) / max(1, sum(x.present for x in s)),
         "honesty": sum(x.left_empty for x in s) / absent if (absent := sum(x.absent for x in s)) else 1.0,
         "titles_on_topic": sum(x.title_on_topic for x in s),

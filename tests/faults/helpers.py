@@ -177,6 +177,9 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
             "RAMBLE2POST_HOME": str(home),
             "RAMBLE2POST_OFFLINE": "1",
             "RAMBLE2POST_LLM_THREADS": "1",
+            # the 135M model: these runs test files, git, signals and errors, not the draft's quality
+            # (the default 1.5B model has its own tests: test_structure_quality, the injection tests)
+            "RAMBLE2POST_LLM": "smollm2",
             "PYTHONUNBUFFERED": "1",
         }
     )

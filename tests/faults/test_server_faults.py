@@ -7,11 +7,13 @@ words) and leaves the blog repo exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -48,37 +50,47 @@ def _smollm2() -> Path:
     return _smollm2_path()
 
 
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
-    """``python -m llama_cpp.server`` with the bundled SmolLM2 GGUF, a 2048-token context."""
+@contextlib.contextmanager
+def serve(gguf: Path, *, alias: str, n_ctx: int = 2048):
+    """``python -m llama_cpp.server`` with ``gguf`` on 127.0.0.1 (a free port): yields its /v1 URL."""
     pytest.importorskip("uvicorn", reason="llama-cpp-python[server] extra not installed")
     pytest.importorskip("sse_starlette", reason="llama-cpp-python[server] extra not installed")
     port = _free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"  # a file: a full pipe would block the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(_smollm2()), "--model_alias", "smollm2"]
-        + ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--verbose", "false"],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + SERVER_START_S
-    while True:
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "server.log"  # a file: a full pipe would block the server
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias]
+            + ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "1"]
+            + ["--verbose", "false"],
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+        )
+        url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + SERVER_START_S
         try:
-            with urllib.request.urlopen(f"{url}/models", timeout=2) as r:
-                json.loads(r.read())
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/models", timeout=2) as r:
+                        json.loads(r.read())
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    """The bundled SmolLM2 GGUF served with a 2048-token context."""
+    with serve(_smollm2(), alias="smollm2") as url:
+        yield url
 
 
 class _Fake(http.server.BaseHTTPRequestHandler):
@@ -214,7 +226,7 @@ def test_http_500(warm, tmp_path, fake_server):
 
 def test_http_500_on_every_question_stops_the_run(warm, tmp_path, fake_server):
     r, blog, before, _ = _main_run(warm, tmp_path, "--llm", "m", "--llm-url", fake_server("chat-500"))
-    assert_clean_failure(r, contains="failed 3 questions in a row", code=4)
+    assert_clean_failure(r, contains="failed 2 questions in a row", code=4)
     assert_unchanged(blog, before)
 
 

@@ -56,6 +56,14 @@ GAP_NOTES = {  # in the place of a role the structure stage left empty
     "next, or record a follow-up.",
     "tradeoffs": "No trade-off found in the ramble: name the options and what each costs, or record a follow-up.",
 }
+LIKELY_NOTES = {  # after the VERIFY mark of a likely item: what to check
+    "focus": "a guess at the point: check it states what the post is about",
+    "reason": "a guess: probably the reason; check it says why, then keep or replace it",
+    "example": "a guess: probably an example; check it is a concrete case, then keep or replace it",
+    "analogy": "a guess: probably an analogy; check it compares with something everyday, then keep or replace it",
+    "connections": "a guess: probably a connection; check it links to another idea, then keep or replace it",
+    "tradeoffs": "a guess: probably a trade-off; check it names a cost, then keep or replace it",
+}
 VIEW_MARK = "<!-- ramble2post:view {name} -->"
 VIEWS = ("post", "human", "ai", "ramble", "provenance")
 LAYER_TITLES = {
@@ -120,6 +128,7 @@ def _item_view(item: Item, times: dict[int, tuple[float, float]]) -> dict[str, A
         "sources": sources,
         "verified": item.verified,
         "note": item.note,
+        "tier": item.tier,
         "start": min(a for a, _ in spans) if spans else None,
         "end": max(b for _, b in spans) if spans else None,
     }
@@ -177,7 +186,11 @@ def render_post(
     files[f"{source_dir}/post.json"] = _json_bytes(post.to_dict())
     files[f"{source_dir}/transcript.json"] = _json_bytes(transcript.to_dict())
     all_items = [it for items in layers.values() for it in items]
-    verify_count = sum(1 for it in all_items if not it["verified"]) + sum(1 for e in experiments if e["error"])
+    # a likely item is a guess the author checks: it carries a VERIFY mark like an unverified one
+    verify_count = sum(1 for it in all_items if not it["verified"] or it["tier"] == "likely") + sum(
+        1 for e in experiments if e["error"]
+    )
+    likely_count = sum(1 for it in all_items if it["tier"] == "likely")
     author_count = sum(1 for k in GAP_NOTES if not layers[k])
     pub = now.astimezone(dt.UTC).replace(microsecond=0)
     front: dict[str, Any] = {
@@ -235,6 +248,8 @@ def render_post(
         "verify_count": verify_count,
         "author_mark": Markup(AUTHOR_MARK),
         "author_count": author_count,
+        "likely_count": likely_count,
+        "likely_notes": LIKELY_NOTES,
         "gap_notes": GAP_NOTES,
         "verification": post.verification.model_dump(exclude_unset=True),
         "llm": llm,

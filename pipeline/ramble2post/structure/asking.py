@@ -201,9 +201,13 @@ def ask_tags(asker: Asker, *, prompts: dict[str, Prompt], focus: str, sentence_i
 def rewrite_items(
     asker: Asker, *, prompts: dict[str, Prompt], layers: dict[str, list[Item]], say: Callable[[str], None]
 ) -> None:
-    """Ask for a brief rewrite of each item, most important layer first (items updated in place)."""
+    """Ask for a brief rewrite of each one-sentence item, most important layer first (items updated in place).
+
+    A passage of several sentences (a reason or a worked example shown whole) and a guess (a likely
+    item the author checks) stay in the speaker's cleaned words, as the format asks.
+    """
     roles_desc = prompts["structure_roles"].entries()
-    todo = [(r, it) for r in ROLES for it in layers[r]]
+    todo = [(r, it) for r in ROLES for it in layers[r] if len(it["sentences"]) == 1 and it.get("tier") != "likely"]
     say(f"structure: rewriting {len(todo)} items briefly")
     skipped = 0
     for role, it in todo:

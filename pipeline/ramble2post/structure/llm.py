@@ -27,6 +27,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -403,6 +404,33 @@ class LlamaCppLLM:
         assert isinstance(out, dict)  # stream=False: one response
         n_gen = int(out["usage"]["completion_tokens"])
         return Answer(out["choices"][0]["text"], len(tokens), reused, n_gen, prompt_s, max(wall - prompt_s, 0.0))
+
+    def choice_probabilities(self, *, prefix: str, question: str, options: Sequence[str]) -> list[float]:
+        """The model's probability of each answer in ``options`` (one token each, e.g. "A".."G") as the
+        first answer token, renormalised over them; read from the logits, nothing sampled.
+
+        The judge's signal (``structure.judge``): a calibrated feature, not a decision. The
+        shared prefix stays in the KV cache between questions like ``ask``'s.
+        """
+        import llama_cpp
+        import numpy as np
+
+        ids = [self._llama.tokenize(o.encode("utf-8"), add_bos=False, special=False)[0] for o in options]
+        tokens = self._tokens(prefix, question)
+        if len(tokens) + 1 > self.n_ctx:
+            raise LLMOutputError(f"prompt of {len(tokens)} tokens does not fit the {self.n_ctx}-token context")
+        common = 0
+        if self.reuse_prefix:
+            for a, b in zip(self._llama.input_ids[: self._llama.n_tokens], tokens):
+                if a != b:
+                    break
+                common += 1
+        self._llama.n_tokens = min(common, len(tokens) - 1)  # re-evaluate at least the last token
+        self._llama.eval(tokens[self._llama.n_tokens :])
+        ptr = llama_cpp.llama_get_logits_ith(self._llama._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self._llama.n_vocab(),)).astype(np.float64)[ids]
+        e = np.exp(logits - logits.max())
+        return [float(v) for v in e / e.sum()]
 
 
 def choose_threads() -> int:

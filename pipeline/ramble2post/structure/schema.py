@@ -20,7 +20,8 @@ SCHEMA_VERSION = 2  # 2: roles may be empty (gaps), key phrases recorded
 
 
 class Item(BaseModel):
-    """One sentence of a layer: the speaker's words, or the model's checked against them."""
+    """One passage of a layer (one to four consecutive sentences): the speaker's words, or the
+    model's checked against them."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     text: str = Field(min_length=1)
@@ -29,6 +30,8 @@ class Item(BaseModel):
     verified: bool
     note: str | None = None  # why verification flagged it
     sentences: list[int] | None = None  # cleaned sentence ids (the structure stage records them)
+    # "confident": shown plain; "likely": the evidence is moderate, shown as a guess for the author to check
+    tier: str = Field(default="confident", pattern="^(confident|likely)$")
 
 
 class Title(BaseModel):
@@ -90,6 +93,7 @@ class Post(BaseModel):
     layers: Layers
     gaps: list[str] = Field(default_factory=list)  # roles left empty, in layer order
     keyphrases: list[str] = Field(default_factory=list)  # what the talk keeps returning to
+    jargon: list[dict[str, Any]] = Field(default_factory=list)  # misheard terms fixed from context (jargon.py)
     sentences: list[SentenceRec]
     verification: Verification
     llm: dict[str, Any] | None  # the model's identity (name, path, sha256, quantization, source, chat, n_ctx)

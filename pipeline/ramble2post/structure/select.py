@@ -21,6 +21,7 @@ from typing import Any
 from ramble2post.structure.clean import Sentence
 from ramble2post.structure.keyphrases import Keyphrase, keyphrases, names_phrase, topic_phrases
 from ramble2post.structure.roles import FEATURES, ROLES, RoleModel, cue_scores, features, load_model
+from ramble2post.structure.words import complete_statement
 
 __all__ = ["ROLES", "Selection", "SentenceFeatures", "cue_scores", "select_roles", "sentence_features"]
 
@@ -104,7 +105,9 @@ def select_roles(sentences: Sequence[Sentence], embeddings: Any = None, *, model
 
     # layer 1: the likeliest statement of the point; when it does not name what the talk keeps
     # returning to, the likeliest one that does follows it (layer 1 must name the topic)
-    eligible = [sid for sid in ids if sid in ok] or ids
+    # layer 1 is a complete statement of the point, never a fragment ("The light at the end of the tunnel.")
+    whole = {s.id for s in sentences if complete_statement(s.text)}
+    eligible = [sid for sid in ids if sid in ok and sid in whole] or [sid for sid in ids if sid in ok] or ids
     for k, sid in enumerate(ids):  # pass a pointer's focus score on to the sentence it points at
         text = sentences[k].text
         if len(text.split()) > SHORT_POINTER:
@@ -119,7 +122,7 @@ def select_roles(sentences: Sequence[Sentence], embeddings: Any = None, *, model
     if not f.names_topic[idx[focus[0]]]:  # the same point again, in a sentence that names the topic
         lead = E[idx[focus[0]]]
         topical = sorted(
-            (sid for sid in focus if f.names_topic[idx[sid]] and not duplicate(sid, "focus")),
+            (sid for sid in focus if f.names_topic[idx[sid]] and sid in whole and not duplicate(sid, "focus")),
             key=lambda k: -(scores["focus"][k] + float(E[idx[k]] @ lead)),
         )
         chosen["focus"] += topical[:1]

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 PREFIX = "openai:"  # --llm openai:URL/MODEL (parsed by structure.models.parse_llm_spec)
 DEFAULT_N_CTX = 8192  # tokens assumed when the server does not say (a context error corrects it)
 CHARS_PER_TOKEN = 3.2  # characters per token for estimates (English BPE ~4: errs on the long side)
-MAX_FAILURES = 3  # failed questions in a row before the run stops
+MAX_FAILURES = 2  # failed questions in a row before the run stops (a draft asks the model few: title, tags)
 _CTX_RE = re.compile(r"(?:maximum context length|context (?:window|size|length))\D{0,40}?(\d{3,7})", re.I)
 # response_format forms, most standard first
 _FORMATS = ("json_schema", "json_object", "plain")

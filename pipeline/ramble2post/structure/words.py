@@ -82,3 +82,55 @@ def tokens(text: str) -> list[str]:
 
 def content_words(text: str) -> set[str]:
     return {_stem(t.lower()) for t in tokens(text) if t.lower() not in STOP and not t[0].isdigit() and len(t) > 1}
+
+
+# ---------------------------------------------------------------- complete statements (layer 1)
+COMPLETE_MIN_WORDS = 6  # words; a shorter "sentence" is a fragment or an aside
+_FINITE = re.compile(
+    r"\b(is|are|was|were|am|be|been|has|have|had|do|does|did|can|could|will|would|should|may|might|must|need|needs"
+    r"|needed|gets?|got|makes?|made|takes?|took|goes|went|runs?|ran|uses?|used|keeps?|kept|lets|means?|meant"
+    r"|wants?|gives?|gave|grows?|grew|fits?|helps?|works?|matters?|comes?|came|says?|said|thinks?|knows?|sees?|saw"
+    r"|becomes?|became|costs?|moves?|reads?|loads?|stores?|computes?|calls?|wins?|spends?|saves?|tries|finds?|found"
+    r"|shows?|hits?|stays?|pays?|depends?|happens?|happened|changes?|turns?|lives?|sits?|scales?|waits?|stalls?)\b"
+    r"|\b\w+(?:n't|'s|'re|'ll|'ve|'d)\b|\b\w{3,}ed\b|\b(i|we|you|they|it|he|she)\s+\w+",
+    re.IGNORECASE,
+)
+_DEPENDENT = re.compile(r"^\W*(because|which|whereas|although|though|whether|unless|like|than|as well as)\b", re.I)
+_CONDITIONAL = re.compile(r"^\W*(if|when|while|once|whenever)\b", re.I)
+
+
+_NOT_BEFORE_VERB = set(
+    "the a an these those this that my our your their his her its of and or in on at to for from with by many more"
+    " few all some most two three four five ten hundred thousand million billion".split()
+)
+
+
+def _verb_in_s(t: str) -> bool:
+    """A word in -s after a word that cannot precede a plural noun ("bandwidth beats", not "the weights")."""
+    toks = re.findall(r"[A-Za-z']+", t)
+    return any(
+        len(w) >= 4
+        and w.lower().endswith("s")
+        and not w.lower().endswith(("ss", "us", "is", "'s"))
+        and toks[k - 1].lower() not in _NOT_BEFORE_VERB
+        for k, w in enumerate(toks)
+        if k > 0
+    )
+
+
+def complete_statement(text: str) -> bool:
+    """True when ``text`` reads as a whole statement, not a fragment.
+
+    A capitalised start, a full stop or exclamation at the end (a question states nothing),
+    at least ``COMPLETE_MIN_WORDS`` words, a finite verb, and no dangling subordinate start
+    ("Because the cache grows." / "Which is why."); a conditional start needs its main clause
+    after a comma ("If you batch, the weights are read once.").
+    """
+    t = text.strip()
+    if len(t.split()) < COMPLETE_MIN_WORDS or not t or not (t[0].isupper() or t[0].isdigit()):
+        return False
+    if t[-1] not in ".!" or _DEPENDENT.search(t):
+        return False
+    if _CONDITIONAL.search(t) and "," not in t:
+        return False
+    return bool(_FINITE.search(t)) or _verb_in_s(t)

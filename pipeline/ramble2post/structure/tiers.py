@@ -1,0 +1,140 @@
+"""Three tiers per role: a confident item, a likely item shown as a guess, or a note to the author.
+
+Each proposed span (``spans``) has two pieces of evidence: the role model's probability for
+its seed sentence and, when the structure model can judge (``judge``), the model's P(yes)
+for the whole passage. A per-role logistic calibration (``tiers.json`` beside this module,
+fitted by ``scripts/train_tiers.py`` on the gold set with leave-one-ramble-out role models,
+one calibration per judge model and one without a judge) turns them into ``q``, the
+probability that a careful editor accepts the span in that role. Then:
+
+- ``q >= confident[role]``: shown plain;
+- ``likely[role] <= q < confident[role]``: shown with a VERIFY mark as a guess;
+- below: the role is left to the author (AUTHOR NOTE).
+
+Layer 1 is never empty: its best span is shown, as a guess when it is below ``confident``.
+A sentence serves one role at most; the likeliest (span, role) pairs are placed first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ramble2post.structure.roles import ROLES
+from ramble2post.structure.spans import Span
+
+TIERS_FILE = "tiers.json"
+TIERS_ENVVAR = "RAMBLE2POST_TIERS"  # a tiers file instead of the shipped one (benchmarks, training)
+NO_JUDGE = "none"  # the calibration used when the model cannot judge (served models, --llm none)
+MAX_ITEMS = 2  # items per role
+EPS = 1e-4  # probabilities are clipped to [EPS, 1 - EPS] before the logit
+
+
+def logit(p: float) -> float:
+    p = min(1.0 - EPS, max(EPS, p))
+    return math.log(p / (1.0 - p))
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """q = sigmoid(bias + w_role * logit(p_role) + w_judge * logit(p_judge)) per role, and the tier bars."""
+
+    bias: dict[str, float]
+    w_role: dict[str, float]
+    w_judge: dict[str, float]
+    confident: dict[str, float]  # q at or above which an item is shown plain
+    likely: dict[str, float]  # q at or above which an item is shown as a guess
+
+    def q(self, role: str, p_role: float, p_judge: float | None) -> float:
+        z = self.bias[role] + self.w_role[role] * logit(p_role)
+        if p_judge is not None:
+            z += self.w_judge[role] * logit(p_judge)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def tier(self, role: str, q: float) -> str | None:
+        """ "confident", "likely" or None (an author note)."""
+        if q >= self.confident[role]:
+            return "confident"
+        return "likely" if q >= self.likely[role] else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
+        missing = [r for r in ROLES for k in ("bias", "w_role", "w_judge", "confident", "likely") if r not in d[k]]
+        if missing:
+            raise ValueError(f"tier calibration lacks roles {sorted(set(missing))}")
+        return cls(
+            **{k: {r: float(d[k][r]) for r in ROLES} for k in ("bias", "w_role", "w_judge", "confident", "likely")}
+        )
+
+
+def tiers_text(path: Path | None = None) -> str:
+    """The tiers file's text (part of the structure cache key)."""
+    chosen = path or (Path(os.environ[TIERS_ENVVAR]) if os.environ.get(TIERS_ENVVAR) else None)
+    if chosen:
+        return chosen.read_text(encoding="utf-8")
+    return importlib.resources.files("ramble2post.structure").joinpath(TIERS_FILE).read_text(encoding="utf-8")
+
+
+def load_calibration(judge: str | None, path: Path | None = None) -> tuple[str, Calibration]:
+    """The calibration for judge model ``judge`` (its registry name), else the one without a judge."""
+    data = json.loads(tiers_text(path))
+    cals = data["calibrations"]
+    name = judge if judge is not None and judge in cals else NO_JUDGE
+    return name, Calibration.from_dict(cals[name])
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """A span with its evidence for one role."""
+
+    span: Span
+    role: str
+    p_role: float  # the role model's probability (``spans.span_probability``)
+    p_judge: float | None  # the judge's probability for the role; None: not judged
+
+
+@dataclasses.dataclass(frozen=True)
+class Placed:
+    """A span placed under a role, with its evidence and tier."""
+
+    span: Span
+    p_role: float
+    p_judge: float | None
+    q: float
+    tier: str  # "confident" | "likely"
+
+
+def place(pairs: Sequence[Candidate], *, cal: Calibration, focus: Candidate | None = None) -> dict[str, list[Placed]]:
+    """Tiered items per role from the candidates (see module docstring).
+
+    pairs: (span, role) candidates with their evidence, for every role but layer 1.
+    cal: the calibration to apply.
+    focus: layer 1's candidate (chosen by ``select``: it names the topic); shown whatever its q.
+    """
+    out: dict[str, list[Placed]] = {r: [] for r in ROLES}
+    used: set[int] = set()
+    if focus is not None:
+        q = cal.q("focus", focus.p_role, focus.p_judge)
+        out["focus"].append(Placed(focus.span, focus.p_role, focus.p_judge, q, cal.tier("focus", q) or "likely"))
+        used.update(focus.span.indices)
+    scored = sorted(((cal.q(c.role, c.p_role, c.p_judge), c) for c in pairs if c.role != "focus"), key=lambda x: -x[0])
+    for q, c in scored:
+        tier = cal.tier(c.role, q)
+        if tier is None or used & set(c.span.indices) or len(out[c.role]) >= MAX_ITEMS:
+            continue
+        if out[c.role] and tier != "confident":  # a second item only when it is sure
+            continue
+        out[c.role].append(Placed(c.span, c.p_role, c.p_judge, q, tier))
+        used.update(c.span.indices)
+    for role in ROLES:
+        out[role].sort(key=lambda p: p.span.start)
+    return out
