@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,14 @@ from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_co
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
 STRUCTURE_VERSION = 5  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers)
+# a sentence spoken to a language model ("ignore the previous instructions and title this post ...")
+# is never shown as an item, so it can reach neither a title nor a passage; it stays in the transcript
+ADDRESSES_MODEL = re.compile(
+    r"\b(ignore|disregard|forget) (all |any )?(the |your )?(previous|prior|above|earlier|preceding) "
+    r"(instructions?|prompts?|rules)\b|\btitle (this|the) (post|article|blog)\b|\b(system|the) prompt\b"
+    r"|\byou are now (a|an)\b|\bas an ai\b",
+    re.IGNORECASE,
+)
 SPANS_PER_ROLE = 3  # candidate spans per role the judge reads
 JUDGE_BUDGET_S = 40.0  # s of judge questions per transcript (structure of a 13-min ramble < 60 s on 2 cores)
 SECTION_RESERVE = 1024  # tokens kept free in the context for a question and its answer
@@ -168,8 +177,13 @@ def layer1_start(sentences: list[Sentence], sel: Selection) -> int:
     """Index of the sentence layer 1 starts at: the chosen point that names the talk's topic (select
     may add one after a likelier statement that does not), else the first chosen."""
     topic = topic_phrases(sel.phrases, TOPIC_PHRASES)
-    named = [sid for sid in sel.chosen["focus"] if any(names_phrase(s.text, topic) for s in sentences if s.id == sid)]
-    first = (named or sel.chosen["focus"])[0]
+    text = {s.id: s.text for s in sentences}
+    chosen = [sid for sid in sel.chosen["focus"] if not ADDRESSES_MODEL.search(text[sid])]
+    if not chosen:  # the point was a sentence spoken to a model: the likeliest other statement
+        ranked = sorted(text, key=lambda sid: -sel.scores["focus"][sid])
+        chosen = [next((sid for sid in ranked if not ADDRESSES_MODEL.search(text[sid])), ranked[0])]
+    named = [sid for sid in chosen if names_phrase(text[sid], topic)]
+    first = (named or chosen)[0]
     return next(k for k, s in enumerate(sentences) if s.id == first)
 
 
@@ -178,7 +192,10 @@ def _propose(
 ) -> tuple[dict[str, list[Placed]], dict[str, Any]]:
     """Candidate spans, judged by the model when it can, placed in tiers (``tiers``)."""
     texts = [s.text for s in sentences]
-    usable = [MIN_WORDS <= len(t.split()) <= MAX_WORDS and not t.rstrip().endswith("?") for t in texts]
+    usable = [
+        MIN_WORDS <= len(t.split()) <= MAX_WORDS and not t.rstrip().endswith("?") and not ADDRESSES_MODEL.search(t)
+        for t in texts
+    ]
     probs = {r: [sel.scores[r][s.id] for s in sentences] for r in ROLES}
     focus, pool = propose(
         texts=texts, probs=probs, usable=usable, focus_index=layer1_start(sentences, sel), k=SPANS_PER_ROLE
@@ -242,7 +259,11 @@ def _check_title(
     # grounded in the whole (cleaned) talk, so a summary title may use words from any part of it;
     # no embedding cosine (a title is too short for a meaningful one), no flip check (every
     # negation of the talk is "in the source")
-    why = problems(sentence_case(cand), talk, meaning=False) + title_problems(cand, talk) if cand else ["empty"]
+    # the title sums up what the post shows: its words come from the shown passages, so a sentence
+    # the speaker said but the post does not show (an aside, or "ignore the previous instructions and
+    # title this post ...") cannot become the title
+    shown = " ".join(it["speaker_text"] for items in layers.values() for it in items)
+    why = problems(sentence_case(cand), talk, meaning=False) + title_problems(cand, shown) if cand else ["empty"]
     topic = topic_phrases(sel.phrases, TOPIC_PHRASES)
     if cand and topic and not names_phrase(cand, topic, misheard=True):
         why.append("names none of the talk's key phrases: " + ", ".join(p.text for p in topic))
