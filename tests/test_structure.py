@@ -159,7 +159,7 @@ def test_structure_with_fake_llm(fake):
     record = structure_transcript(transcript=make_transcript(), llm="fake", use_cache=False)
     post = record.to_dict()
     assert validate_post(post) == record  # the JSON reads back as the same record
-    assert post["layers"]["focus"] and post["layers"]["example"] and post["layers"]["analogy"]
+    assert post["layers"]["focus"] and post["layers"]["example"]  # (the fake does not judge: no guesses)
     seg_ids = set(range(len(TALK)))
     for r in ROLES:
         for it in post["layers"][r]:

@@ -195,7 +195,10 @@ def test_a_proposed_analogy_that_is_none_is_rejected_by_the_default_judge():
     assert not any(NOT_ANALOGIES[1][:40] in t for t in analogies), analogies
     log = post.to_dict()["selection"]["tiers"]
     assert any("bus" in t for t in analogies), (analogies, log)
-    by_sentence = {sid: c["judge"]["analogy"] for c in log["candidates"] if c["judge"] for sid in c["sentences"]}
-    ids = {s.text: s.id for s in post.sentences}
-    bus = by_sentence[ids[ANALOGIES[0]]]
-    assert all(by_sentence.get(ids[x], 0.0) < bus for x in NOT_ANALOGIES), by_sentence  # the model's own ranking
+    # the model's own ranking, each passage alone: every real analogy above every look-alike
+    from ramble2post.structure.judge import judge
+    from ramble2post.structure.models import load_llm
+
+    verdicts = judge(load_llm(DEFAULT_LLM), topic="batching", passages=NOT_ANALOGIES + ANALOGIES, budget_s=600)
+    p = [v["analogy"] for v in verdicts if v]
+    assert max(p[:2]) < min(p[2:]), p  # measured 0.24, 0.16 < 0.43, 0.31
