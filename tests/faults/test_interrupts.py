@@ -68,7 +68,7 @@ def test_sigint_during_structuring_then_rerun_resumes_without_transcribing_again
     before, refs = snapshot(blog), branches(blog)
 
     run = Running(_cmd(blog), home=home, env={"FAKE_COUNT_DIR": counter, "FAKE_LLM_SLEEP_S": SLOW})
-    r = _interrupt(run, r"structure: re-ranking", signal.SIGINT)
+    r = _interrupt(run, r"structure: title", signal.SIGINT)
     assert "[2/4] structure" in r.stderr and "[3/4]" not in r.stderr
     assert (counter / "transcribe.count").read_text().count("\n") == 1  # transcribed once
     assert len(cache_files(home, "transcribe")) == 1  # ...and that stage is cached
@@ -91,7 +91,7 @@ def _case_transcribe(warm, tmp):
 
 
 def _case_structure(warm, tmp):
-    return warm_home(warm, tmp / "home"), {"FAKE_LLM_SLEEP_S": SLOW}, r"structure: re-ranking", "structure"
+    return warm_home(warm, tmp / "home"), {"FAKE_LLM_SLEEP_S": SLOW}, r"structure: title", "structure"
 
 
 def _case_experiments(warm, tmp):
