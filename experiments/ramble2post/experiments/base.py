@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ramble2post.cache import atomic_write_bytes, atomic_write_json, atomic_write_text
-from ramble2post.config import DEFAULT_LLM, DEFAULT_WHISPER
+from ramble2post.config import DEFAULT_WHISPER, EXPERIMENT_LLM
 from ramble2post.errors import ExperimentError
 from ramble2post.experiments.tables import ReaderTable, default_reader_table, header
 
@@ -83,7 +83,7 @@ class Context:
     device: str = "cpu"  # "cpu" | "cuda" (already resolved, see resolve_device)
     quick: bool = False
     whisper_model: str = DEFAULT_WHISPER  # Whisper name or checkpoint path
-    llm: str = DEFAULT_LLM  # GGUF name or path
+    llm: str = EXPERIMENT_LLM  # GGUF name or path
     audio_path: Path | None = None  # None: the experiment's own default (sample audio)
     reference_text: str | None = None  # what was said in audio_path, if known
     output_dir: Path | None = None

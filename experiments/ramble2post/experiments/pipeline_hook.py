@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ramble2post.config import DEFAULT_LLM, DEFAULT_WHISPER
+from ramble2post.config import DEFAULT_WHISPER, EXPERIMENT_LLM
 from ramble2post.errors import ExperimentError, Ramble2PostError
 from ramble2post.experiments.base import Context, Result, all_experiments, get, save_result
 from ramble2post.experiments.detect import Detection, detect_experiments
@@ -124,7 +124,7 @@ def run_detected(
             device=device,
             quick=quick,
             whisper_model=whisper_model or DEFAULT_WHISPER,
-            llm=llm or DEFAULT_LLM,
+            llm=llm or EXPERIMENT_LLM,
             audio_path=Path(audio_path) if audio_path else None,
             reference_text=reference_text,
             output_dir=Path(output_dir) / name,
