@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ramble2post.cli.options import device_option, llm_option, llm_spec, quick_option, settings, whisper_model_option
-from ramble2post.config import home_dir
+from ramble2post.config import DEFAULT_LLM, EXPERIMENT_LLM, home_dir
 from ramble2post.errors import InputError
 
 
@@ -130,7 +130,8 @@ def run_cmd(name, quick, as_json, output_dir, model, device, llm, audio, referen
         device=dev,
         quick=quick,
         whisper_model=model or conf.model,
-        llm=llm_spec(llm),
+        # no model named anywhere: the experiment's own small default, as in the library (quick hardware runs)
+        llm=EXPERIMENT_LLM if llm is None and llm_spec(None) == DEFAULT_LLM else llm_spec(llm),
         audio_path=audio,
         reference_text=ref_text,
         params=_parse_params(params),
