@@ -104,6 +104,8 @@ def test_labelled_windows_precision_and_recall():
         "kv-cache-growth",
         "speculative-decoding",
         "repeated-sampling",
+        "low-precision-matmul",
+        "lora-finetune",
     }
     exps = [experiments.get(n) for n in names]  # only the real ones (other tests register fakes)
     preds = [{d.experiment for d in detect_experiments(transcript=r["text"], experiments=exps)} for r in rows]

@@ -65,12 +65,16 @@ class Trigger:
     ``weight`` adds up over a window of neighbouring segments; the experiment is
     detected when the window's score reaches 1.0. ``context=True`` marks a
     supporting word ("perplexity", "worse") that only counts next to a non-context hit.
+    ``shared=True`` marks a word other claims use too (a dtype name, "eight bit").
     """
 
     pattern: str
     weight: float = 1.0
     label: str = ""
     context: bool = False
+    # a word several claims use ("int8", "bf16", "four bit"): a detection resting only on shared words
+    # yields to another experiment's own words in the same window (see experiments.detect)
+    shared: bool = False
 
 
 # ------------------------------------------------------------------- context

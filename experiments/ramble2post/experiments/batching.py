@@ -91,6 +91,7 @@ TRIGGERS = (
         r"|\bg\.?\s?e\.?\s?m\.?\s?v\b|\broofline\b|\barithmetic intensity\b|\bcompute[\s-]bound\b",
         0.75,
         "memory bound",
+        shared=True,  # the reason batching pays, and why one-token decoding cannot use the matrix units
     ),
     Trigger(
         r"\bthroughput\b|\bparallel (?:requests|sequences|users)\b|\b(?:nearly|almost|basically) free\b|\bfor free\b"

@@ -63,6 +63,7 @@ class Evidence:
     label: str  # what the trigger stands for ("int8", "quantize", ...)
     weight: float
     context: bool = False
+    shared: bool = False  # a word other experiments' claims use too (Trigger.shared)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,10 +132,26 @@ def _hits(segments: Sequence[Segment], pats) -> list[list[Evidence]]:
                         label=trig.label or trig.pattern,
                         weight=trig.weight,
                         context=trig.context,
+                        shared=getattr(trig, "shared", False),
                     )
                 )
         per_seg.append(found)
     return per_seg
+
+
+def _own(segment: Sequence[Evidence]) -> bool:
+    """The segment holds a primary hit of an experiment's own vocabulary (not a shared word)."""
+    return any(not e.context and not e.shared for e in segment)
+
+
+def _yields(window: Sequence[list[Evidence]], others: Sequence[Sequence[list[Evidence]]]) -> bool:
+    """A window that reaches the threshold on shared words only ("FP8", "four bit") yields when every
+    sentence holding them also holds another experiment's own words ("tensor cores", "KV cache",
+    "QLoRA"): the dtype is that claim's detail. A sentence of its own keeps the detection."""
+    if any(_own(seg) for seg in window):
+        return False
+    primary = [j for j, seg in enumerate(window) if any(not e.context for e in seg)]
+    return bool(primary) and all(any(_own(o[j]) for o in others if j < len(o)) for j in primary)
 
 
 def _window_score(window: Sequence[list[Evidence]]) -> float:
@@ -165,23 +182,25 @@ def detect_experiments(
         experiments = all_experiments()
     experiments = list(experiments)
     segments = _segments(transcript)
+    compiled = [(exp, pats) for exp, pats in _compile(experiments) if pats]
+    hits = {exp.name: _hits(segments, pats) for exp, pats in compiled}
     detections = []
-    for exp, pats in _compile(experiments):
-        if not pats:
+    for exp, _pats in compiled:
+        per_seg = hits[exp.name]
+        others = [h for name, h in hits.items() if name != exp.name]
+        windows = [
+            i
+            for i in range(len(per_seg))
+            if _window_score(per_seg[i : i + window]) + 1e-9 >= threshold
+            and not _yields(per_seg[i : i + window], [h[i : i + window] for h in others])
+        ]
+        if not windows:
             continue
-        per_seg = _hits(segments, pats)
-        best = 0.0
-        for i in range(len(per_seg)):
-            s = _window_score(per_seg[i : i + window])
-            if s > best:
-                best = s
-        if best + 1e-9 < threshold:
-            continue
+        best = max(_window_score(per_seg[i : i + window]) for i in windows)
         # evidence: every hit in a window that reaches the threshold (not only the best one)
         keep: set[int] = set()
-        for i in range(len(per_seg)):
-            if _window_score(per_seg[i : i + window]) + 1e-9 >= threshold:
-                keep.update(range(i, min(i + window, len(per_seg))))
+        for i in windows:
+            keep.update(range(i, min(i + window, len(per_seg))))
         evidence = tuple(e for i in sorted(keep) for e in per_seg[i])
         detections.append(Detection(experiment=exp.name, claim=exp.claim, score=round(best, 3), evidence=evidence))
     if semantic:

@@ -44,6 +44,8 @@ DEFAULT_THRESHOLDS = Thresholds(high=0.60, low=0.45)
 THRESHOLDS: dict[str, Thresholds] = {
     "batching-speedup": Thresholds(high=0.51, low=0.39),
     "kv-cache-growth": Thresholds(high=0.45, low=0.39),
+    "lora-finetune": Thresholds(high=0.66, low=0.39),
+    "low-precision-matmul": Thresholds(high=0.66, low=0.48),
     "quantization-loss": Thresholds(high=0.51, low=0.39),
     "repeated-sampling": Thresholds(high=0.54, low=0.36),
     "speculative-decoding": Thresholds(high=0.57, low=0.51),

@@ -87,22 +87,24 @@ _NOT_TIME = r"(?!\s+(?:hours?|minutes?|seconds?|days?|weeks?|months?|years?|o'?c
 
 TRIGGERS = (
     Trigger(r"\b(?:de)?quanti[sz](?:e|es|ed|ing|ation|ations|er|ers)\b", 1.0, "quantize"),
-    Trigger(rf"\bi\.?\s?n\.?\s?t[\s-]?{Q}\b", 1.0, "intN"),
-    Trigger(rf"\bint[\s-]?{Q}\b", 1.0, "intN"),
+    Trigger(rf"\bi\.?\s?n\.?\s?t[\s-]?{Q}\b", 1.0, "intN", shared=True),
+    Trigger(rf"\bint[\s-]?{Q}\b", 1.0, "intN", shared=True),
     Trigger(
         rf"(?<!sixty[\s-])(?<!thirty[\s-])\b{num(1, 2, 3, 4, 5, 6, 8)}[\s-]?bits?\b(?!\s+(?:of|more|less|per second))",
         1.0,
         "N-bit",
+        shared=True,
     ),
     Trigger(
-        r"\b(?:bits?[\s-]per[\s-](?:weight|parameter)|bit[\s-]?widths?|low(?:er)?[\s-]bits?|fewer bits)\b",
+        r"\b(?:bits?[\s-]per[\s-](?:weight|parameter)|bit[\s-]?widths?|fewer bits)\b",
         1.0,
         "bit width",
     ),
-    Trigger(rf"\b(?:fp|nf|mxfp|f\.?\s?p\.?)[\s-]?{num(8, 4)}\b", 1.0, "fp8/fp4"),
+    Trigger(r"\blow(?:er)?[\s-]bits?\b", 1.0, "low bit", shared=True),
+    Trigger(rf"\b(?:fp|nf|mxfp|f\.?\s?p\.?)[\s-]?{num(8, 4)}\b", 1.0, "fp8/fp4", shared=True),
     Trigger(
         r"\bg\.?\s?p\.?\s?t[\s-]?q\b|\ba\.?\s?w\.?\s?q\b|\bsmooth[\s-]?quant\b|\bbits[\s-]?and[\s-]?bytes\b"
-        r"|\bq[\s-]?lora\b|\bq[2-8]_?(?:k|0|1)(?:_[sml])?\b|\bk[\s-]quants?\b|\bllm\.int8\b",
+        r"|\bq[2-8]_?(?:k|0|1)(?:_[sml])?\b|\bk[\s-]quants?\b|\bllm\.int8\b",
         1.0,
         "method",
     ),
@@ -112,14 +114,17 @@ TRIGGERS = (
         1.0,
         "how much worse is intN",
     ),
-    Trigger(rf"\b(?:in|into|inte|ent)[\s-]{num(4, 8)}\b{_NOT_TIME}", 0.5, "intN (heard as 'in eight')"),
-    Trigger(rf"\b(?:fp|f\.?\s?p\.?|float)[\s-]?{num(16)}\b|\bhalf[\s-]precision\b", 0.5, "fp16"),
-    Trigger(rf"\b(?:bf|b\.?\s?f\.?|bfloat|brain[\s-]float)[\s-]?{num(16)}\b", 0.5, "bf16"),
+    Trigger(rf"\b(?:in|into|inte|ent)[\s-]{num(4, 8)}\b{_NOT_TIME}", 0.5, "intN (heard as 'in eight')", shared=True),
+    Trigger(rf"\b(?:fp|f\.?\s?p\.?|float)[\s-]?{num(16)}\b|\bhalf[\s-]precision\b", 0.5, "fp16", shared=True),
+    Trigger(rf"\b(?:bf|b\.?\s?f\.?|bfloat|brain[\s-]float)[\s-]?{num(16)}\b", 0.5, "bf16", shared=True),
+    # QLoRA quantizes the frozen base to 4 bits: a quantization word, shared with lora-finetune
+    Trigger(r"\bq[\s-]?lora\b", 1.0, "QLoRA", shared=True),
     Trigger(
         r"\bquants\b|\b(?:reduced?|lower(?:ing)?|drop(?:ping)?|cut(?:ting)?)\s+(?:the\s+)?precision\b"
         r"|\bmixed[\s-]precision\b|\bcompress(?:ing)?\s+(?:the\s+)?weights\b|\bweight[\s-]only\b",
         0.5,
         "lower precision",
+        shared=True,
     ),
     Trigger(r"\bperplexity\b|\bkl[\s-]divergence\b|\bk\.?\s?l\.?\s?d\b", 0.25, "quality metric", context=True),
     Trigger(
