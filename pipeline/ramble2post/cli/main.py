@@ -17,6 +17,7 @@ import click
 from ramble2post import __version__
 from ramble2post.cli.drafts import drafts_cmd, preview_cmd, publish_cmd
 from ramble2post.cli.experiments import experiments_cmd
+from ramble2post.cli.followup import followup_cmd
 from ramble2post.cli.rerun import rerun_cmd
 from ramble2post.cli.run import run_cmd
 from ramble2post.cli.signals import forget_unhandled_interrupt, install_sigterm_handler
@@ -142,5 +143,6 @@ for _command in (
     experiments_cmd,
     structure_cmd,
     rerun_cmd,
+    followup_cmd,
 ):
     cli.add_command(_command)
