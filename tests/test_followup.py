@@ -195,6 +195,40 @@ def test_a_followup_that_answers_nothing_changes_nothing(drafted):
     assert git(root, "rev-parse", d.branch).strip() == edited
 
 
+def test_checked_out_draft_branch_is_moved_along_when_clean_refused_when_dirty(drafted):
+    root, d, edited = drafted
+    git(root, "switch", "-q", d.branch)
+    post, t = followup_post(["Okay, two things I forgot to say.", ANALOGY, TRADEOFF])
+    (root / d.path).write_text((root / d.path).read_text() + "\nan unsaved thought\n")
+    with pytest.raises(Exception, match="uncommitted changes"):
+        follow_up_draft(slug=d.slug, transcript=t, followup_post=post, blog_repo=root)
+    assert git(root, "rev-parse", d.branch).strip() == edited
+    git(root, "checkout", "-q", "--", d.path)
+    res = follow_up_draft(slug=d.slug, transcript=t, followup_post=post, blog_repo=root)
+    assert git(root, "symbolic-ref", "HEAD").strip() == f"refs/heads/{d.branch}"
+    assert git(root, "status", "--porcelain") == ""  # files and index now at the follow-up's commit
+    assert (root / d.path).read_text() == git(root, "show", f"{res.commit}:{d.path}")
+
+
+def test_followup_after_a_rerun_keeps_the_rerun_measurements(tmp_path):
+    from test_rerun import FakeRunner, _stored_draft
+
+    from ramble2post.publish.rerun import rerun_post
+
+    root, d = _stored_draft(tmp_path)
+    rerun_post(slug=d.slug, blog_repo=root, device="cpu", runner=FakeRunner(), say=lambda m: None)
+    before = git(root, "show", f"{d.branch}:{d.path}")
+    section = before[
+        before.index("<!-- ramble2post:measurements -->") : before.index("<!-- /ramble2post:measurements -->")
+    ]
+    assert "Side by side, one column per machine" in section
+    post, t = followup_post(["Okay, one thing I forgot to say.", TRADEOFF])
+    res = follow_up_draft(slug=d.slug, transcript=t, followup_post=post, blog_repo=root)
+    after = git(root, "show", f"{res.commit}:{d.path}")
+    assert section in after and after.count("<!-- ramble2post:measurements -->") == 1
+    assert res.added == ("tradeoffs",) and "The trade-off is latency" in after
+
+
 def _cli(root: Path, *args: str):
     return CliRunner().invoke(cli, ["follow-up", *args, "--blog-repo", str(root), "--llm", "none"])
 

@@ -120,6 +120,9 @@ def cli(ctx, debug):
     Example: draft a post from a recording into your blog repo
         ramble2post ramble.m4a --blog-repo ~/src/my-blog
     \b
+    Then answer the draft's AUTHOR NOTEs by voice (see `ramble2post drafts`):
+        ramble2post follow-up SLUG followup.m4a --blog-repo ~/src/my-blog
+    \b
     Or run one stage at a time:
         ramble2post transcribe ramble.m4a -o transcript.json
         ramble2post structure transcript.json -o post.json
