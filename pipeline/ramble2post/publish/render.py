@@ -242,6 +242,7 @@ def render_post(
     }  # --llm none: no model
     ctx = {
         "front_matter": Markup(front_yaml),
+        "slug": slug,
         "title": title,
         "title_origin": post.title.origin,
         "layers": layers,
