@@ -171,6 +171,27 @@ def test_a_likely_guess_is_replaced_by_a_named_answer(tmp_path):
     assert res.verify_marks == find_post(open_repo(root), slug=d.slug).verify_marks
 
 
+def test_a_bullet_added_under_the_authors_edited_bullet_is_no_conflict(tmp_path):
+    """Bullets are consecutive lines: an addition right after an edited one touches it, but overwrites nothing."""
+    root = make_repo(tmp_path / "blog")
+    d = create_draft(
+        post=make_post(gaps=("analogy",), unverified=0),
+        transcript=make_transcript(),
+        experiment_results=[],
+        blog_repo=root,
+        hardware=HARDWARE,
+    )
+    text = git(root, "show", f"{d.branch}:{d.path}")
+    old = next(ln for ln in text.splitlines() if ln.startswith("- Bigger batches add latency per request."))
+    mine = "- Bigger batches add latency per request; I measured 40 ms more at batch 8 (my words)."
+    commit_on_branch(root, d.branch, d.path, text.replace(old, mine), "my bullet")
+    post, t = followup_post(["Okay, one thing I forgot to say.", TRADEOFF])
+    res = follow_up_draft(slug=d.slug, transcript=t, followup_post=post, blog_repo=root)
+    assert res.added == ("tradeoffs",)
+    after = git(root, "show", f"{d.branch}:{d.path}")
+    assert f"{mine}\n- The trade-off is latency" in after and old not in after
+
+
 def test_conflict_with_a_hand_edit_stops_and_changes_nothing(drafted):
     root, d, edited = drafted
     text = git(root, "show", f"{d.branch}:{d.path}")

@@ -245,7 +245,12 @@ def merge_answers(
 
 
 def merge3(*, ours: str, base: str, theirs: str, path: str, slug: str) -> str:
-    """``git merge-file`` of the author's version and the new render over the last generated one."""
+    """``git merge-file`` of the author's version and the new render over the last generated one.
+
+    A clash where the new render only adds lines before or after the generated ones the author
+    edited (a bullet appended under the author's edited last bullet) keeps the author's lines and
+    adds the new ones: nothing of theirs is overwritten. Any other clash raises BlogRepoError.
+    """
     with tempfile.TemporaryDirectory(prefix="ramble2post-followup-") as tmp:
         names = []
         for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
@@ -253,34 +258,66 @@ def merge3(*, ours: str, base: str, theirs: str, path: str, slug: str) -> str:
             p.write_text(text, encoding="utf-8", newline="")
             names.append(str(p))
         proc = subprocess.run(
-            ["git", "merge-file", "-p", "-L", "yours", "-L", "generated", "-L", "follow-up", *names],
+            ["git", "merge-file", "-p", "--diff3", "--marker-size", str(_MARKER), *_LABELS, *names],
             capture_output=True,
             check=False,
         )
-    out = proc.stdout.decode("utf-8")
     if proc.returncode < 0 or proc.returncode > 127:
         raise BlogRepoError(f"git merge-file failed: {proc.stderr.decode(errors='replace').strip()[:300]}")
-    if proc.returncode:
-        where = _conflict_sections(out)
+    out, clashes = _resolve_additions(proc.stdout.decode("utf-8"))
+    if clashes:
         raise BlogRepoError(
-            f"the follow-up would overwrite text you edited in {path} ({proc.returncode} place(s): "
-            f"{', '.join(where)}); nothing changed",
-            hint=f"undo or move your edit there, or finish that part by hand and delete its note; "
+            f"the follow-up would overwrite text you edited in {path} ({len(clashes)} place(s): "
+            f"{', '.join(dict.fromkeys(clashes))}); nothing changed",
+            hint="undo or move your edit there, or finish that part by hand and delete its note; "
             f"then commit on drafts/{slug} and run the follow-up again",
         )
     return out
 
 
-def _conflict_sections(merged: str) -> list[str]:
+_MARKER = 31  # conflict marker length: no Markdown line of a post starts with 31 of '<', '|', '=' or '>'
+_LABELS = ("-L", "yours", "-L", "generated", "-L", "follow-up")
+
+
+def _resolve_additions(merged: str) -> tuple[str, list[str]]:
+    """(text, sections that truly clash): additions-only clashes resolved as the author's lines plus the new."""
+    start, mid_base, mid, end = ("<" * _MARKER, "|" * _MARKER, "=" * _MARKER, ">" * _MARKER)
     out: list[str] = []
+    clashes: list[str] = []
     heading = "the front matter"
-    for line in merged.splitlines():
-        m = _HEADING.match(line)
-        if m:
-            heading = f"“{m.group(1).strip()}”"
-        elif line.startswith("<<<<<<< ") and heading not in out:
-            out.append(heading)
-    return out or ["the post"]
+    lines = merged.splitlines(keepends=True)
+    k = 0
+    while k < len(lines):
+        line = lines[k]
+        if not line.startswith(start):
+            if m := _HEADING.match(line.rstrip("\n")):
+                heading = f"“{m.group(1).strip()}”"
+            out.append(line)
+            k += 1
+            continue
+        parts: dict[str, list[str]] = {"ours": [], "base": [], "theirs": []}
+        part = "ours"
+        k += 1
+        while k < len(lines) and not lines[k].startswith(end):
+            tag = lines[k]
+            if tag.startswith(mid_base):
+                part = "base"
+            elif tag.startswith(mid):
+                part = "theirs"
+            else:
+                parts[part].append(tag)
+            k += 1
+        k += 1  # the end marker
+        ours, base, theirs = parts["ours"], parts["base"], parts["theirs"]
+        n = len(base)
+        if n and theirs[:n] == base:  # lines appended after what the author edited
+            out += ours + theirs[n:]
+        elif n and theirs[len(theirs) - n :] == base:  # lines put before it
+            out += theirs[: len(theirs) - n] + ours
+        else:
+            clashes.append(heading)
+            out += ours
+    return "".join(out), clashes
 
 
 def _keep_measurements(rendered: str, base: str) -> str:
