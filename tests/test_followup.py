@@ -270,7 +270,13 @@ def test_unknown_slug_unreadable_audio_and_published_post_each_fail_cleanly(draf
     err = _one_error(_cli(root, d.slug, str(audio)))
     assert "ffmpeg" in err or "audio" in err, err
     assert snapshot(root) == snap and git(root, "for-each-ref") == refs
+    git(root, "worktree", "add", "-q", str(tmp_path / "wt"), d.branch)  # so publish keeps the draft branch
     publish_draft(open_repo(root), slug=d.slug, force=True)
+    assert git(root, "rev-parse", d.branch).strip() == edited
+    refs = git(root, "for-each-ref")
+    assert "already published" in _one_error(_cli(root, d.slug, str(audio)))
+    git(root, "worktree", "remove", "--force", str(tmp_path / "wt"))
+    git(root, "branch", "-q", "-D", d.branch)  # as publish leaves it when the branch is not checked out
     refs = git(root, "for-each-ref")
     assert "already published" in _one_error(_cli(root, d.slug, str(audio)))
     assert git(root, "for-each-ref") == refs

@@ -90,13 +90,18 @@ def open_repo_for(blog_repo: Path | str | None) -> gitops.git.Repo:
 
 def check_draft(repo: gitops.git.Repo, *, slug: str, posts_dir: str | None = None) -> tuple[list[str], list[str]]:
     """Refuse an unknown slug or a published post before any slow stage; the draft's open roles."""
-    info = find_post(repo, slug=slug, posts_dir=posts_dir)
-    if not info.branch.startswith(gitops.DRAFT_PREFIX):
+    default = gitops.default_branch(repo)
+    base = gitops.base_sha(repo, default)
+    # a draft branch left behind by publish (it was checked out then) is merged: published too
+    tip = gitops.ref_sha(repo, f"refs/heads/{gitops.DRAFT_PREFIX}{slug}")
+    merged = tip is not None and repo.git.merge_base(tip, base) == tip
+    info = None if merged else find_post(repo, slug=slug, posts_dir=posts_dir)
+    if info is None or not info.branch.startswith(gitops.DRAFT_PREFIX):
         raise BlogRepoError(
-            f"{slug} is already published on {info.branch}: a follow-up updates drafts only",
+            f"{slug} is already published on {default}: a follow-up updates drafts only",
             hint="edit the published post by hand, or draft a new post from the recording: ramble2post AUDIO",
         )
-    layout = detect_layout(repo, base=gitops.base_sha(repo, gitops.default_branch(repo)), posts_dir=posts_dir)
+    layout = detect_layout(repo, base=base, posts_dir=posts_dir)
     return open_roles(_read_post(repo, info.commit, layout.assets_dir(slug)))
 
 
