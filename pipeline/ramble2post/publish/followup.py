@@ -266,6 +266,7 @@ def merge3(*, ours: str, base: str, theirs: str, path: str, slug: str) -> str:
             ["git", "merge-file", "-p", "--diff3", "--marker-size", str(_MARKER), *_LABELS, *names],
             capture_output=True,
             check=False,
+            cwd=tmp,  # outside any repository: no repo config applies
         )
     if proc.returncode < 0 or proc.returncode > 127:
         raise BlogRepoError(f"git merge-file failed: {proc.stderr.decode(errors='replace').strip()[:300]}")
