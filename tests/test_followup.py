@@ -250,6 +250,52 @@ def test_followup_after_a_rerun_keeps_the_rerun_measurements(tmp_path):
     assert res.added == ("tradeoffs",) and "The trade-off is latency" in after
 
 
+def test_interrupt_before_the_ref_moves_leaves_nothing(drafted, monkeypatch):
+    from ramble2post.publish import gitops
+
+    root, d, edited = drafted
+    snap, refs = snapshot(root), git(root, "for-each-ref")
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gitops, "commit_tree", interrupted)
+    post, t = followup_post(["Okay, two things I forgot to say.", ANALOGY, TRADEOFF])
+    with pytest.raises(KeyboardInterrupt):
+        follow_up_draft(slug=d.slug, transcript=t, followup_post=post, blog_repo=root)
+    assert git(root, "for-each-ref") == refs and snapshot(root) == snap
+    assert not (root / ".git" / gitops.LOCK_NAME).exists()
+
+
+def test_hostile_followup_text_stays_inert(drafted):
+    root, d, _ = drafted
+    hostile = "The analogy is <script>alert(1)</script> a [link](file:///etc/passwd) bus with many seats."
+    post, t = followup_post(["Okay.", hostile])
+    follow_up_draft(slug=d.slug, transcript=t, followup_post=post, blog_repo=root)
+    after = git(root, "show", f"{d.branch}:{d.path}")
+    assert "<script>" not in after and "](file:" not in after
+    assert "\\<script\\>alert\\(1\\)" in after
+
+
+@pytest.mark.parametrize(
+    ("text", "role"),
+    [
+        ("The analogy is a notebook you only write once.", "analogy"),
+        ("Here is a trade off: memory for speed.", "tradeoffs"),
+        ("The tradeoff is memory.", "tradeoffs"),
+        ("For example, a prompt of a thousand tokens.", "example"),
+        ("The reason is that attention needs every key.", "reason"),
+        ("It connects to paging in operating systems.", "connections"),
+        ("For example, the trade-off shows at batch eight.", None),  # names two parts: starts neither
+        ("A KV cache is like a notebook.", None),  # not named: left to the structure stage
+    ],
+)
+def test_named_role(text, role):
+    from ramble2post.structure.answers import named_role
+
+    assert named_role(text) == role
+
+
 def _cli(root: Path, *args: str):
     return CliRunner().invoke(cli, ["follow-up", *args, "--blog-repo", str(root), "--llm", "none"])
 
