@@ -22,6 +22,7 @@ from ramble2post.records import Hardware, Transcript
 if TYPE_CHECKING:  # the stages load models and git: imported when run() needs them
     from ramble2post.experiments.pipeline_hook import RunOutcome
     from ramble2post.publish.draft import Draft
+    from ramble2post.publish.followup import FollowUp
     from ramble2post.structure.schema import Post
 
 STAGES = ("transcribe", "structure", "experiments", "draft")
@@ -144,6 +145,57 @@ def run(
     )
 
 
+def follow_up(
+    *,
+    slug: str,
+    audio: str | Path,
+    blog_repo: str | Path | None = None,
+    settings: Settings | None = None,
+    llm: str | None = None,
+    posts_dir: str | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FollowUp:
+    """Answer draft ``slug``'s open parts with a second recording: a new commit on ``drafts/<slug>``.
+
+    The recording is transcribed and structured like a ramble; its passages fill the draft's
+    AUTHOR NOTEs and replace its guesses (``publish.followup``), the author's edits kept byte
+    for byte. An unknown slug, a published post or unreadable audio fail before any stage runs.
+    """
+    from ramble2post.machine import resolve_device
+    from ramble2post.publish.followup import check_draft, follow_up_draft, open_repo_for
+    from ramble2post.transcribe.audio import check_readable
+    from ramble2post.transcribe.glossary import glossary_setting
+    from ramble2post.transcribe.stage import TranscribeOptions, transcribe_file
+
+    conf = settings or load_settings()
+    say = progress or _quiet
+    stop = should_stop or _never
+    audio = Path(audio)
+    spec = llm or _llm_of(conf)
+    device = resolve_device(conf.device)
+    gaps, likely = check_draft(open_repo_for(blog_repo), slug=slug, posts_dir=posts_dir)
+    check_readable(audio)
+    say(f"{slug}: open parts {', '.join(gaps) or 'none'}; guesses to check {', '.join(likely) or 'none'}")
+    t = _stage(1, "transcribe", f"{audio} with Whisper {conf.model} on {device}", say, stop, of=3)
+    options = TranscribeOptions(
+        model=conf.model, device=device, language=conf.language, glossary=glossary_setting(conf)
+    )
+    transcript = transcribe_file(audio_path=audio, options=options)
+    _done(t, f"{len(transcript.segments)} segments, {transcript.duration:.0f} s of audio", say)
+    t = _stage(2, "structure", f"the follow-up with {spec}", say, stop, of=3)
+    from ramble2post.structure.stage import structure_transcript
+
+    post = structure_transcript(transcript=transcript, llm=spec, progress=lambda m: say(INDENT + m))
+    _done(t, "", say)
+    t = _stage(3, "update", f"drafts/{slug}: answers in, your edits kept", say, stop, of=3)
+    result = follow_up_draft(
+        slug=slug, transcript=transcript, followup_post=post, blog_repo=blog_repo, posts_dir=posts_dir, say=say
+    )
+    _done(t, f"{result.author_notes} AUTHOR NOTE(s), {result.verify_marks} VERIFY mark(s) left", say)
+    return result
+
+
 def _llm_of(conf: Settings) -> str:
     """``settings.llm``, served at ``settings.llm_url`` when one is set (as ``--llm-url`` does)."""
     from ramble2post.structure.models import parse_llm_spec
@@ -151,10 +203,10 @@ def _llm_of(conf: Settings) -> str:
     return parse_llm_spec(conf.llm, url=conf.llm_url).text
 
 
-def _stage(n: int, name: str, detail: str, say: Progress, stop: Callable[[], bool]) -> float:
+def _stage(n: int, name: str, detail: str, say: Progress, stop: Callable[[], bool], *, of: int = len(STAGES)) -> float:
     if stop():  # a signal whose KeyboardInterrupt some library swallowed: stop here
         raise KeyboardInterrupt("interrupted during the previous stage")
-    say(f"[{n}/{len(STAGES)}] {name}: {detail}")
+    say(f"[{n}/{of}] {name}: {detail}")
     return time.perf_counter()
 
 

@@ -17,6 +17,7 @@ import click
 from ramble2post import __version__
 from ramble2post.cli.drafts import drafts_cmd, preview_cmd, publish_cmd
 from ramble2post.cli.experiments import experiments_cmd
+from ramble2post.cli.followup import followup_cmd
 from ramble2post.cli.rerun import rerun_cmd
 from ramble2post.cli.run import run_cmd
 from ramble2post.cli.signals import forget_unhandled_interrupt, install_sigterm_handler
@@ -119,6 +120,9 @@ def cli(ctx, debug):
     Example: draft a post from a recording into your blog repo
         ramble2post ramble.m4a --blog-repo ~/src/my-blog
     \b
+    Then answer the draft's AUTHOR NOTEs by voice (see `ramble2post drafts`):
+        ramble2post follow-up SLUG followup.m4a --blog-repo ~/src/my-blog
+    \b
     Or run one stage at a time:
         ramble2post transcribe ramble.m4a -o transcript.json
         ramble2post structure transcript.json -o post.json
@@ -142,5 +146,6 @@ for _command in (
     experiments_cmd,
     structure_cmd,
     rerun_cmd,
+    followup_cmd,
 ):
     cli.add_command(_command)

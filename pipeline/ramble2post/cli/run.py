@@ -102,6 +102,7 @@ def run_cmd(
         click.echo(f"  review  {draft.verify_marks} item(s) marked VERIFY")
     if draft.author_notes:
         click.echo(f"  write   {draft.author_notes} part(s) the ramble left to you, marked AUTHOR NOTE")
+        click.echo(f"          or answer them by voice: ramble2post follow-up {draft.slug} memo.m4a")
     click.echo(
         f"Next: ramble2post preview {draft.slug} · ramble2post publish {draft.slug}"
         + (f" --blog-repo {draft.repo}" if blog_repo else "")

@@ -119,10 +119,12 @@ def _segment_times(transcript: Transcript) -> dict[int, tuple[float, float]]:
     return {int(s.id): (float(s.start), float(s.end)) for s in transcript.segments}
 
 
-def _item_view(item: Item, times: dict[int, tuple[float, float]]) -> dict[str, Any]:
+def _item_view(item: Item, times: dict[int, tuple[float, float]], labels: Sequence[str] = ()) -> dict[str, Any]:
     sources = list(item.sources)
     spans = [times[s] for s in sources if s in times]
+    k = int((item.model_extra or {}).get("recording") or 0)  # 0: the ramble; k: follow-up k
     return {
+        "recording": labels[k - 1] if 0 < k <= len(labels) else None,
         "text": item.text,
         "origin": "speaker" if item.origin == "speaker" else "model",
         "sources": sources,
@@ -162,6 +164,8 @@ def render_post(
     hardware: Hardware,
     provenance: dict[str, Any],
     now: dt.datetime,
+    followups: Sequence[Transcript] = (),
+    stored_results: Sequence[Mapping[str, Any]] | None = None,
 ) -> RenderedDraft:
     """The post Markdown plus its image/result files, ready to commit.
 
@@ -173,14 +177,24 @@ def render_post(
     hardware: the machine that drafted it.
     provenance: the complete record shown in the post's provenance block.
     now: the post's pubDatetime.
+    followups: follow-up recordings' transcripts (``publish.followup``), their segment ids after
+        the ramble's; an item with ``recording: k`` cites follow-up k's segments.
+    stored_results: results already stored in the repo (instead of ``experiment_results``).
     """
     times = _segment_times(transcript)
-    layers = {k: [_item_view(i, times) for i in post.layers.of(k)] for k in LAYER_TITLES}
+    for f in followups:
+        times |= _segment_times(f)
+    labels = [f"follow-up {k}" for k in range(1, len(followups) + 1)]
+    layers = {k: [_item_view(i, times, labels) for i in post.layers.of(k)] for k in LAYER_TITLES}
     title = " ".join(post.title.text.split()) or "Untitled ramble"
     description = " ".join(post.description.split()) or title
-    stored, files = stage_experiment_files(
-        [r.to_dict() for r in experiment_results], layout=layout, slug=slug, segments=transcript.segments
-    )
+    files: dict[str, bytes] = {}
+    if stored_results is not None:
+        stored = [dict(r) for r in stored_results]
+    else:
+        stored, files = stage_experiment_files(
+            [r.to_dict() for r in experiment_results], layout=layout, slug=slug, segments=transcript.segments
+        )
     experiments = experiment_views(stored, layout=layout, slug=slug)
     source_dir = f"{layout.assets_dir(slug)}/source"  # inputs kept so a rerun can re-render exactly
     files[f"{source_dir}/post.json"] = _json_bytes(post.to_dict())
@@ -215,6 +229,8 @@ def render_post(
             "assets": layout.assets_dir(slug),
         },
     }
+    if followups:
+        front["ramble2post"]["followup_audio_sha256"] = [f.audio_sha256 for f in followups]
     front_yaml = dump_front_matter(front)
     llm = {
         "name": None,
@@ -226,12 +242,18 @@ def render_post(
     }  # --llm none: no model
     ctx = {
         "front_matter": Markup(front_yaml),
+        "slug": slug,
         "title": title,
         "title_origin": post.title.origin,
         "layers": layers,
         "layer_titles": LAYER_TITLES,
         "experiments": experiments,
-        "measure_after": anchor_layer([e["claim"] for e in experiments], layers) if experiments else None,
+        # the claims are the ramble's: a follow-up's items (another recording's times) never move them
+        "measure_after": anchor_layer(
+            [e["claim"] for e in experiments], {k: [it for it in v if not it["recording"]] for k, v in layers.items()}
+        )
+        if experiments
+        else None,
         "segments": [
             {
                 "start": s.start,
@@ -241,6 +263,24 @@ def render_post(
                 "corrections": [c for c in transcript.corrections if c.segment == k],
             }
             for k, s in enumerate(transcript.segments)
+        ],
+        "audio_name": _file_name(transcript.audio_path),
+        "followups": [
+            {
+                "label": label,
+                "name": _file_name(f.audio_path),
+                "duration": f.duration,
+                "segments": [
+                    {
+                        "start": s.start,
+                        "end": s.end,
+                        "text": s.text,
+                        "corrections": [c for c in f.corrections if c.segment == k],
+                    }
+                    for k, s in enumerate(f.segments)
+                ],
+            }
+            for label, f in zip(labels, followups, strict=True)
         ],
         "speaker_items": [(k, it) for k, items in layers.items() for it in items if it["origin"] == "speaker"],
         "model_items": [(k, it) for k, items in layers.items() for it in items if it["origin"] == "model"],
@@ -268,6 +308,10 @@ def render_post(
     return RenderedDraft(
         post_path=post_path, markdown=markdown, files=files, verify_count=verify_count, author_count=author_count
     )
+
+
+def _file_name(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1] or path
 
 
 class _FrontMatterDumper(yaml.SafeDumper):
