@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -289,6 +290,8 @@ def test_a_record_that_is_not_a_post_is_refused_where_it_is_read():
 
 def test_measurements_follow_the_layer_with_the_claim_quoted_with_its_time(tmp_path):
     res = make_result(tmp_path)
+    real = json.loads((Path(__file__).parent / "data" / "results" / "batching-speedup.json").read_text())
+    res["summary"] = real["summary"]  # a real run's figures, so the claim can be judged
     res["detection"] = {
         "experiment": "batching-speedup",
         "claim": "c",
@@ -301,7 +304,10 @@ def test_measurements_follow_the_layer_with_the_claim_quoted_with_its_time(tmp_p
     body = split_front_matter(render(results=[res]).markdown)[1]
     post = body.split("## Human contribution")[0]
     assert post.index("## An analogy") < post.index("## Measured on this machine") < post.index("## How it connects")
-    assert "> “It's like a bus that costs the same with one passenger or forty.” — *the speaker, at 0:10*" in post
+    # the claims near the detection are quoted with their time and a verdict; the analogy is no claim
+    assert "> “Decoding is memory bound, you read all the weights for one token.” — *the speaker, at 0:05*" in post
+    assert "**Verdict: " in post and "Why: " in post
+    assert "“It's like a bus" not in post.split("## Measured on this machine")[1]
     # without a detection, the experiment's own detector finds the claim in the transcript
     del res["detection"]
     post = split_front_matter(render(results=[res]).markdown)[1].split("## Human contribution")[0]

@@ -1,8 +1,9 @@
 """The measurements a post carries: a reader's view of each experiment result.
 
 A stored result is the full table (a ``kv-cache-growth`` run is ~100 rows by 12
-columns). The post shows what a reader can take in: the claim the speaker made,
-quoted with its time; one sentence saying what the numbers show; the few rows that
+columns). The post shows what a reader can take in: the claims the speaker made,
+quoted with their time, each with a plain verdict per machine (``experiments.verdicts``:
+holds here, holds in part, does not hold here, not testable on this machine); one sentence saying what the numbers show; the few rows that
 answer it (``Experiment.reader_table``: at most 12 rows by 7 columns, units in the
 headers); the plot, with alt text that states the finding (``Experiment.plot_alt``);
 and links to the full results (``results/<name>.csv`` and ``.json``, committed
@@ -146,6 +147,60 @@ def find_claim(result: Mapping[str, Any], segments: Sequence[Any]) -> dict[str, 
     }
 
 
+MAX_CLAIMS = 2  # claims quoted per experiment: the ones nearest the detection first
+
+
+CLAIM_REACH = 6  # segments either side of the detection evidence searched for claims (~30-60 s of speech)
+
+
+def claims_for(result: Mapping[str, Any], segments: Sequence[Any]) -> list[dict[str, Any]]:
+    """The speaker's testable claims about this experiment (``experiments.claims``): claim sentences within
+    ``CLAIM_REACH`` segments of the evidence its detection rests on that the result can judge: a stated
+    multiple first, then a guarantee, then the nearest; one it cannot test here last. None: a mention only."""
+    from ramble2post.experiments.claims import find_claims
+    from ramble2post.experiments.verdicts import UNTESTABLE, judge
+
+    evidence = list(((result.get("detection") or {}).get("evidence")) or [])
+    near = [int(e["segment_id"]) for e in evidence if not e.get("context") and "segment_id" in e]
+    claim = result.get("claim") or {}
+    if not near and claim.get("segment_id", -1) >= 0:
+        near = [int(claim["segment_id"])]
+    if not near or not segments:
+        return []
+    pos = {int(s.id): i for i, s in enumerate(segments)}
+    anchors = [pos[n] for n in near if n in pos]
+
+    def rank(c: Any) -> tuple:
+        distance = min((abs(pos.get(c.segment_id, 0) - a) for a in anchors), default=0)
+        v = judge(result, c)
+        strength = 0 if c.factor is not None else 1 if c.kind == "guarantee" else 2
+        return (v is not None and v.verdict == UNTESTABLE, strength, distance, c.start)
+
+    found = [c for c in find_claims(segments, near=sorted(set(near)), window=CLAIM_REACH) if judge(result, c)]
+    return [c.to_dict() for c in sorted(found, key=rank)[:MAX_CLAIMS]]
+
+
+def verdict_views(claims: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each claim with one verdict per machine's result (experiments.verdicts); a claim the experiment cannot
+    test says so. ``fails``: machines where it does not hold (each is a VERIFY mark for the author)."""
+    from ramble2post.experiments.claims import Claim
+    from ramble2post.experiments.verdicts import FAILS, UNTESTABLE, Verdict, judge
+
+    out = []
+    for c in claims:
+        claim = Claim.from_dict(c)
+        verdicts = []
+        for r in results:
+            if r.get("error"):
+                continue
+            v = judge(r, claim) or Verdict(
+                UNTESTABLE, "-", "-", "the experiment does not measure what this sentence claims", machine_name(r)
+            )
+            verdicts.append({**v.to_dict(), "machine": machine_name(r)})
+        out.append({**c, "verdicts": verdicts, "fails": sum(v["verdict"] == FAILS for v in verdicts)})
+    return out
+
+
 def anchor_layer(claims: Sequence[dict[str, Any] | None], layers: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     """The layer the measurements follow: the first one holding a sentence from a claim's segment.
 
@@ -212,6 +267,8 @@ def stage_experiment_files(
         res.pop("result_dir", None)
         if "claim" not in res and not res.get("error"):
             res["claim"] = find_claim(res, segments)
+        if "claims" not in res and not res.get("error"):
+            res["claims"] = claims_for(res, segments)
         files[f"{adir}/results/{stem}.json"] = _json_bytes(res)
         if res.get("columns"):
             files[f"{adir}/results/{stem}.csv"] = result_csv(res).encode("utf-8")
@@ -270,7 +327,12 @@ def experiment_views(stored: Sequence[Mapping[str, Any]], *, layout: BlogLayout,
     )
     views = [experiment_view(r, layout=layout, slug=slug, index=i) for i, r in ranked]
     seen: set[str] = set()
-    for v in views:  # quote a claim once per experiment, not once per machine
+    for v in views:  # quote the claims once per experiment, with every machine's verdict
+        same = [x for x in stored if x.get("experiment") == v["name"]]
+        claims: list[dict[str, Any]] = next((x["claims"] for x in same if x.get("claims")), [])
+        v["claims"] = [] if v["name"] in seen else verdict_views(claims, same)
+        v["fails"] = sum(c["fails"] for c in v["claims"])
+        v["mention_only"] = v["name"] not in seen and not claims and bool(v["claim"]) and not v["error"]
         if v["name"] in seen:
             v["claim"] = None
         seen.add(str(v["name"]))

@@ -204,6 +204,7 @@ def render_post(
     verify_count = sum(1 for it in all_items if not it["verified"] or it["tier"] == "likely") + sum(
         1 for e in experiments if e["error"]
     )
+    verify_count += sum(1 for e in experiments for c in e["claims"] if c["fails"])  # a claim that did not hold
     likely_count = sum(1 for it in all_items if it["tier"] == "likely")
     author_count = sum(1 for k in GAP_NOTES if not layers[k])
     pub = now.astimezone(dt.UTC).replace(microsecond=0)

@@ -1,0 +1,418 @@
+"""A plain verdict per claim, computed from the measured result, never written by a language model.
+
+Each experiment maps the claim kinds it can test to figures of its result (``JUDGES``,
+one function per experiment; an experiment class may override ``Experiment.judge``):
+
+* **holds here**: the measured figure reaches the claim (at least 80 % of a claimed multiple,
+  or the direction claimed when no figure is given);
+* **holds in part**: the direction holds but not the size, or one half of a two-part claim
+  holds ("2-3x faster and exactly the same output": the same output held, the speed-up did not);
+* **does not hold here**: the measurement contradicts the claim;
+* **not testable on this machine**: the claim is about hardware this run did not have (a GPU,
+  fp8 units) or a figure the experiment does not measure.
+
+The measured figure stands beside the claimed one, with one sentence of why taken from the
+experiment's own numbers (bandwidth-bound decode, the cost of a verification pass, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ramble2post.experiments.claims import Claim, claim_cues
+
+HOLDS, PART, FAILS, UNTESTABLE = "holds here", "holds in part", "does not hold here", "not testable on this machine"
+VERDICTS = (HOLDS, PART, FAILS, UNTESTABLE)
+ENOUGH = 0.8  # a claimed multiple holds when at least this share of it was measured
+NEGATIVE = re.compile(
+    r"\b(?:slower|doesn'?t (?:help|pay|speed)|does not (?:help|pay)|no speed[\s-]?up|not (?:any )?faster|(?:gain|win) "
+    r"(?:was|is) (?:basically )?gone|can'?t (?:use|feed)|cannot use|sits? idle|never see|won'?t see)\b",
+    re.IGNORECASE,
+)
+GPU_WORDS = re.compile(
+    r"\b(?:gpus?|h100|h200|a100|hopper|blackwell|cuda|nvidia|hbm|fp8|f\.?\s?p\.?\s?eight|tf32)\b", re.IGNORECASE
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What one machine's result says about one claim."""
+
+    verdict: str  # one of VERDICTS
+    claimed: str  # the claim's figure or direction, in words
+    measured: str  # the figure measured here, with its unit
+    why: str  # one sentence from the experiment's own numbers
+    machine: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def combine(parts: list[bool]) -> str:
+    """All parts hold: holds; none: does not hold; a mix: holds in part."""
+    if all(parts):
+        return HOLDS
+    return FAILS if not any(parts) else PART
+
+
+def judge_factor(measured: float, claim: Claim, *, unit: str = "x") -> tuple[str, str]:
+    """(verdict, claimed words) for a claimed multiple against a measured one (higher is the claimed way)."""
+    negative = bool(NEGATIVE.search(claim.text))
+    factor = claim.factor
+    if negative:
+        return (HOLDS if measured < 1.05 else FAILS), "no gain"
+    if factor is None:
+        if measured >= 1.1:
+            return HOLDS, "faster"
+        return (PART if measured >= 1.0 else FAILS), "faster"
+    lo, hi = factor
+    words = f"{lo:g}{unit}" if lo == hi else f"{lo:g}-{hi:g}{unit}"
+    if lo <= 1.0:  # "half the time", "0.5x": the claim is a reduction, measured as a gain of 1/lo
+        lo = 1.0 / lo if lo > 0 else lo
+    if measured >= ENOUGH * lo:
+        return HOLDS, words
+    return (PART if measured > 1.05 else FAILS), words
+
+
+def _s(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    summary = result.get("summary")
+    return summary if isinstance(summary, Mapping) else {}  # an old or foreign result may hold a string
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _untestable_gpu(result: Mapping[str, Any], claim: Claim, why: str) -> Verdict | None:
+    if result.get("device") == "cpu" and GPU_WORDS.search(claim.text):
+        return Verdict(UNTESTABLE, "on a GPU", "this run had no GPU", why)
+    return None
+
+
+# ---------------------------------------------------------------- per experiment
+
+
+def judge_speculative(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
+    s = _s(result)
+    speeds = {k: _num(v) for k, v in s.items() if k.endswith("_speedup") and "end_to_end" not in k}
+    best_key = max((k for k, v in speeds.items() if v is not None), key=lambda k: speeds[k] or 0.0, default=None)
+    cost = _num(s.get("verify_cost_5_tokens_vs_1"))
+    why_speed = (
+        f"verifying 4 drafted tokens cost {cost:.1f}x a one-token step here, so accepted drafts could not pay for it"
+        if cost
+        else "the verification passes cost more than the accepted drafts saved"
+    )
+    kinds = {k for k, _ in claim_cues(claim.text)}
+    parts, measured, claimed = [], [], []
+    if "guarantee" in kinds or re.search(r"\bsame\b|\bidentical\b|\blossless\b", claim.text, re.I):
+        same = bool(s.get("all_identical"))
+        parts.append(same)
+        claimed.append("same output")
+        cols = list(result.get("columns") or [])
+        runs = [r[cols.index("identical")] for r in result.get("rows") or []] if "identical" in cols else []
+        runs = [x for x in runs if x is not None]  # the verification-cost rows compare nothing
+        same_runs = sum(1 for x in runs if x in (True, "yes"))
+        measured.append(f"tokens identical to plain decoding in {same_runs} of {len(runs)} runs")
+    if best_key and (claim.factor or kinds & {"speedup", "comparison", "throughput"}):
+        v, words = judge_factor(speeds[best_key] or 0.0, claim)
+        parts.append(v == HOLDS)
+        claimed.append(words)
+        measured.append(f"{speeds[best_key]:.2f}x at best ({best_key.removesuffix('_speedup').replace('_', ' ')})")
+        if v == PART and len(parts) == 1:
+            return Verdict(PART, words, measured[-1], why_speed)
+    if not parts:
+        return None
+    verdict = combine(parts)
+    why = why_speed if not all(parts) else "the draft tokens were accepted often enough and verification was cheap"
+    if verdict == HOLDS and claimed == ["same output"]:
+        why = "greedy speculative decoding only keeps tokens the target model itself would choose"
+    return Verdict(verdict, " and ".join(claimed), "; ".join(measured), why)
+
+
+def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
+    s = _s(result)
+    best = _num(s.get("llm_best_speedup")) or _num(s.get("whisper_best_speedup"))
+    if best is None:
+        return None
+    batch = s.get("llm_best_batch") or s.get("whisper_best_batch")
+    knee = _num(s.get("compute_bound_batch_fp32"))
+    if re.search(r"\b(?:memory|bandwidth)[\s-]bound\b", claim.text, re.I) and knee is not None and not claim.factor:
+        return Verdict(
+            HOLDS if knee > 1.5 else FAILS,
+            "one-token decoding waits on memory",
+            f"an fp32 layer turns compute-bound only near batch {knee:.0f}",
+            f"at batch 1 a layer does 0.5 FLOP per byte, below this machine's {s.get('ridge_FLOP_per_byte', 0):.1f} FLOP/byte ridge",
+        )
+    reads_all = re.search(r"\breads? (?:every|all the|all) weights?\b|\bout of memory\b", claim.text, re.I)
+    if reads_all and knee is not None and not claim.factor:
+        return Verdict(
+            HOLDS if knee > 1.5 else FAILS,
+            "one-token decoding waits on memory",
+            f"an fp32 layer turns compute-bound only near batch {knee:.0f}",
+            "every decode step reads all the weights for 2 FLOPs per weight",
+        )
+    if (
+        re.search(r"\bclimb\w*|\blinear\w*|\bflatten\w*|\bsaturat\w*|\bgoes up\b", claim.text, re.I)
+        and not claim.factor
+    ):
+        return Verdict(
+            HOLDS if best > 1.2 else FAILS,
+            "throughput climbs with batch size, then flattens",
+            f"{best:.2f}x throughput at batch {batch}, compute-bound near batch {knee or 0:.0f}",
+            "extra sequences share each read of the weights until the cores, not memory, are the limit",
+        )
+    speedish = r"\b(?:faster|slower|throughput|speed\w*|free|cheap\w*|help\w*|pays?)\b"
+    if not claim.factor and re.search(r"\btokens? (?:a|per) second\b|\btokens\b", claim.text, re.I):
+        return Verdict(
+            UNTESTABLE,
+            "an absolute rate on the speaker's hardware",
+            f"{s.get('llm_tokens_per_s_batch1', 0):.0f} tokens/s at batch 1 and {best:.2f}x at batch {batch} here",
+            "a rate in tokens per second belongs to one model on one machine; the speed-up is what carries over",
+        )
+    if not claim.factor and not re.search(speedish, claim.text, re.I):
+        return None
+    verdict, words = judge_factor(best, claim)
+    if re.search(r"\b(?:nearly|almost|basically|practically) free\b|\bfor free\b", claim.text, re.I):
+        # "free": N sequences cost about one; holds when the speed-up reaches half the batch
+        verdict, words = (HOLDS if best >= 0.5 * float(batch or 1) else PART if best > 1.05 else FAILS), "nearly free"
+    why = (
+        f"one sequence used {s.get('llm_MBU_pct_batch1', 0):.0f}% of the memory bandwidth; the cores turn "
+        f"compute-bound near batch {s.get('compute_bound_batch_fp32', 0):.0f}, so extra sequences stop being free there"
+    )
+    return Verdict(verdict, words, f"{best:.2f}x throughput at batch {batch}", why)
+
+
+def judge_kv(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
+    s = _s(result)
+    agree = s.get("checks_agree_within_10pct")
+    per_tok = next((v for k, v in s.items() if k.endswith(" bytes_per_token")), None)
+    if per_tok is None:
+        return None
+    if not re.search(
+        r"\b(?:grow\w*|fill\w*|memory|gigabytes?|gigs?|bytes|context|batch|cache|cash|stays?|fixed|size)\b",
+        claim.text,
+        re.I,
+    ):
+        return None  # not about the cache's size
+    measured = f"{per_tok / 1024:.1f} KiB per token per sequence, growing linearly (checked against the allocation)"
+    why = "every token leaves a key and a value per layer and KV head, for every sequence in the batch"
+    if re.search(
+        r"\b(?:doesn'?t|does not|won'?t|never) grow\b|\bstays? (?:the same|constant|flat|fixed)\b|\bfixed size\b",
+        claim.text,
+        re.I,
+    ):
+        return Verdict(FAILS if agree else PART, "does not grow", measured, why)
+    if claim.factor and re.search(r"\b(?:gqa|mqa|grouped|multi[\s-]query|shar\w+ (?:keys|heads))\b", claim.text, re.I):
+        return Verdict(HOLDS if agree else PART, "smaller with fewer KV heads", measured, why)
+    return Verdict(HOLDS if agree else PART, "grows with context and batch", measured, why)
+
+
+def judge_quantization(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
+    s = _s(result)
+    bits = re.search(
+        r"\b(?:int|in|into)[\s-]?(8|4|eight|four)\b|\b(8|4|3|2|eight|four|three|two)[\s-]bits?\b", claim.text, re.I
+    )
+    words = {"eight": "8", "four": "4", "three": "3", "two": "2"}
+    b = next((g for g in (bits.groups() if bits else ()) if g), None)
+    scheme = f"int{words.get(b.lower(), b)}" if b else "int8"
+    ratio, top1 = _num(s.get(f"{scheme}_ppl_ratio")), _num(s.get(f"{scheme}_same_top1_pct"))
+    if ratio is None:
+        return None
+    harmless = ratio <= 1.05 and (top1 or 100) >= 90
+    says_harmless = bool(
+        re.search(
+            r"\b(?:free|barely|no (?:quality )?(?:loss|difference)|same|can'?t tell|"
+            r"couldn'?t tell|little|tiny|fine|basically)\b",
+            claim.text,
+            re.I,
+        )
+    )
+    # "barely hurts", "lose no quality": a harmless cue negates the worse word beside it
+    says_worse = not says_harmless and bool(
+        re.search(r"\b(?:worse|dumber|falls? apart|degrad\w*|drops?|lose|loses|hurts?)\b", claim.text, re.I)
+    )
+    if not (says_harmless or says_worse):  # the claim gives no direction to test
+        return None
+    holds = harmless if says_harmless else not harmless
+    measured = f"{scheme}: perplexity x{ratio:.3f}, same top token {top1:.0f}% of the time"
+    why = (
+        "fewer bits per weight round each weight further from its trained value"
+        if not harmless
+        else (f"{scheme} rounding moved the weights too little to change most predictions")
+    )
+    return Verdict(HOLDS if holds else FAILS, "barely hurts" if says_harmless else "noticeably worse", measured, why)
+
+
+def judge_repeated(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
+    s = _s(result)
+    cost = _num(s.get("cost_per_sample_at_max"))
+    if cost is None:
+        return None
+    n = s.get("max_samples")
+    saving = _num(s.get("saving_at_max")) or 0.0
+    measured = f"{n} samples cost {cost:.2f}x one sample each ({saving:.1f}x less than separate runs)"
+    why = "the samples share the prompt's KV cache and decode as one batch, so the weights are read once per step"
+    if claim.kind == "quality":
+        return Verdict(UNTESTABLE, "more answers right", measured, "this experiment measures cost, not accuracy")
+    if re.search(
+        r"\b(?:costs?|takes?) (?:just |exactly )?as (?:much|long)\b|\bno cheaper\b|\bscales? linearly\b",
+        claim.text,
+        re.I,
+    ):
+        return Verdict(HOLDS if cost >= 0.9 else FAILS, "each sample costs a full run", measured, why)
+    if re.search(r"\b(?:nearly|almost|basically) free\b|\bcheap\b|\bfor free\b", claim.text, re.I):
+        return Verdict(HOLDS if cost <= 0.5 else PART if cost < 1.0 else FAILS, "nearly free", measured, why)
+    if not claim.factor and not re.search(
+        r"\b(?:faster|slower|cheap\w*|cost\w*|time|free|expensive)\b", claim.text, re.I
+    ):
+        return None
+    verdict, words = judge_factor(saving, claim)
+    return Verdict(verdict, words, measured, why)
+
+
+def judge_lowprec(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
+    s = _s(result)
+    if re.search(r"\bfp8\b|\bf\.?\s?p\.?\s?eight\b|\btf32\b", claim.text, re.I) and not s.get("fp8_available"):
+        return Verdict(UNTESTABLE, "fp8/tf32 throughput", "no fp8 or tf32 units on this machine", "fp8 needs a GPU")
+    mm, mv = _num(s.get("best_mm_speedup")), _num(s.get("best_mv_speedup"))
+    if mm is None:
+        return None
+    best = s.get("best_low_precision", "low precision")
+    said = re.search(r"\b(bf16|fp16|int8)\b|\bb\.?\s?f\.?\s?(?:16|sixteen)\b", claim.text, re.I)
+    if said:
+        dtype = (said.group(1) or "bf16").lower()
+        if _num(s.get(f"{dtype}_mm_speedup")) is not None:
+            best, mm = dtype, _num(s.get(f"{dtype}_mm_speedup"))
+            mv = _num(s.get(f"{dtype}_mv_speedup")) or mv
+    ridge = _num(s.get("ridge_flop_per_byte"))
+    why = (
+        f"matrix-vector work does 0.5 FLOP per byte read, below this machine's {ridge:.0f} FLOP/byte ridge: it waits on memory"
+        if ridge
+        else "matrix-vector work waits on memory, not on the matrix units"
+    )
+    parts: list[bool] = []
+    claimed: list[str] = []
+    measured: list[str] = []
+    decode = re.search(
+        r"\b(?:decod\w*|one token|token at a time|matrix[\s-]vector|gemv|mat[\s-]?vec|memory[\s-]bound)\b",
+        claim.text,
+        re.I,
+    )
+    if decode:
+        no_gain = bool(NEGATIVE.search(claim.text)) or bool(
+            re.search(r"\bmemory[\s-]bound\b|\bwaits?\b", claim.text, re.I)
+        )
+        parts.append(((mv or 1.0) < 1.5) == no_gain)
+        claimed.append("no gain for one-token decoding" if no_gain else "one-token decoding gains too")
+        measured.append(f"matrix-vector {mv:.2f}x fp32 at best")
+    # with decoding named, the matrix-matrix half is judged only when the claim contrasts the two
+    contrast = (
+        not decode
+        or NEGATIVE.search(claim.text)
+        or re.search(r"\bmatrix[\s-]matrix|\bgemm|\bprefill|\bbig numbers?\b", claim.text, re.I)
+    )
+    if contrast and re.search(
+        r"\b(?:flops|flaps|tera\w*|peta\w*|tops|matmuls?|gemms?|matrix[\s-]matrix|throughput|faster|double|tensor|amx|"
+        r"bf16|fp16|int8|big numbers?|speed\w*)\b",
+        claim.text,
+        re.I,
+    ):
+        v, words = judge_factor(
+            mm or 0.0, dataclasses.replace(claim, text=NEGATIVE.sub("", claim.text)) if decode else claim
+        )
+        parts.append(v == HOLDS)
+        claimed.append(words if claim.factor else "low precision far faster on matrix-matrix")
+        measured.append(f"matrix-matrix {mm:.1f}x fp32 in {best}")
+    if not parts:
+        return None
+    verdict = combine(parts)
+    gpu = (
+        " (AMX on this CPU stands in for tensor cores)"
+        if result.get("device") == "cpu" and re.search(r"tens[eo]r", claim.text, re.I)
+        else ""
+    )
+    return Verdict(verdict, " and ".join(claimed), "; ".join(measured) + gpu, why)
+
+
+def judge_lora(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
+    s = _s(result)
+    rank = s.get("lora_rank_quoted")
+    if rank is None:
+        return None
+    t = f"lora_r{rank}"
+    saving, lossr, lossf = (
+        _num(s.get(f"{t}_memory_saving")),
+        _num(s.get(f"{t}_final_loss")),
+        _num(s.get("full_final_loss")),
+    )
+    if claim.kind == "quality" or re.search(
+        r"\b(?:quality|as good|as well|loss|lags?|worse|accura\w+)\b", claim.text, re.I
+    ):
+        if lossr is None or lossf is None:
+            return None
+        ok = lossr <= lossf * 1.2 + 0.02
+        worse = bool(re.search(r"\b(?:worse|lags?|behind|dumber|loses?|hurts?)\b", claim.text, re.I)) and not re.search(
+            r"\b(?:barely|hardly|almost nothing|not much|little)\b", claim.text, re.I
+        )
+        return Verdict(
+            HOLDS if ok != worse else FAILS,
+            "worse than full fine-tuning" if worse else "close to full fine-tuning",
+            f"loss {lossr:.3f} with LoRA rank {rank} vs {lossf:.3f} full after {s.get('steps')} steps",
+            "a few steps on one batch; each method at its usual learning rate",
+        )
+    if saving is None or not re.search(
+        r"\b(?:memory|gigs?|gigabytes?|fits?|laptop|card|gpu|optimi[sz]er|gradients?|vram|ram|hardware)\b",
+        claim.text,
+        re.I,
+    ):
+        return None
+    grad = _num(s.get(f"{t}_grad_opt_saving")) or 0.0
+    if re.search(
+        r"\bas much (?:memory|vram|ram)\b|\bsaves? (?:no|little) memory\b|\bno (?:memory )?saving", claim.text, re.I
+    ):
+        return Verdict(
+            HOLDS if saving < 1.2 else FAILS,
+            "no memory saved",
+            f"{saving:.1f}x less memory per step",
+            "only the low-rank matrices have gradients and Adam moments",
+        )
+    verdict = HOLDS if saving >= 1.5 else PART if grad >= 5 else FAILS
+    return Verdict(
+        verdict,
+        "fits in much less memory",
+        f"{saving:.1f}x less memory per step; gradients and optimizer state {grad:.0f}x smaller",
+        "only the low-rank matrices have gradients and Adam moments; the frozen weights and activations stay",
+    )
+
+
+SPEED_EXPERIMENTS = ("speculative-decoding", "batching-speedup", "repeated-sampling")
+
+JUDGES: dict[str, Callable[[Mapping[str, Any], Claim], Verdict | None]] = {
+    "speculative-decoding": judge_speculative,
+    "batching-speedup": judge_batching,
+    "kv-cache-growth": judge_kv,
+    "quantization-loss": judge_quantization,
+    "repeated-sampling": judge_repeated,
+    "low-precision-matmul": judge_lowprec,
+    "lora-finetune": judge_lora,
+}
+
+
+def judge(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
+    """The verdict of ``result`` (a result's JSON) on ``claim``; None when the experiment cannot say."""
+    fn = JUDGES.get(str(result.get("experiment")))
+    if fn is None or result.get("error"):
+        return None
+    gpu = _untestable_gpu(result, claim, "the claim is about a GPU and this run had none")
+    # speed ratios change with the hardware; bytes, losses and fits do not (and low-precision-matmul
+    # names the CPU's matrix units as the stand-in)
+    if gpu is not None and result.get("experiment") in SPEED_EXPERIMENTS:
+        return dataclasses.replace(gpu, machine=str(result.get("machine", "")))
+    try:
+        v = fn(result, claim)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError):
+        return None
+    return None if v is None else dataclasses.replace(v, machine=str(result.get("machine", "")))
