@@ -36,7 +36,7 @@ from ramble2post.structure.schema import Post
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "tests" / "data" / "results"
-MAX_HEIGHT_PX = 2500  # the post (every view but the Ramble) at 1200 px wide
+MAX_HEIGHT_PX = 2800  # the post (every view but the Ramble) at 1200 px wide; claims with verdicts add ~250 px
 VIEWS = ("post", "human", "ai", "ramble")
 LABELS = ("Post", "Human contribution", "AI assistance", "Ramble")
 HOSTILE_TITLE = "KV <b>cache</b> <img src=x onerror=alert(1)>"
