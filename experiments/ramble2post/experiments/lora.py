@@ -395,6 +395,7 @@ def reading(s: dict[str, Any]) -> str:
         f"gradients and optimizer state fell from {s['full_grad_opt_MiB']:.0f} MiB to {s[f'{t}_grad_opt_MiB']:.1f} MiB "
         f"and a step held {s[f'{t}_total_MiB']:.0f} MiB instead of {s['full_total_MiB']:.0f} MiB "
         f"({s[f'{t}_memory_saving']:.1f}x less; the weights and activations stay). "
-        f"After {s['steps']} steps on the same batch the loss was {s[f'{t}_final_loss']:.2f} with LoRA and "
-        f"{s['full_final_loss']:.2f} with full fine-tuning (from {s['first_loss']:.2f} nats/token)."
+        f"After {s['steps']} steps on the same batch the loss was {s[f'{t}_final_loss']:.3f} with LoRA and "
+        f"{s['full_final_loss']:.3f} with full fine-tuning (from {s['first_loss']:.3f} nats/token), each at its usual "
+        "learning rate."
     )
