@@ -171,6 +171,45 @@ def test_a_likely_guess_is_replaced_by_a_named_answer(tmp_path):
     assert res.verify_marks == find_post(open_repo(root), slug=d.slug).verify_marks
 
 
+def _draft_with_a_guess(tmp_path, role: str = "analogy"):
+    root = make_repo(tmp_path / "blog")
+    pj = make_post(gaps=("tradeoffs",), unverified=0).to_dict()
+    pj["layers"][role][0]["tier"] = "likely"
+    d = create_draft(
+        post=Post.from_dict(pj), transcript=make_transcript(), experiment_results=[], blog_repo=root, hardware=HARDWARE
+    )
+    return root, d
+
+
+def test_a_confirmed_guess_becomes_plain(tmp_path):
+    root, d = _draft_with_a_guess(tmp_path)
+    before = find_post(open_repo(root), slug=d.slug).verify_marks
+    post, t = followup_post(["Okay, checking the draft.", "Yes, the analogy is right."])
+    res = follow_up_draft(slug=d.slug, transcript=t, followup_post=post, blog_repo=root)
+    assert res.confirmed == ("analogy",) and res.replaced == () and res.filled == ()
+    text = git(root, "show", f"{d.branch}:{d.path}")
+    section = text.split("## An analogy")[1].split("## How it connects")[0]
+    assert "It's like a bus that costs the same" in section and "VERIFY" not in section  # the speaker's words, plain
+    assert "Yes, the analogy is right" not in section  # the verdict is not itself a passage
+    assert res.verify_marks == before - 1
+
+
+def test_a_rejected_guess_goes_and_its_note_comes_back(tmp_path):
+    root, d = _draft_with_a_guess(tmp_path)
+    post, t = followup_post(["Okay, checking the draft.", "No, the analogy is wrong."])
+    res = follow_up_draft(slug=d.slug, transcript=t, followup_post=post, blog_repo=root)
+    assert res.dropped == ("analogy",)
+    section = git(root, "show", f"{d.branch}:{d.path}").split("## An analogy")[1].split("## How it connects")[0]
+    assert "bus that costs" not in section and AUTHOR_MARK in section
+
+
+def test_a_long_sentence_naming_the_part_is_an_answer_not_a_verdict(tmp_path):
+    root, d = _draft_with_a_guess(tmp_path)
+    post, t = followup_post(["About the bus.", ANALOGY])  # "The analogy is a bus that ...": content, not "is right"
+    res = follow_up_draft(slug=d.slug, transcript=t, followup_post=post, blog_repo=root)
+    assert res.replaced == ("analogy",) and res.confirmed == ()
+
+
 def test_a_bullet_added_under_the_authors_edited_bullet_is_no_conflict(tmp_path):
     """Bullets are consecutive lines: an addition right after an edited one touches it, but overwrites nothing."""
     root = make_repo(tmp_path / "blog")

@@ -66,7 +66,13 @@ def followup_cmd(slug, audio, blog_repo, posts_dir, model, llm, device, language
         return
     click.echo(f"Follow-up {res.recording} committed (not pushed) on {res.branch}")
     click.echo(f"  commit   {res.commit}")
-    for what, roles in (("filled", res.filled), ("replaced", res.replaced), ("added to", res.added)):
+    for what, roles in (
+        ("filled", res.filled),
+        ("replaced", res.replaced),
+        ("added to", res.added),
+        ("confirmed", res.confirmed),
+        ("dropped", res.dropped),
+    ):
         if roles:
             click.echo(f"  {what:<8} {', '.join(roles)}")
     click.echo(f"  left     {res.author_notes} AUTHOR NOTE(s), {res.verify_marks} VERIFY mark(s)")

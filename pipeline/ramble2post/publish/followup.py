@@ -43,7 +43,7 @@ from ramble2post.publish.draft import find_post
 from ramble2post.publish.measurements import MEASUREMENTS_END, MEASUREMENTS_START, _json_bytes
 from ramble2post.publish.render import count_author_notes, count_verify_marks, render_post, split_front_matter
 from ramble2post.records import Hardware, Transcript
-from ramble2post.structure.answers import ANSWERABLE, answers_for
+from ramble2post.structure.answers import ANSWERABLE, answers_for, confirmations
 from ramble2post.structure.schema import Post, validate_post
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class FollowUp:
     added: tuple[str, ...]  # roles that got more material after what was there
     author_notes: int  # left in the draft after the follow-up
     verify_marks: int
+    confirmed: tuple[str, ...] = ()  # roles whose guesses the speaker confirmed: shown plain now
+    dropped: tuple[str, ...] = ()  # roles whose guesses the speaker rejected: an AUTHOR NOTE again
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -136,15 +138,18 @@ def follow_up_draft(
         shifted = _shift(transcript, offset)
         gaps, likely = open_roles(post)
         answers = answers_for(followup_post, open_roles=gaps + likely)
-        if not answers:
+        judged = {r: ok for r, ok in confirmations(followup_post).items() if r in likely and r not in answers}
+        if not answers and not judged:
             open_now = ", ".join(gaps + likely) or "none"
             raise BlogRepoError(
                 f"the follow-up answers none of {slug}'s parts (open: {open_now}); nothing changed",
                 hint='name the part you answer as you speak ("the analogy is ...", "a trade-off: ...") and record again',
             )
         merged, filled, replaced, added = merge_answers(
-            post, followup_post, answers, recording=k, seg_offset=offset, sent_offset=sent_offset
+            post, followup_post, answers, recording=k, seg_offset=offset, sent_offset=sent_offset, judged=judged
         )
+        confirmed = [r for r, ok in judged.items() if ok]
+        dropped = [r for r, ok in judged.items() if not ok]
         ours = _text(repo, tip, info.path)
         base = _generated(repo, tip=tip, path=info.path, src=src)
         front, _ = split_front_matter(base)
@@ -174,11 +179,12 @@ def follow_up_draft(
             f"{src}/followup-{k}.json": _json_bytes(shifted.to_dict()),
             f"{layout.assets_dir(slug)}/{GENERATED}": generated.encode("utf-8"),
         }
-        roles = ", ".join(dict.fromkeys(filled + replaced + added))
+        roles = ", ".join(dict.fromkeys(filled + replaced + added + confirmed + dropped))
         message = (
             f"Follow-up {k}: {roles}\n\nAnswers from the follow-up recording {_name(transcript.audio_path)} "
             f"(ramble2post): filled {', '.join(filled) or 'nothing'}; replaced guesses for "
-            f"{', '.join(replaced) or 'nothing'}; added to {', '.join(added) or 'nothing'}.\n\n"
+            f"{', '.join(replaced) or 'nothing'}; added to {', '.join(added) or 'nothing'}; confirmed guesses for "
+            f"{', '.join(confirmed) or 'nothing'}; dropped guesses for {', '.join(dropped) or 'nothing'}.\n\n"
             f"Ramble2post-Slug: {slug}\nRamble2post-Path: {info.path}\n"
         )
         commit = _commit(repo, branch=branch, parent=tip, files=files, message=message)
@@ -191,6 +197,8 @@ def follow_up_draft(
         filled=tuple(filled),
         replaced=tuple(replaced),
         added=tuple(added),
+        confirmed=tuple(confirmed),
+        dropped=tuple(dropped),
         author_notes=count_author_notes(text),
         verify_marks=count_verify_marks(text),
     )
@@ -204,9 +212,16 @@ def merge_answers(
     recording: int,
     seg_offset: int,
     sent_offset: int,
+    judged: Mapping[str, bool] | None = None,
 ) -> tuple[Post, list[str], list[str], list[str]]:
-    """The draft's post with the answers in (ids shifted after the draft's); (post, filled, replaced, added)."""
+    """The draft's post with the answers in (ids shifted after the draft's); (post, filled, replaced, added).
+
+    judged: roles whose guesses the speaker confirmed (True: they become plain) or rejected (False: removed).
+    """
     d = post.to_dict()
+    for role, ok in (judged or {}).items():
+        guesses = d["layers"].get(role) or []
+        d["layers"][role] = [{**it, "tier": "confident"} for it in guesses] if ok else []
     filled: list[str] = []
     replaced: list[str] = []
     added: list[str] = []
@@ -231,6 +246,7 @@ def merge_answers(
             d["layers"][role] = old + items
             added.append(role)
     d["gaps"] = [r for r in d.get("gaps") or [] if not d["layers"].get(r)]
+    d["gaps"] = [*d["gaps"], *(r for r in judged or {} if not d["layers"].get(r) and r not in d["gaps"])]
     d["sentences"] = [
         *d["sentences"],
         *(

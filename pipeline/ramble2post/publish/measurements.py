@@ -170,7 +170,7 @@ def claims_for(result: Mapping[str, Any], segments: Sequence[Any]) -> list[dict[
     pos = {int(s.id): i for i, s in enumerate(segments)}
     anchors = [pos[n] for n in near if n in pos]
 
-    def rank(c: Any) -> tuple:
+    def rank(c: Any) -> tuple[bool, int, int, float]:
         distance = min((abs(pos.get(c.segment_id, 0) - a) for a in anchors), default=0)
         v = judge(result, c)
         strength = 0 if c.factor is not None else 1 if c.kind == "guarantee" else 2

@@ -11,6 +11,9 @@ speaker's own cleaned words (never model text):
    sentence gates (length, no question, not spoken to a model).
 2. **placed**: what the structure stage itself placed in an open role, with its tier
    (confident plain, likely as a VERIFY guess), as in a first draft.
+3. **judged**: a short sentence naming a part and saying the draft's guess for it is right
+   ("yes, the analogy is right": the guess becomes plain) or wrong ("the example is wrong":
+   the guess goes, an AUTHOR NOTE takes its place unless the follow-up gives a new one).
 
 A role the draft already fills gets new material only when it is named or confident; the
 follow-up's own point (layer 1) is never used: the draft has one.
@@ -38,6 +41,33 @@ NAMES = {
 _ADDRESSES_MODEL = re.compile(r"\b(ignore|disregard) (all |the )?(previous|prior|above) instructions?\b", re.I)
 
 
+# a short sentence that names a part and says the draft's guess for it is right: "yes, the analogy is right"
+CONFIRM = re.compile(
+    r"\b(?:is|was|'s|are) (?:right|correct|fine|good|accurate|spot on|what i meant|true)\b|\bkeep (?:it|that|them|the)\b"
+    r"|^\W*(?:yes|yeah|yep|right|correct)\b",
+    re.I,
+)
+REJECT = re.compile(
+    r"\b(?:is|was|'s|are) (?:wrong|not right|incorrect|not what i meant|off)\b|\b(?:drop|delete|remove) (?:it|that|the)\b",
+    re.I,
+)
+MAX_CONFIRM_WORDS = 14  # words: longer, it carries content of its own (a named answer)
+
+
+def confirmations(followup: Post) -> dict[str, bool]:
+    """Roles whose guess the speaker judges in a short sentence naming the part: True kept, False rejected."""
+    out: dict[str, bool] = {}
+    for s in followup.sentences:
+        role = named_role(s.text)
+        if role is None or len(s.text.split()) > MAX_CONFIRM_WORDS or s.text.rstrip().endswith("?"):
+            continue
+        if REJECT.search(s.text):
+            out[role] = False
+        elif CONFIRM.search(s.text):
+            out[role] = True
+    return out
+
+
 def named_role(text: str) -> str | None:
     """The one role a sentence names, None when it names none or several."""
     hits = [r for r, rx in NAMES.items() if rx.search(text)]
@@ -59,7 +89,16 @@ def _item(sents: Sequence[Any], *, tier: str, how: str) -> dict[str, Any]:
 
 def named_answers(followup: Post) -> dict[str, list[dict[str, Any]]]:
     """Passages in which the speaker names the part of the format they answer."""
-    sents = list(followup.sentences)
+    judged = confirmations(followup)
+    sents = [
+        s
+        for s in followup.sentences
+        if not (
+            named_role(s.text) in judged
+            and len(s.text.split()) <= MAX_CONFIRM_WORDS
+            and (CONFIRM.search(s.text) or REJECT.search(s.text))
+        )
+    ]  # a verdict on the draft's guess is not itself a passage
     out: dict[str, list[dict[str, Any]]] = {}
     k = 0
     while k < len(sents):
