@@ -210,6 +210,37 @@ def test_a_long_sentence_naming_the_part_is_an_answer_not_a_verdict(tmp_path):
     assert res.replaced == ("analogy",) and res.confirmed == ()
 
 
+def test_an_experiment_the_followup_refers_to_joins_the_measurements(tmp_path):
+    """A follow-up that claims something the draft never measured: its result is added, its claim quoted."""
+    import dataclasses
+
+    from ramble2post.experiments.base import Result
+    from ramble2post.experiments.detect import detect_experiments
+    from ramble2post.experiments.pipeline_hook import RunOutcome
+
+    root = make_repo(tmp_path / "blog")
+    d = create_draft(
+        post=make_post(gaps=("analogy",), unverified=0),
+        transcript=make_transcript(),
+        experiment_results=[],
+        blog_repo=root,
+        hardware=HARDWARE,
+    )
+    claim = "And speculative decoding, people say it is two to three times faster with exactly the same output."
+    post, t = followup_post(["One more thing.", ANALOGY, claim])
+    [det] = detect_experiments(transcript=t, semantic=False)
+    data = Path(__file__).parent / "data" / "results" / "speculative-decoding.json"
+    result = dataclasses.replace(Result.from_dict(json.loads(data.read_text())), plots=())
+    run = RunOutcome(det.experiment, "ok", result=result, result_dir=str(tmp_path), detection=det)
+    res = follow_up_draft(slug=d.slug, transcript=t, followup_post=post, blog_repo=root, experiment_results=[run])
+    assert res.measured == ("speculative-decoding",) and res.filled == ("analogy",)
+    text = git(root, "show", f"{d.branch}:{d.path}")
+    measured = text.split("## Measured on this machine")[1]
+    assert "two to three times faster" in measured and "**Verdict: holds in part.**" in measured
+    files = git(root, "ls-tree", "-r", "--name-only", d.branch)
+    assert re.search(r"results/speculative-decoding--.+\.json", files)
+
+
 def test_a_bullet_added_under_the_authors_edited_bullet_is_no_conflict(tmp_path):
     """Bullets are consecutive lines: an addition right after an edited one touches it, but overwrites nothing."""
     root = make_repo(tmp_path / "blog")

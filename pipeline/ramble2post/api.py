@@ -188,12 +188,50 @@ def follow_up(
 
     post = structure_transcript(transcript=transcript, llm=spec, progress=lambda m: say(INDENT + m))
     _done(t, "", say)
-    t = _stage(3, "update", f"drafts/{slug}: answers in, your edits kept", say, stop, of=3)
-    result = follow_up_draft(
-        slug=slug, transcript=transcript, followup_post=post, blog_repo=blog_repo, posts_dir=posts_dir, say=say
-    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ramble2post-followup-") as tmp:  # results live until committed
+        outcomes = _followup_experiments(
+            conf, transcript, slug=slug, blog_repo=blog_repo, posts_dir=posts_dir, say=say, out_dir=Path(tmp)
+        )
+        t = _stage(3, "update", f"drafts/{slug}: answers in, your edits kept", say, stop, of=3)
+        result = follow_up_draft(
+            slug=slug,
+            transcript=transcript,
+            followup_post=post,
+            blog_repo=blog_repo,
+            posts_dir=posts_dir,
+            say=say,
+            experiment_results=outcomes,
+        )
     _done(t, f"{result.author_notes} AUTHOR NOTE(s), {result.verify_marks} VERIFY mark(s) left", say)
     return result
+
+
+def _followup_experiments(
+    conf: Settings, transcript: Any, *, slug: str, blog_repo: Any, posts_dir: str | None, say: Progress, out_dir: Path
+) -> list[Any]:
+    """Experiments the follow-up refers to that the draft has not measured yet, run here (``--experiments``
+    applies: ``none`` runs nothing, names run those); each failure is recorded, never fatal."""
+    if conf.experiments == "none":
+        return []
+    from ramble2post.experiments.pipeline_hook import run_detected, select
+    from ramble2post.publish.followup import measured_experiments
+
+    have = measured_experiments(blog_repo, slug=slug, posts_dir=posts_dir)
+    names = [n for n, _d in select(transcript=transcript, selection=conf.experiments) if n not in have]
+    if not names:
+        return []
+    say(f"{INDENT}the follow-up refers to {', '.join(names)}: measuring on this machine")
+    return run_detected(
+        transcript=transcript,
+        output_dir=out_dir,
+        selection=",".join(names),
+        device=conf.device,
+        quick=conf.quick,
+        whisper_model=conf.model,
+        progress=lambda m: say(INDENT + m),
+    )
 
 
 def _llm_of(conf: Settings) -> str:

@@ -72,6 +72,7 @@ def followup_cmd(slug, audio, blog_repo, posts_dir, model, llm, device, language
         ("added to", res.added),
         ("confirmed", res.confirmed),
         ("dropped", res.dropped),
+        ("measured", res.measured),
     ):
         if roles:
             click.echo(f"  {what:<8} {', '.join(roles)}")

@@ -30,7 +30,7 @@ import logging
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,21 @@ from ramble2post.errors import BlogRepoError
 from ramble2post.publish import gitops
 from ramble2post.publish.blog import configured_blog_repo, default_blog_path, detect_layout
 from ramble2post.publish.draft import find_post
-from ramble2post.publish.measurements import MEASUREMENTS_END, MEASUREMENTS_START, _json_bytes
-from ramble2post.publish.render import count_author_notes, count_verify_marks, render_post, split_front_matter
+from ramble2post.publish.measurements import (
+    MEASUREMENTS_END,
+    MEASUREMENTS_START,
+    ExperimentRecord,
+    _json_bytes,
+    stage_experiment_files,
+)
+from ramble2post.publish.render import (
+    count_author_notes,
+    count_verify_marks,
+    render_measurements,
+    render_post,
+    replace_measurements,
+    split_front_matter,
+)
 from ramble2post.records import Hardware, Transcript
 from ramble2post.structure.answers import ANSWERABLE, answers_for, confirmations
 from ramble2post.structure.schema import Post, validate_post
@@ -71,6 +84,7 @@ class FollowUp:
     verify_marks: int
     confirmed: tuple[str, ...] = ()  # roles whose guesses the speaker confirmed: shown plain now
     dropped: tuple[str, ...] = ()  # roles whose guesses the speaker rejected: an AUTHOR NOTE again
+    measured: tuple[str, ...] = ()  # experiments the follow-up referred to, new to the draft's measurements
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,11 +130,14 @@ def follow_up_draft(
     posts_dir: str | None = None,
     say: Callable[[str], None] = log.info,
     lock_wait_s: float = gitops.LOCK_WAIT_S,
+    experiment_results: Sequence[ExperimentRecord] = (),
 ) -> FollowUp:
     """Put the follow-up's answers into draft ``slug`` (module doc); BlogRepoError changes nothing.
 
     transcript: the follow-up recording's transcript.
     followup_post: the structure stage's record of it.
+    experiment_results: experiments the follow-up refers to, run on this machine; those the draft
+        has not measured yet join its measurements (their claims quoted from the follow-up).
     """
     repo = open_repo_for(blog_repo)
     with gitops.repo_lock(repo, wait_s=lock_wait_s):
@@ -139,7 +156,12 @@ def follow_up_draft(
         gaps, likely = open_roles(post)
         answers = answers_for(followup_post, open_roles=gaps + likely)
         judged = {r: ok for r, ok in confirmations(followup_post).items() if r in likely and r not in answers}
-        if not answers and not judged:
+        stored = _stored_results(repo, tip, layout.assets_dir(slug))
+        fresh = [r.to_dict() for r in experiment_results]
+        fresh = [
+            r for r in fresh if not r.get("error") and r.get("experiment") not in {x.get("experiment") for x in stored}
+        ]
+        if not answers and not judged and not fresh:
             open_now = ", ".join(gaps + likely) or "none"
             raise BlogRepoError(
                 f"the follow-up answers none of {slug}'s parts (open: {open_now}); nothing changed",
@@ -169,22 +191,33 @@ def follow_up_draft(
             provenance=provenance,
             now=when if isinstance(when, dt.datetime) else dt.datetime.now(dt.UTC),
             followups=(*earlier, shifted),
-            stored_results=_stored_results(repo, tip, layout.assets_dir(slug)),
+            stored_results=stored,
         )
         generated = _keep_measurements(theirs.markdown, base)
         text = merge3(ours=ours, base=base, theirs=generated, path=info.path, slug=slug)
+        new_files: dict[str, bytes] = {}
+        if fresh:  # the follow-up's experiments join the measurements, as a rerun's do
+            # claims are quoted from the follow-up, at its own times (the detection ran on its transcript)
+            new_stored, new_files = stage_experiment_files(
+                fresh, layout=layout, slug=slug, segments=transcript.segments
+            )
+            section = render_measurements(stored_results=stored + new_stored, layout=layout, slug=slug)
+            text, generated = replace_measurements(text, section), replace_measurements(generated, section)
         files = {
+            **new_files,
             info.path: text.encode("utf-8"),
             f"{src}/post.json": _json_bytes(merged.to_dict()),
             f"{src}/followup-{k}.json": _json_bytes(shifted.to_dict()),
             f"{layout.assets_dir(slug)}/{GENERATED}": generated.encode("utf-8"),
         }
-        roles = ", ".join(dict.fromkeys(filled + replaced + added + confirmed + dropped))
+        measured = [str(r.get("experiment")) for r in fresh]
+        roles = ", ".join(dict.fromkeys(filled + replaced + added + confirmed + dropped + measured))
         message = (
             f"Follow-up {k}: {roles}\n\nAnswers from the follow-up recording {_name(transcript.audio_path)} "
             f"(ramble2post): filled {', '.join(filled) or 'nothing'}; replaced guesses for "
             f"{', '.join(replaced) or 'nothing'}; added to {', '.join(added) or 'nothing'}; confirmed guesses for "
-            f"{', '.join(confirmed) or 'nothing'}; dropped guesses for {', '.join(dropped) or 'nothing'}.\n\n"
+            f"{', '.join(confirmed) or 'nothing'}; dropped guesses for {', '.join(dropped) or 'nothing'}; "
+            f"measured {', '.join(measured) or 'nothing new'}.\n\n"
             f"Ramble2post-Slug: {slug}\nRamble2post-Path: {info.path}\n"
         )
         commit = _commit(repo, branch=branch, parent=tip, files=files, message=message)
@@ -199,6 +232,7 @@ def follow_up_draft(
         added=tuple(added),
         confirmed=tuple(confirmed),
         dropped=tuple(dropped),
+        measured=tuple(measured),
         author_notes=count_author_notes(text),
         verify_marks=count_verify_marks(text),
     )
@@ -399,6 +433,14 @@ def _followups(repo: gitops.git.Repo, tip: str, src: str) -> list[Transcript]:
         out.append(Transcript.from_dict(json.loads(raw)))
         k += 1
     return out
+
+
+def measured_experiments(blog_repo: Path | str | None, *, slug: str, posts_dir: str | None = None) -> set[str]:
+    """Experiments draft ``slug`` already carries results of (a follow-up does not run them again)."""
+    repo = open_repo_for(blog_repo)
+    info = find_post(repo, slug=slug, posts_dir=posts_dir)
+    layout = detect_layout(repo, base=gitops.base_sha(repo, gitops.default_branch(repo)), posts_dir=posts_dir)
+    return {str(r.get("experiment")) for r in _stored_results(repo, info.commit, layout.assets_dir(slug))}
 
 
 def _stored_results(repo: gitops.git.Repo, commit: str, assets: str) -> list[dict[str, Any]]:
