@@ -139,20 +139,15 @@ def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
         return None
     batch = s.get("llm_best_batch") or s.get("whisper_best_batch")
     knee = _num(s.get("compute_bound_batch_fp32"))
-    if re.search(r"\b(?:memory|bandwidth)[\s-]bound\b", claim.text, re.I) and knee is not None and not claim.factor:
+    # "decode is memory bound", "every step reads every weight out of memory": the reason batching pays
+    waits = r"\b(?:memory|bandwidth)[\s-]bound\b|\breads? (?:every|all the|all) weights?\b|\bout of memory\b"
+    if re.search(waits, claim.text, re.I) and knee is not None and not claim.factor:
         return Verdict(
             HOLDS if knee > 1.5 else FAILS,
             "one-token decoding waits on memory",
             f"an fp32 layer turns compute-bound only near batch {knee:.0f}",
-            f"at batch 1 a layer does 0.5 FLOP per byte, below this machine's {s.get('ridge_FLOP_per_byte', 0):.1f} FLOP/byte ridge",
-        )
-    reads_all = re.search(r"\breads? (?:every|all the|all) weights?\b|\bout of memory\b", claim.text, re.I)
-    if reads_all and knee is not None and not claim.factor:
-        return Verdict(
-            HOLDS if knee > 1.5 else FAILS,
-            "one-token decoding waits on memory",
-            f"an fp32 layer turns compute-bound only near batch {knee:.0f}",
-            "every decode step reads all the weights for 2 FLOPs per weight",
+            f"every decode step reads all the weights for 2 FLOPs per weight (0.5 FLOP/byte in fp32), below this "
+            f"machine's {s.get('ridge_FLOP_per_byte', 0):.1f} FLOP/byte ridge",
         )
     if (
         re.search(r"\bclimb\w*|\blinear\w*|\bflatten\w*|\bsaturat\w*|\bgoes up\b", claim.text, re.I)
