@@ -400,10 +400,16 @@ def reading(s: dict[str, Any]) -> str:
         return "Only fp32 could be measured here, so there is no low-precision speed-up to report."
     path = s.get(f"{best}_mm_path") or ""
     where = f"; kernel: {path}" if path else ""
-    text = (
-        f"Matrix-matrix products ran {s['best_mm_speedup']:.1f}x faster in {best} than in fp32 "
-        f"({s[f'{best}_mm_best_tflops']:.2f} TFLOP/s at best{where})"
-    )
+    if s["best_mm_speedup"] < 1.1:  # no matrix unit for a low-precision type on this machine (an older CPU)
+        text = (
+            f"No low-precision type beat fp32 on matrix-matrix products here (best: {best} at "
+            f"{s['best_mm_speedup']:.2f}x{where}): this machine has no matrix unit for them"
+        )
+    else:
+        text = (
+            f"Matrix-matrix products ran {s['best_mm_speedup']:.1f}x faster in {best} than in fp32 "
+            f"({s[f'{best}_mm_best_tflops']:.2f} TFLOP/s at best{where})"
+        )
     mv = s.get("best_mv_speedup")
     if mv:
         text += f"; matrix-vector products, one token of decoding, gained at most {mv:.1f}x from any low-precision type"
