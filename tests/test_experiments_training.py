@@ -145,3 +145,12 @@ def test_low_precision_matmul_on_cuda_names_tensor_cores():
     assert "tensor cores" in s["bf16_mm_path"] and s["bf16_mm_speedup"] > 2
     assert "tf32" in res.params["dtypes"] and "fp8" in res.params["dtypes"]
     assert "published" in s["peak_source"] or "measured" in s["peak_source"]
+
+
+def test_a_rerun_on_another_machine_chooses_its_own_dtypes():
+    """A GPU rerun must add tf32/fp8: the dtypes one machine could run are never copied to another."""
+    from ramble2post.publish.rerun import _params_for
+
+    prior = [{"params": {"dtypes": ["fp32", "bf16", "fp16", "int8"], "square": [256, 512], "reps": 3}}]
+    params = _params_for(experiments.get("low-precision-matmul"), prior)
+    assert "dtypes" not in params and params["square"] == [256, 512]

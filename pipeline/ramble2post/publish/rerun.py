@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)  # diagnostics; stdout is for results only
 
 RERUN_PREFIX = "rerun/"
-MACHINE_PARAMS = frozenset({"threads", "clock"})  # chosen per machine, never copied from another machine's run
+MACHINE_PARAMS = frozenset({"threads", "clock", "dtypes"})  # chosen per machine (a GPU adds tf32, fp8), never copied
 COMPARE_MAX_KEYS = 12  # summary keys per experiment in the comparison table
 
 
