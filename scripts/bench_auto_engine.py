@@ -69,6 +69,7 @@ def main() -> None:
             row["duration_s"] = tr.duration
             row[engine] = {
                 "resolved": tr.options.get("engine"),
+                "windows_chosen": tr.options.get("windows_chosen"),
                 "wer": round(100 * word_error_rate(reference=clip["reference"], hypothesis=tr.text), 2),
                 "invented": invented_repeats(reference=clip["reference"], hypothesis=tr.text),
                 "repairs": [(r.reason, r.start, r.end, r.applied) for r in tr.repairs],

@@ -29,21 +29,32 @@ def word_error_rate(*, reference: str, hypothesis: str) -> float:
 
 def repeated_phrases(text: str, *, min_words: int = 4, min_count: int = 3) -> dict[str, int]:
     """Phrases of ``min_words`` words said ``min_count``+ times in ``text`` after normalisation (``normalize``),
-    not overlapping, with their counts. A longer phrase repeated that often repeats its first words too."""
-    words = normalize(text).split()
-    last: dict[tuple[str, ...], int] = {}  # n-gram -> position of its last counted occurrence
-    counts: dict[tuple[str, ...], int] = {}
-    for i in range(len(words) - min_words + 1):
-        gram = tuple(words[i : i + min_words])
-        if gram in last and i - last[gram] < min_words:
-            continue  # overlaps its previous occurrence ("a a a a a")
-        last[gram] = i
-        counts[gram] = counts.get(gram, 0) + 1
-    return {" ".join(g): c for g, c in counts.items() if c >= min_count}
+    not overlapping, with their counts (``guard.repeated_phrases`` on the normalised words)."""
+    from ramble2post.transcribe.guard import repeated_phrases as count
+
+    return count(normalize(text).split(), min_words=min_words, min_count=min_count)
+
+
+SAME_PHRASE_RATIO = 0.8  # character similarity at which a reference phrase is the one heard ("log2 and exp2")
+
+
+def said_in(phrase: str, words: list[str], *, ratio: float = SAME_PHRASE_RATIO) -> int:
+    """How often ``phrase`` is said in ``words`` (normalised), counting a stretch of 1-6 words whose letters
+    (spaces left out) are ``ratio`` alike: a phrase heard as "log 2 and ex 2" was said as "log2 and exp2"."""
+    import difflib
+
+    target = phrase.replace(" ", "")
+    count, last = 0, -10
+    for i in range(len(words)):
+        if any(difflib.SequenceMatcher(None, target, "".join(words[i : i + n])).ratio() >= ratio for n in range(1, 7)):
+            count += i - last > 2  # the next word or two match too: the same saying
+            last = i
+    return count
 
 
 def invented_repeats(*, reference: str, hypothesis: str, min_words: int = 4, min_count: int = 3) -> dict[str, int]:
-    """Phrases of ``min_words``+ words said ``min_count``+ times in ``hypothesis`` and more often than in ``reference``."""
-    ref = repeated_phrases(reference, min_words=min_words, min_count=1)
+    """Phrases of ``min_words``+ words said ``min_count``+ times in ``hypothesis`` and more often than in
+    ``reference`` (``said_in``: a misheard spelling of a phrase the reference says counts as said)."""
+    ref = normalize(reference).split()
     hyp = repeated_phrases(hypothesis, min_words=min_words, min_count=min_count)
-    return {p: c for p, c in hyp.items() if c > ref.get(p, 0)}
+    return {p: c for p, c in hyp.items() if c > said_in(p, ref)}
