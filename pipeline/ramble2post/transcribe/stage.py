@@ -73,8 +73,8 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
 # 2 = text-only batched windows, Silero windows packed without the noise between them;
 # 3 = the batched decoder's int8 logits rescored in fp32 for its top candidates (precision.RESCORE_TOP);
 # 4 = two beams per window in the batched engine (BatchedOptions.beam_size);
-# 6 = auto decodes a short recording with both engines (select.py); the guard's phrase loops.
-ENGINE_VERSION = 6
+# 7 = auto decodes a short recording with both engines (select.py); the guard's phrase loops.
+ENGINE_VERSION = 7
 
 
 def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str, decoder: str) -> str:
@@ -114,7 +114,8 @@ RTF_ESTIMATE = {
     ("base", "cpu"): {"batched": 0.035, "sequential": 0.17},
 }
 RTF_FALLBACK = {"cpu": 0.5, "cuda": 0.02}  # unknown (bigger) models
-SCORE_RTF = 0.02  # auto on a short recording: scoring the windows where the engines differ (select.py)
+# auto on a short recording: scoring the differing windows, the guard on more text (short-clip set: 0.275 in all)
+SCORE_RTF = 0.05
 PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"  # batched engine
 BYTES_PER_AUDIO_SECOND = 16_000 * (2 + 4)  # s16le pipe buffer + float32 copy, bytes/s
 
@@ -220,6 +221,27 @@ def _run_engine(
     )
 
 
+def _guard_both(
+    seq: EngineRun, bat: EngineRun, *, model: Whisper, samples: np.ndarray, options: TranscribeOptions, device: str
+) -> tuple[EngineRun, EngineRun, list[dict[str, Any]]]:
+    """Both engines' outputs after the guard (see ``transcribe_file``), and its records."""
+    from ramble2post.transcribe import guard
+
+    decoder = guard.whisper_clip_decoder(
+        model, language=seq.language or bat.language, prompt=options.prompt, fp16=device == "cuda"
+    )
+    regions = bat.regions or ()
+    fixed_seq, records = guard.repair(samples=samples, segments=seq.found, regions=regions, decode=decoder)
+    fixed_bat, more = guard.repair(
+        samples=samples, segments=bat.found, regions=regions, decode=decoder, windows=bat.windows
+    )
+    return (
+        dataclasses.replace(seq, found=fixed_seq),
+        dataclasses.replace(bat, found=fixed_bat),
+        records + more,
+    )
+
+
 def _tally(choices: Sequence[Any]) -> dict[str, int]:
     out: dict[str, int] = {}
     for c in choices:
@@ -259,6 +281,7 @@ def transcribe_file(
     engine = choose_engine(options.engine, audio.duration, word_timestamps=options.word_timestamps)
     # auto on a short recording: both engines, the likelier text per window (ramble2post/transcribe/select.py)
     both = options.engine == "auto" and engine == "sequential" and not options.word_timestamps
+    early: list[dict[str, Any]] = []
     if both:
         seq = _run_engine(
             "sequential", model=model, samples=audio.samples, decode=decode, options=options, device=device
@@ -269,6 +292,8 @@ def transcribe_file(
         run = _run_engine("batched", model=model, samples=audio.samples, decode=same, options=options, device=device)
         from ramble2post.transcribe import select
 
+        if options.guard:  # each engine's own loops and echoes go first: an echo over noise loses a window's score
+            seq, run, early = _guard_both(seq, run, model=model, samples=audio.samples, options=options, device=device)
         found, choices = select.pick(
             model=model,
             samples=audio.samples,
@@ -285,7 +310,7 @@ def transcribe_file(
         decode = run.decode
     language, found, regions, windows = run.language, run.found, run.regions, run.windows
     t_engine = time.perf_counter()
-    repairs: list[dict[str, Any]] = []
+    repairs: list[dict[str, Any]] = early  # the guard's records: first on each engine (auto, short), then here
     if options.guard:
         from ramble2post.transcribe import guard
         from ramble2post.transcribe.vad import detect_speech
@@ -293,7 +318,7 @@ def transcribe_file(
         decoder = guard.whisper_clip_decoder(
             model, language=language or decode["language"], prompt=options.prompt, fp16=device == "cuda"
         )
-        found, repairs = guard.repair(
+        found, more = guard.repair(
             samples=audio.samples,
             segments=found,
             # the batched engine's own regions, else the same choice made here: Silero on noisy audio
@@ -302,6 +327,7 @@ def transcribe_file(
             # text-only windows: their sentences cover them whatever was dropped, so judge their word rate
             windows=windows,
         )
+        repairs += more
     t_done = time.perf_counter()
 
     segments = tuple(
