@@ -101,6 +101,20 @@ def test_assign_puts_each_segment_in_the_window_of_its_midpoint_or_the_nearest()
     assert select.assign(segs, chunks) == [[0, 1, 2], [3, 4]]
 
 
+def test_the_sequential_words_are_cut_where_the_batched_windows_end():
+    """Aligned word streams: an inserted stretch stays with the window it was said in, a substituted one
+    is cut at the same share of it, and nothing is lost or doubled."""
+    words = "a b c X Y d e f g".split()
+    assert select.cut_like(words, [["a", "b", "c"], ["d", "e"], ["f", "g", "h"]]) == [
+        ["a", "b", "c", "X", "Y"],
+        ["d", "e"],
+        ["f", "g"],
+    ]
+    pieces = select.cut_like("a b c d e f g".split(), [["a", "b", "q", "r"], ["s", "t", "f"], ["g"]])
+    assert pieces == [["a", "b", "c", "d"], ["e", "f"], ["g"]]
+    assert select.cut_like(["Hello,", "World."], [["hello"], [], ["world"]]) == [["Hello,"], [], ["World."]]
+
+
 def test_a_looping_text_is_disqualified_against_one_that_does_not_loop():
     clean = "If you want a new one, you can buy one at the store."
     assert select.disqualified(LOOP, clean)
