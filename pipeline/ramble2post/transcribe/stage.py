@@ -114,7 +114,7 @@ RTF_ESTIMATE = {
     ("base", "cpu"): {"batched": 0.035, "sequential": 0.17},
 }
 RTF_FALLBACK = {"cpu": 0.5, "cuda": 0.02}  # unknown (bigger) models
-# auto on a short recording: scoring the differing windows, the guard on more text (short-clip set: 0.275 in all)
+# auto on a short recording: scoring the differing windows, the guard on more text (short-clip set: 0.28 in all)
 SCORE_RTF = 0.05
 PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"  # batched engine
 BYTES_PER_AUDIO_SECOND = 16_000 * (2 + 4)  # s16le pipe buffer + float32 copy, bytes/s
