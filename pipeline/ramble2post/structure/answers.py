@@ -26,9 +26,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ramble2post.structure.schema import Post
+from ramble2post.structure.select import MIN_WORDS  # words in a named passage: the stage's sentence gate
+from ramble2post.structure.stage import ADDRESSES_MODEL  # spoken to a model: never shown (the stage's rule)
 
 MAX_SENTENCES = 4  # a passage is one to four consecutive sentences, as in a first draft
-MIN_WORDS = 6  # words in a named passage (the stage's sentence gate, ``select.MIN_WORDS``)
 ANSWERABLE = ("reason", "example", "analogy", "connections", "tradeoffs")
 # the part of the format a sentence says it is: the role's own name, as the AUTHOR NOTEs spell it
 NAMES = {
@@ -38,7 +39,6 @@ NAMES = {
     "connections": re.compile(r"\bconnections?\b|\bconnects? (to|with)\b", re.I),
     "tradeoffs": re.compile(r"\btrade[- ]?offs?\b", re.I),
 }
-_ADDRESSES_MODEL = re.compile(r"\b(ignore|disregard) (all |the )?(previous|prior|above) instructions?\b", re.I)
 
 
 # a short sentence that names a part and says the draft's guess for it is right: "yes, the analogy is right"
@@ -110,7 +110,7 @@ def named_answers(followup: Post) -> dict[str, list[dict[str, Any]]]:
         while len(run) < MAX_SENTENCES and k + len(run) < len(sents) and named_role(sents[k + len(run)].text) is None:
             run.append(sents[k + len(run)])
         k += len(run)
-        run = [s for s in run if not s.text.rstrip().endswith("?") and not _ADDRESSES_MODEL.search(s.text)]
+        run = [s for s in run if not s.text.rstrip().endswith("?") and not ADDRESSES_MODEL.search(s.text)]
         if sum(len(s.text.split()) for s in run) >= MIN_WORDS:
             out.setdefault(role, []).append(_item(run, tier="confident", how="named"))
     return out
