@@ -52,7 +52,7 @@ def _row(s: Score) -> str:
         f"{s.id:<28} {s.correct - s.likely_correct:>2}/{conf:<2} {s.likely_correct:>2}/{s.likely_shown:<2} "
         f"{s.filled_right}/{s.present}  {s.left_empty}/{s.absent}  {'yes' if s.title_on_topic else 'NO ':<4}"
         f" {'yes' if s.layer1_on_topic else 'NO ':<4}{'yes' if s.layer1_complete else 'NO ':<4}"
-        f" {s.junk:>3}  {s.ai_verified:>2}/{s.ai_items:<2} {s.seconds:>6.1f}  {s.title[:44]}"
+        f" {s.junk:>3}  {s.ai_verified:>2}/{s.ai_items:<2} {s.seconds:>6.1f}  {s.title_origin[:1]} {s.title[:60]}"
     )
 
 
@@ -64,7 +64,9 @@ def _summary(name: str, scores: list[Score]) -> str:
         f" | honesty {t['honesty']:.3f} | layer 1 on topic {t['layer1_on_topic']}/{t['rambles']}, complete "
         f"{t['layer1_complete']}/{t['rambles']} | titles on topic {t['titles_on_topic']}/{t['rambles']}, with a misheard"
         f" term {t['titles_misheard']}"
-        f" | junk {t['junk']} | AI items verified {t['ai_verified']}/{t['ai_items']} | {t['seconds']:.1f} s"
+        f" | junk {t['junk']} | items with a filler {t['fillers']}, a restart {t['restarts']}, mean words"
+        f" {t['mean_item_words']:.1f} | model titles {t['model_titles']} | AI items verified"
+        f" {t['ai_verified']}/{t['ai_items']} | {t['seconds']:.1f} s"
     )
 
 

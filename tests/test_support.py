@@ -51,3 +51,39 @@ def test_the_default_model_trusts_a_faithful_rewrite_more_than_a_changed_number(
         model, source=SOURCE, claim="The model needed a serving framework to reach forty tokens per second."
     )
     assert faithful > changed and faithful > negated, (faithful, changed, negated)
+
+
+# unfaithful rewrites from tests/data/paraphrase/heldout.jsonl that every rule lets through (the
+# meaning is flipped with other words); Qwen2.5-Coder-1.5B gave them P(yes) ~0.15 here, far below the bar
+RULES_PASS_JUDGE_REFUSES = [
+    (
+        "The cache only hits if the prefix matches exactly, token for token, starting from the very first token.",
+        "The cache hits even if the prefix doesn't match exactly token for token from the very first token.",
+    ),
+    (
+        "If a new call shows up with a different shape, the guard fails and it compiles again.",
+        "A call with a different shape passes the guard, so it does not compile again.",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source,rewrite", RULES_PASS_JUDGE_REFUSES)
+def test_the_judge_refuses_a_real_unfaithful_rewrite_the_rules_pass(source, rewrite):
+    """Issue 24: the second check, on the stage's own path (verify_items with the default model)."""
+    from ramble2post.structure.models import load_llm
+    from ramble2post.structure.support import support_check
+    from ramble2post.structure.verify import embedding_cosine, problems, verify_items
+
+    cosine = embedding_cosine()
+    assert problems(rewrite, source, cosine=cosine) == []  # the rules alone would show it
+    items = [{"text": rewrite, "origin": "model", "sources": [1]}]
+    block = verify_items(
+        items,
+        segment_ids={1},
+        speaker_text=lambda it: source,
+        cosine=cosine,
+        support=support_check(load_llm("qwen2.5-coder-1.5b")),
+    )
+    assert items[0]["origin"] == "speaker" and items[0]["text"] == source, items[0]
+    assert block["replaced"] == 1 and "model judge" in " ".join(block["details"][0]["reasons"])

@@ -52,7 +52,9 @@ def _items():
 
 def test_verify_items_counts_and_fallback():
     items = _items()
-    block = verify_items(items, segment_ids={1, 2, 3}, speaker_text=lambda it: SRC, label="example")
+    block = verify_items(
+        items, segment_ids={1, 2, 3}, speaker_text=lambda it: SRC, label="example", support=lambda src, claim: 0.9
+    )
     assert (block["items"], block["passed"], block["replaced"], block["flagged"]) == (4, 2, 1, 1)
     assert items[0]["origin"] == "model" and items[0]["verified"]
     assert items[1]["origin"] == "speaker" and items[1]["text"] == SRC and "failed" in items[1]["note"]
@@ -114,3 +116,42 @@ def test_a_failing_rewrite_is_not_kept_in_part():
     block = verify_items(items, segment_ids={3}, speaker_text=lambda it: src)
     assert block["replaced"] == 1 and block["repaired"] == 0
     assert items[0]["text"] == src and items[0]["origin"] == "speaker" and "failed" in items[0]["note"]
+
+
+def test_a_rewrite_the_rules_pass_needs_the_model_judge_too():
+    """Issue 24: every model sentence shown passed both checks; without a judge, or below its bar,
+    the speaker's words stand (and nothing of the rewrite is kept)."""
+    from ramble2post.structure.support import SUPPORT_MIN
+
+    rewrite = "The KV cache is a container that fills up quickly."
+    asked: list[tuple[str, str]] = []
+
+    def judge(p: float | None):
+        def check(src: str, claim: str) -> float | None:
+            asked.append((src, claim))
+            return p
+
+        return check
+
+    for support, shown in [
+        (judge(SUPPORT_MIN + 0.1), "model"),
+        (judge(SUPPORT_MIN - 0.1), "speaker"),
+        (judge(None), "speaker"),
+        (None, "speaker"),
+    ]:
+        items = [{"text": rewrite, "origin": "model", "sources": [3]}]
+        block = verify_items(items, segment_ids={3}, speaker_text=lambda it: SRC, support=support)
+        assert items[0]["origin"] == shown, (support, items[0])
+        if shown == "speaker":
+            assert items[0]["text"] == SRC and block["replaced"] == 1
+            assert "judge" in " ".join(block["details"][0]["reasons"])
+    assert asked[0] == (SRC, rewrite)
+    # a rewrite the rules already refuse is not put to the judge
+    asked.clear()
+    verify_items(
+        [{"text": "KV cache uses 96 GB.", "origin": "model", "sources": [3]}],
+        segment_ids={3},
+        speaker_text=lambda it: SRC,
+        support=judge(0.99),
+    )
+    assert asked == []

@@ -32,6 +32,9 @@ from ramble2post.structure.words import complete_statement
 ALIGN_SHARE = 0.3  # a transcript sentence belongs to every reference sentence holding this share of its words
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # template or markup debris in text meant for the reader (an independent check of the verifier)
+# written apart from structure.clean's lists, so the bench checks the cleaner rather than repeating it
+FILLER = re.compile(r"\b(?:um+|uh+|erm+|uh-huh|you know|i mean)\b", re.IGNORECASE)
+RESTART = re.compile(r"\b(\w+)[,]?\s+\1\b", re.IGNORECASE)
 JUNK = re.compile(
     r"[{}\[\]<>\\|]|\"\s*:|'\s*:\s*'|\b(?:text|title|tags|best)['\"]"
     r"|^\s*(?:focus|reason|example|analogy|connections?|trade-?offs?|title|answer|task)\s*:",
@@ -143,6 +146,10 @@ class Score:
     seconds: float
     title: str
     wrong: tuple[str, ...]  # "role: text" of items the labels do not allow there
+    fillers: int = 0  # items with a filler the cleaner should have taken out (FILLER, independent of it)
+    restarts: int = 0  # items with a word said twice in a row ("the the")
+    item_words: int = 0  # words of all items
+    title_origin: str = ""  # "model": the model's title stood (both checks); "speaker": key phrases / words
 
     @property
     def precision(self) -> float:
@@ -172,7 +179,7 @@ def score_post(gold: GoldRamble, post: Mapping[str, Any]) -> Score:
     where = align(gold.sentences, [s["text"] for s in sents])
     ref_of = {s["id"]: where[k] for k, s in enumerate(sents)}
     layers = post["layers"]
-    shown = correct = filled = junk = ai = ai_ok = likely = likely_ok = 0
+    shown = correct = filled = junk = ai = ai_ok = likely = likely_ok = fillers = restarts = words = 0
     wrong: list[str] = []
     for role in ROLES:
         ok_here = 0
@@ -190,6 +197,9 @@ def score_post(gold: GoldRamble, post: Mapping[str, Any]) -> Score:
             else:
                 wrong.append(f"{role}: {it['text'][:90]}")
             junk += bool(JUNK.search(it["text"]))
+            fillers += bool(FILLER.search(it["text"]))
+            restarts += bool(RESTART.search(it["text"]))
+            words += len(it["text"].split())
             if it.get("origin") == "model":
                 ai += 1
                 ai_ok += bool(it.get("verified"))
@@ -216,6 +226,10 @@ def score_post(gold: GoldRamble, post: Mapping[str, Any]) -> Score:
         seconds=float(post.get("timing", {}).get("total_s", 0.0)),
         title=title,
         wrong=tuple(wrong),
+        fillers=fillers,
+        restarts=restarts,
+        item_words=words,
+        title_origin=str(post["title"].get("origin", "")),
     )
 
 
@@ -247,5 +261,9 @@ def totals(scores: Sequence[Score]) -> dict[str, float]:
         "ai_items": sum(x.ai_items for x in s),
         "ai_verified": sum(x.ai_verified for x in s),
         "shown": shown,
+        "fillers": sum(x.fillers for x in s),
+        "restarts": sum(x.restarts for x in s),
+        "mean_item_words": sum(x.item_words for x in s) / shown if shown else 0.0,
+        "model_titles": sum(x.title_origin == "model" for x in s),
         "seconds": sum(x.seconds for x in s),
     }

@@ -256,3 +256,30 @@ def test_spec_parsing():
     for bad in ("openai:qwen", "openai:http://h:1/v1/", "openai:ftp://h/v1/m"):
         with pytest.raises(ModelError):
             parse_llm_spec(bad)
+
+
+@pytest.mark.slow
+def test_a_served_model_judges_support_from_its_log_probabilities(llama_server):
+    """Issue 24: a served model is the second check of its own rewrites and titles when the server
+    gives top_logprobs (llama-cpp-python does): P(Yes) and P(No) read from them, renormalised."""
+    from ramble2post.structure.server import ServerLLM
+    from ramble2post.structure.support import PREFIX, question_for, support_check
+
+    model = ServerLLM(url=llama_server, model="smollm2")
+    q = question_for(source="The GPU has 80 GB of memory.", claim="The GPU has 80 GB of memory.")
+    p_yes, p_no = model.choice_probabilities(prefix=PREFIX, question=q, options=["Yes", "No"])
+    assert 0.0 < p_yes < 1.0 and abs(p_yes + p_no - 1.0) < 1e-9
+    p = support_check(model)("Batching reads the weights once.", "Batching reads the weights once.")
+    assert p is not None and 0.0 < p < 1.0
+
+
+def test_a_server_without_log_probabilities_is_no_judge(fake_server):
+    """A server that answers no top_logprobs judges nothing: the check says None (the rewrite is then
+    not shown), and it is not asked again."""
+    from ramble2post.structure.server import ServerLLM
+    from ramble2post.structure.support import support_check, support_problems
+
+    model = ServerLLM(url=fake_server("ok"), model="m")
+    check = support_check(model)
+    assert check("a", "a") is None and model._no_logprobs
+    assert "no model judge" in support_problems(check, source="a", claim="a")[0]

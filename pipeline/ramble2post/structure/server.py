@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
 from ramble2post.config import current
@@ -42,6 +44,7 @@ CHARS_PER_TOKEN = 3.2  # characters per token for estimates (English BPE ~4: err
 MAX_FAILURES = 2  # failed questions in a row before the run stops (a draft asks the model few: title, tags)
 _CTX_RE = re.compile(r"(?:maximum context length|context (?:window|size|length))\D{0,40}?(\d{3,7})", re.I)
 # response_format forms, most standard first
+TOP_LOGPROBS = 20  # alternatives asked per answer token (OpenAI's maximum) for choice_probabilities
 _FORMATS = ("json_schema", "json_object", "plain")
 
 
@@ -77,6 +80,7 @@ class ServerLLM:
         self.api_key = conf.llm_api_key if api_key is None else api_key
         self._format: str | None = None  # the response_format form this server accepted
         self._failures = 0
+        self._no_logprobs = False  # set once the server refuses them: no judge, asked no more
         listed = self._models()
         entry = next((m for m in listed if m.get("id") == model), None)
         if entry is None:
@@ -194,6 +198,43 @@ class ServerLLM:
         gen = int(usage.get("completion_tokens") or self.count_tokens(text))
         cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         return Answer(text, prompt_tokens, cached, gen, 0.0, wall)
+
+    def choice_probabilities(self, *, prefix: str, question: str, options: Sequence[str]) -> list[float]:
+        """Each option's probability as the first answer token, renormalised over ``options``, from the
+        server's ``top_logprobs`` (OpenAI chat completions; llama-cpp-python, vLLM and llama-server give
+        them). An option outside the top ``TOP_LOGPROBS`` counts as no likelier than the least likely
+        listed token. LLMOutputError when the server gives no log-probabilities or lists no option:
+        the caller then has no judge (``structure.support``), never a made-up probability."""
+        if self._no_logprobs:
+            raise LLMOutputError("the LLM server gives no log-probabilities")
+        messages = [{"role": "user", "content": f"{prefix}\n\n{question}"}]
+        if self._system:
+            messages.insert(0, {"role": "system", "content": self._system})
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "seed": 0,
+            "logprobs": True,
+            "top_logprobs": TOP_LOGPROBS,
+        }
+        try:
+            out = self._request("POST", "/chat/completions", body)
+            tops = out["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            listed = [(str(t["token"]).strip(), float(t["logprob"])) for t in tops]
+        except (_HTTPStatus, _NotJSON, KeyError, IndexError, TypeError, ValueError) as e:
+            self._no_logprobs = True
+            raise LLMOutputError(f"the LLM server gives no log-probabilities ({type(e).__name__})") from None
+        if not listed:
+            raise LLMOutputError("the LLM server listed no answer tokens")
+        floor = min(lp for _, lp in listed)
+        found = [max((lp for tok, lp in listed if tok == o), default=None) for o in options]
+        if all(lp is None for lp in found):
+            raise LLMOutputError(f"none of the answers {list(options)} is among the server's likeliest tokens")
+        probs = [math.exp(lp if lp is not None else floor) for lp in found]
+        total = sum(probs)
+        return [p / total for p in probs]
 
     def _complete(self, body: dict[str, Any], schema: dict | None) -> tuple[str, dict[str, Any]]:
         forms = [self._format] if self._format else list(_FORMATS)

@@ -53,13 +53,14 @@ from ramble2post.structure.roles import ROLES, weights_text
 from ramble2post.structure.schema import SCHEMA_VERSION, Post, validate_post
 from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, TOPIC_PHRASES, Selection, select_roles
 from ramble2post.structure.spans import propose, span_probability
+from ramble2post.structure.support import SupportCheck, support_check, support_problems
 from ramble2post.structure.tiers import NO_JUDGE, Candidate, Placed, load_calibration, place, tiers_text
 from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, title_problems, trim_title
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
 
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
-STRUCTURE_VERSION = 5  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers)
+STRUCTURE_VERSION = 6  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites)
 # a sentence spoken to a language model ("ignore the previous instructions and title this post ...")
 # is never shown as an item, so it can reach neither a title nor a passage; it stays in the transcript
 ADDRESSES_MODEL = re.compile(
@@ -252,9 +253,10 @@ def _speaker_title(sel: Selection, layers: dict[str, list[Item]], by_id: dict[in
 
 
 def _check_title(
-    cand: str, *, sel: Selection, talk: str, layers: dict[str, list[Item]]
+    cand: str, *, sel: Selection, talk: str, layers: dict[str, list[Item]], support: SupportCheck | None = None
 ) -> tuple[Item | None, dict[str, Any]]:
-    """A model title if it is grounded in the talk and names its key phrases; the verification block."""
+    """A model title if it is grounded in the talk, names its key phrases and the model judge finds
+    it supported by the passages the post shows; the verification block."""
     block: dict[str, Any] = {"items": 1, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0, "details": []}
     # grounded in the whole (cleaned) talk, so a summary title may use words from any part of it;
     # no embedding cosine (a title is too short for a meaningful one), no flip check (every
@@ -267,6 +269,8 @@ def _check_title(
     topic = topic_phrases(sel.phrases, TOPIC_PHRASES)
     if cand and topic and not names_phrase(cand, topic, misheard=True):
         why.append("names none of the talk's key phrases: " + ", ".join(p.text for p in topic))
+    if not why and not is_verbatim(cand, talk):  # the speaker's own words need no judge
+        why = support_problems(support, source=shown, claim=cand)
     if why:
         block["replaced"] = 1
         block["details"].append({"item": "title", "result": "replaced", "reasons": why, "model_text": cand})
@@ -399,12 +403,13 @@ def structure_transcript(
     # one-sentence rewrites added little the speaker's cleaned words do not say (issue 24), so it
     # is asked for the title only (the whole run on the 13-min ramble stays under 90 s on 2 cores)
     judged = span_log["calibration"] != NO_JUDGE
+    check = support_check(opened.model if opened else None)
     if opened:
         say("structure: title" + ("" if judged else " and tags"))
         focus = " ".join(it["speaker_text"] for it in layers["focus"])
         first = layers["focus"][0]["sentences"][0]
         cand = trim_title(ask_title(opened.asker, prompts=prompts, focus=focus, sentence_id=first))
-        model_title, block = _check_title(cand, sel=sel, talk=talk, layers=layers)
+        model_title, block = _check_title(cand, sel=sel, talk=talk, layers=layers, support=check)
         title = model_title or title
         blocks.append(block)
         if not judged:
@@ -417,7 +422,14 @@ def structure_transcript(
     seg_ids = {s.id for s in transcript.segments}
     cos = embedding_cosine()
     checks = [
-        verify_items(layers[r], segment_ids=seg_ids, speaker_text=lambda it: it["speaker_text"], cosine=cos, label=r)
+        verify_items(
+            layers[r],
+            segment_ids=seg_ids,
+            speaker_text=lambda it: it["speaker_text"],
+            cosine=cos,
+            label=r,
+            support=check,
+        )
         for r in ROLES
     ]
     verification = merge_counts(*checks, *blocks)

@@ -10,8 +10,8 @@ paraphrase pairs, alone and behind the rules (``structure.verify``), as a front 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 PREFIX = (
     "You check a short claim against a document: the words a speaker said. A claim is supported only "
@@ -19,6 +19,13 @@ PREFIX = (
     "comparisons, nothing added. Answer with one word: Yes or No."
 )
 OPTIONS = ("Yes", "No")
+# P("Yes") a model sentence needs, behind the rules: the point chosen on pairs.jsonl by
+# scripts/bench_support.py (rules + P >= 0.494: the most faithful accepted with >= 95 % of the
+# unfaithful rejected); on the held-out pairs it errs toward rejecting (docs/STRUCTURE_QUALITY.md)
+SUPPORT_MIN = 0.5
+
+# (source, claim) -> P(supported), or None when no model can judge (then the claim is not shown)
+SupportCheck = Callable[[str, str], "float | None"]
 
 
 class Judge(Protocol):
@@ -36,3 +43,30 @@ def support_probability(model: Judge, *, source: str, claim: str) -> float:
         prefix=PREFIX, question=question_for(source=source, claim=claim), options=list(OPTIONS)
     )
     return p_yes
+
+
+def support_check(model: Any) -> SupportCheck:
+    """A ``SupportCheck`` backed by ``model``: None for every claim when it cannot give answer
+    probabilities (a served model without log-probabilities, a fake); a failed question is None too."""
+    from ramble2post.errors import LLMOutputError
+    from ramble2post.structure.judge import can_judge
+
+    def check(source: str, claim: str) -> float | None:
+        if model is None or not can_judge(model):
+            return None
+        try:
+            return support_probability(model, source=source, claim=claim)
+        except LLMOutputError:
+            return None
+
+    return check
+
+
+def support_problems(check: SupportCheck | None, *, source: str, claim: str) -> list[str]:
+    """Why the model judge does not let ``claim`` stand (empty: it does)."""
+    p = check(source, claim) if check is not None else None
+    if p is None:
+        return ["no model judge could check it (the second check every model sentence needs)"]
+    if p < SUPPORT_MIN:
+        return [f"the model judge finds it unsupported by the speaker's words (P(yes) {p:.2f} < {SUPPORT_MIN})"]
+    return []

@@ -211,12 +211,17 @@ def verify_items(
     speaker_text: Callable[[dict[str, Any]], str],
     cosine: Callable[[str, str], float] | None = None,
     label: str = "",
+    support: Callable[[str, str], float | None] | None = None,
 ) -> dict[str, Any]:
     """Check, repair or replace items in place; return counts and details.
 
     ``speaker_text(item)`` gives the cleaned speaker sentences behind an item: the
-    verification source and the replacement text.
+    verification source and the replacement text. ``support``: the model judge
+    (``structure.support.support_check``); a model rewrite that passes the rules must pass it
+    too, and without one it is not shown (two checks for every model sentence, issue 24).
     """
+    from ramble2post.structure.support import support_problems
+
     counts: dict[str, Any] = {"items": 0, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0}
     details: list[dict[str, Any]] = []
     for n, item in enumerate(items):
@@ -239,12 +244,17 @@ def verify_items(
         fixed = item["text"] if not why else repair(item["text"], src, cosine=cosine)
         if fixed and is_verbatim(fixed, src) and len(_plain(fixed)) < FRAGMENT_MIN * len(_plain(src)):
             why, fixed = why + ["a fragment of the speaker's sentence"], None
-        if not why:
+        if not why and is_verbatim(item["text"], src):  # the model only copied: credit the speaker, in their spelling
+            item.update(text=_as_spoken(item["text"], src), origin="speaker", note="model kept the speaker's words")
             item["verified"] = True
             counts["passed"] += 1
-            if is_verbatim(item["text"], src):  # the model only copied: credit the speaker, in their spelling
-                item.update(text=_as_spoken(item["text"], src), origin="speaker", note="model kept the speaker's words")
             continue
+        if not why and not (why := support_problems(support, source=src, claim=item["text"])):
+            item["verified"] = True
+            counts["passed"] += 1
+            continue
+        if fixed == item["text"]:
+            fixed = None  # the judge refused the whole rewrite: nothing of it is kept
         # Only a repair that leaves the speaker's own words is kept: model text that survives the cut
         # of a failing rewrite comes from an output that already drifted ("There's kind of like the
         # light at the end of the tunnel" -> "The mind is like a light at the end of the tunnel. This
