@@ -8,6 +8,8 @@ on the calibration file gives (faithful accepted, unfaithful rejected) for the m
 for "rules pass and P >= t". The threshold chosen on pairs.jsonl (the most faithful accepted
 with unfaithful rejected >= 95 %, else the point that rejects most) is reported on heldout.jsonl.
 
+Also model_rewrites.jsonl (rewrites the candidate models wrote), its calibration and heldout halves apart.
+
 Usage: python scripts/bench_support.py [--model qwen2.5-coder-1.5b] [--limit N]
 """
 
@@ -26,6 +28,16 @@ TARGET_ACCEPT, TARGET_REJECT = 0.90, 0.95
 
 def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _sets(limit: int) -> list[tuple[str, list[dict]]]:
+    """The labelled files; model_rewrites.jsonl (rewrites real models wrote) split into its two halves."""
+    out = [(name, load(DATA / name)[: limit or None]) for name in ("pairs.jsonl", "heldout.jsonl")]
+    if (DATA / "model_rewrites.jsonl").exists():
+        rows = load(DATA / "model_rewrites.jsonl")
+        for half in ("calibration", "heldout"):
+            out.append((f"model_rewrites.jsonl {half}", [p for p in rows if p.get("split") == half][: limit or None]))
+    return out
 
 
 def rates(pairs: list[dict], accepted: list[bool]) -> tuple[float, float]:
@@ -52,22 +64,21 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="pairs per file (0: all)")
     args = ap.parse_args()
     from ramble2post.structure.models import load_llm
-    from ramble2post.structure.support import support_probability
+    from ramble2post.structure.support import SUPPORT_MIN, support_probability
     from ramble2post.structure.verify import embedding_cosine, problems
 
     cosine = embedding_cosine()
     model = load_llm(args.model)
     print(f"machine: {platform.processor() or platform.machine()}; judge: {args.model}")
-    scored = {}
-    for path in (DATA / "pairs.jsonl", DATA / "heldout.jsonl"):
-        pairs = load(path)[: args.limit or None]
+    scored: dict[str, tuple[list[dict], list[bool], list[float]]] = {}
+    for name, pairs in _sets(args.limit):
         t0 = time.perf_counter()
         rules = [not problems(p["rewrite"], p["source"], cosine=cosine) for p in pairs]
         probs = [support_probability(model, source=p["source"], claim=p["rewrite"]) for p in pairs]
         secs = time.perf_counter() - t0
-        scored[path.name] = (pairs, rules, probs)
+        scored[name] = (pairs, rules, probs)
         acc, rej = rates(pairs, rules)
-        print(f"\n=== {path.name}: {len(pairs)} pairs, {secs:.0f} s ({1000 * secs / len(pairs):.0f} ms per pair)")
+        print(f"\n=== {name}: {len(pairs)} pairs, {secs:.0f} s ({1000 * secs / max(1, len(pairs)):.0f} ms per pair)")
         print(f"rules alone:            faithful accepted {acc:.1%}, unfaithful rejected {rej:.1%}")
         print("threshold  model alone (acc / rej)   rules + model (acc / rej)")
         for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
@@ -76,10 +87,19 @@ def main() -> int:
             print(f"  {t:.1f}      {ma:6.1%} / {mr:6.1%}           {ba:6.1%} / {br:6.1%}")
     pairs, rules, probs = scored["pairs.jsonl"]
     t, acc, rej = choose(pairs, rules, probs)
-    hp, hr, hprobs = scored["heldout.jsonl"]
-    hacc, hrej = rates(hp, [r and p >= t for r, p in zip(hr, hprobs)])
     print(f"\nchosen on pairs.jsonl: P >= {t:.3f} behind the rules -> {acc:.1%} / {rej:.1%}")
-    print(f"held out (heldout.jsonl): faithful accepted {hacc:.1%}, unfaithful rejected {hrej:.1%}")
+    held = [n for n in scored if "heldout" in n]
+    hp = [x for n in held for x in scored[n][0]]
+    hr = [x for n in held for x in scored[n][1]]
+    hprobs = [x for n in held for x in scored[n][2]]
+    for label, bar in ((f"chosen P >= {t:.3f}", t), (f"shipped P >= {SUPPORT_MIN}", SUPPORT_MIN)):
+        for n in held:
+            a, r = rates(scored[n][0], [x and p >= bar for x, p in zip(scored[n][1], scored[n][2])])
+            print(f"held out ({n}), rules + {label}: faithful accepted {a:.1%}, unfaithful rejected {r:.1%}")
+    hacc, hrej = rates(hp, [r and p >= SUPPORT_MIN for r, p in zip(hr, hprobs)])
+    print(
+        f"all held-out pairs ({len(hp)}), rules + P >= {SUPPORT_MIN}: faithful accepted {hacc:.1%}, unfaithful rejected {hrej:.1%}"
+    )
     ok = hacc >= TARGET_ACCEPT and hrej >= TARGET_REJECT
     print(f"target {TARGET_ACCEPT:.0%} / {TARGET_REJECT:.0%} on held-out pairs: {'met' if ok else 'NOT met'}")
     return 0

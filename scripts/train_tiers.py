@@ -83,10 +83,13 @@ def features(gold: Path, loo: Path | None, judges: list[str]) -> list[dict[str, 
         judged = {name: judge(m, topic=topic, passages=passages, budget_s=1e9) for name, m in models.items()}  # type: ignore[arg-type]
         for k, sp in enumerate(spans):
             idx = list(sp.indices)
-            for r in ["focus"] if k == 0 else [r for r in ROLES if r != "focus"]:
+            for r in ROLES:  # layer 1's own span (k = 0) and every pooled passage as a point candidate
+                if k == 0 and r != "focus":
+                    continue
                 rows.append(
                     {
                         "id": g.id,
+                        "k": k,
                         "register": g.register,
                         "role": r,
                         "present": r in g.present,
@@ -221,6 +224,8 @@ def main() -> int:
     else:
         rows = features(args.gold, args.loo_dir, judges)
         args.features.write_text(json.dumps(rows))
+    # pooled passages as point candidates (k > 0) are kept in the file for analysis; layer 1 is its own span
+    rows = [r for r in rows if not (r["role"] == "focus" and r.get("k", 0) > 0)]
     cals: dict[str, Any] = {}
     report: dict[str, Any] = {}
     for name in [NO_JUDGE, *judges]:

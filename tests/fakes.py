@@ -19,6 +19,8 @@ class FakeLLM:
     """A scripted LLM for tests: ``enqueue(text)`` answers, ``history`` records questions.
 
     When the queue is empty, ``responder(question, schema)`` (if set) answers instead.
+    ``support(document, claim)`` (if set) is its answer as the faithfulness judge (P("Yes"),
+    ``structure.support``); without it the fake judges nothing and its rewrites are not shown.
     """
 
     def __init__(
@@ -27,12 +29,15 @@ class FakeLLM:
         n_ctx: int = 4096,
         reuse_prefix: bool = True,
         responder: Callable[[str, dict | None], str] | None = None,
+        support: Callable[[str, str], float] | None = None,
     ):
         self.info = LLMInfo(name="fake", path="", sha256="0" * 64, quantization="none", source="fake")
         self.n_ctx = n_ctx
         self.queue: list[str] = []
         self.history: list[dict[str, Any]] = []
         self.responder = responder
+        self.support = support
+        self.judged: list[tuple[str, str]] = []  # (document, claim) pairs put to it as a judge
 
     def enqueue(self, *texts: str) -> FakeLLM:
         self.queue.extend(texts)
@@ -52,6 +57,16 @@ class FakeLLM:
         else:
             raise LLMOutputError("FakeLLM has no queued answer", hint="enqueue() one per question")
         return Answer(text, self.count_tokens(prefix + question), 0, max(1, len(text) // 4), 0.0, 0.0)
+
+
+    def choice_probabilities(self, *, prefix: str, question: str, options: list[str]) -> list[float]:
+        if self.support is None or list(options) != ["Yes", "No"] or "\nClaim: " not in question:
+            raise LLMOutputError("FakeLLM gives no answer probabilities")
+        doc, _, rest = question.removeprefix("Document: ").partition("\nClaim: ")
+        claim = rest.rsplit("\nIs the claim supported", 1)[0]
+        self.judged.append((doc, claim))
+        p = self.support(doc, claim)
+        return [p, 1.0 - p]
 
 
 @contextmanager

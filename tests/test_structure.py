@@ -62,7 +62,7 @@ def responder(question: str, schema) -> str:
 
 @pytest.fixture
 def fake():
-    llm = FakeLLM(responder=responder)
+    llm = FakeLLM(responder=responder, support=lambda doc, claim: 0.9)  # a judge that trusts what the rules pass
     register_backend("fake", lambda **kw: llm)
     yield llm
     unregister_backend("fake")
@@ -172,6 +172,8 @@ def test_structure_with_fake_llm(fake):
     assert v["passed"] + v["repaired"] + v["replaced"] + v["flagged"] == v["items"]
     model_items = [it for r in ROLES for it in post["layers"][r] if it["origin"] == "model"]
     assert model_items, "faithful rewrites must be used"
+    judged = {claim for _doc, claim in fake.judged}  # the second check saw every model sentence shown
+    assert {it["text"] for it in model_items} <= judged and post["title"]["text"] in judged
     src_text = " ".join(TALK)
     for it in model_items:
         assert numbers(it["text"]) <= numbers(src_text)
@@ -260,3 +262,15 @@ def test_a_role_the_ramble_lacks_is_left_empty_not_faked():
     shown = [it["text"] for r in ROLES for it in post["layers"][r]]
     assert NO_ANALOGY[5] not in shown  # the aside serves no role
     assert "kv cache" in post["title"]["text"].lower()  # the title names the key phrase
+
+
+def test_a_model_sentence_the_judge_refuses_is_not_shown(fake):
+    """Issue 24: the same faithful-looking rewrites and title, judged unsupported: the speaker's words
+    and the key-phrase title stand."""
+    fake.support = lambda doc, claim: 0.1
+    post = structure_transcript(transcript=make_transcript(), llm="fake", use_cache=False).to_dict()
+    assert fake.judged
+    assert all(it["origin"] == "speaker" for r in ROLES for it in post["layers"][r])
+    assert post["title"]["origin"] == "speaker"
+    reasons = " ".join(" ".join(d["reasons"]) for d in post["verification"]["details"])
+    assert "model judge" in reasons
