@@ -55,7 +55,7 @@ def test_default_run_is_guarded(noisy_tail):
     whisper's no-speech rule, so a run may also come out clean: then there is nothing to repair.
     """
     fixed = _run(noisy_tail, on=True)
-    assert fixed.options["engine"] == "sequential" and fixed.options["guard"] is True
+    assert fixed.options["engine"] == "both" and fixed.options["guard"] is True  # auto under 5 min: both engines
     assert not [s for s in fixed.segments if s.start >= SPEECH_END_S], (fixed.repairs, fixed.segments)
     assert "every token reads every weight again and again" in fixed.text.lower()
     segs = [{"start": s.start, "end": s.end, "text": s.text} for s in fixed.segments]
