@@ -95,6 +95,83 @@ def test_repair_of_a_phrase_loop_is_kept_only_when_the_phrase_goes():
     assert kept == again and not any(r["applied"] for r in records)
 
 
+SPOKEN = [
+    _seg(0, 4, "Decode is memory bound."),
+    _seg(4, 7, "Every token reads every weight."),
+    _seg(7, 10, "Every token reads every weight again."),
+    _seg(10, 14, "Every token reads every weight again and again."),
+]
+
+
+def test_a_phrase_both_engines_heard_in_one_window_is_not_a_phrase_loop():
+    """Issue 26: a repetition both engines decoded independently was said; only one engine's is a loop."""
+    batched = [_seg(0, 7, "Decode is memory bound. Every token reads every weight."), _seg(7, 14, SPOKEN[2]["text"])]
+    batched[1]["text"] += " " + SPOKEN[3]["text"]
+    chunks = [Chunk(0.0, 14.0)]
+    heard = select.heard_by_both(SPOKEN, batched, chunks)
+    assert heard == {"every token reads every", "token reads every weight"}
+    assert [f.segments for f in guard.find_phrase_loops(SPOKEN)] == [(1, 2, 3)]
+    assert guard.find_phrase_loops(SPOKEN, spoken=heard) == []
+    # the batched engine heard it twice: the sequential third saying is its own, still a phrase loop
+    twice = [_seg(0, 7, "Decode is memory bound. Every token reads every weight."), _seg(7, 14, "Again and again.")]
+    assert select.heard_by_both(SPOKEN, twice, chunks) == frozenset()
+    # said in different windows: no agreement about one window
+    apart = [Chunk(0.0, 7.0), Chunk(7.0, 14.0)]
+    assert select.heard_by_both(SPOKEN, SPOKEN, apart) == frozenset()
+    # the loop of the issue, heard by one engine only, is still flagged
+    loop = [_seg(0, 4, "Let me explain."), _seg(4, 8, LOOP)]
+    assert (
+        select.heard_by_both(loop, [_seg(0, 8, "Let me explain. You can buy a new one.")], [Chunk(0.0, 8.0)]) == set()
+    )
+
+
+def test_repair_keeps_a_spoken_phrase_whatever_decoding_it_again_gives():
+    """Decoded again on its own, the spoken repetition came back empty (whisper's no-speech rule) and the
+    guard dropped it; marked spoken, it is not flagged at all."""
+    import numpy as np
+
+    samples = np.zeros(16_000 * 14, np.float32)
+    dropped, records = guard.repair(samples=samples, segments=SPOKEN, regions=[], decode=lambda clip: [])
+    assert [(r["reason"], r["applied"]) for r in records] == [("phrase", True)] and dropped == SPOKEN[:1]
+    spoken = {"every token reads every", "token reads every weight"}
+    kept, records = guard.repair(samples=samples, segments=SPOKEN, regions=[], decode=lambda clip: [], spoken=spoken)
+    assert kept == SPOKEN and records == []
+
+
+@pytest.mark.parametrize(("scores", "chosen"), [((-40.0, -39.97), "sequential"), ((-40.0, -39.9), "batched")])
+def test_near_equal_scores_are_a_tie_that_keeps_the_sequential_text(monkeypatch, scores, chosen):
+    """Sums within select.TIE_NATS are a tie (their last bits change with the thread count): sequential."""
+    import numpy as np
+
+    monkeypatch.setattr(select, "text_logprobs", lambda *a, **k: list(scores))
+    sequential, batched = [_seg(0, 5, "The KV cache grows.")], [_seg(0, 5, "The cave cache grows.")]
+    out, choices = select.pick(
+        model=None,  # type: ignore[arg-type]
+        samples=np.zeros(16_000 * 5, np.float32),
+        chunks=[Chunk(0.0, 5.0)],
+        sequential=sequential,
+        batched=batched,
+        language="en",
+    )
+    assert [c.chosen for c in choices] == [chosen]
+    assert ("KV" in out[0]["text"]) is (chosen == "sequential")
+
+
+def test_seeded_sampling_draws_the_same_whatever_was_drawn_before_and_restores_the_callers_state():
+    import torch
+
+    from ramble2post.transcribe.torch_state import seeded_sampling
+
+    with seeded_sampling():
+        a = torch.rand(4)
+    torch.rand(7)
+    state = torch.random.get_rng_state()
+    with seeded_sampling():
+        b = torch.rand(4)
+    assert torch.equal(a, b)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
 def test_assign_puts_each_segment_in_the_window_of_its_midpoint_or_the_nearest():
     chunks = [Chunk(0.0, 30.0), Chunk(32.0, 60.0)]
     segs = [_seg(0, 10, "a"), _seg(28, 33, "b"), _seg(30.5, 31.0, "c"), _seg(31.5, 31.9, "d"), _seg(70, 75, "e")]

@@ -12,7 +12,11 @@
    the recording's other windows (``THIN_FRACTION``).
 
    Also a phrase of ``PHRASE_WORDS``+ words said ``PHRASE_REPEATS``+ times within
-   ``PHRASE_SPAN_S``, back to back or not ("phrase"): replaced only when decoding again loses it.
+   ``PHRASE_SPAN_S``, back to back or not ("phrase"): replaced only when decoding again loses it,
+   and not flagged at all when it is ``spoken``: under ``auto`` on a short recording, a phrase both
+   engines heard that often in the same window (``select.heard_by_both``; decoded independently, two
+   decoders do not invent the same loop) was said. A spoken "Every token reads every weight" x3
+   decoded again on its own came back empty (whisper's no-speech rule) and was dropped.
 3. **Repeats**: a segment that only repeats words of one of the 3 segments before it (whisper,
    conditioned on its previous text, says it again over noise or silence).
 
@@ -30,7 +34,7 @@ import dataclasses
 import logging
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -119,10 +123,13 @@ def repeated_phrases(
     return {" ".join(g): c for g, c in counts.items() if c >= min_count}
 
 
-def find_phrase_loops(segments: Sequence[dict[str, Any]], *, span_s: float = PHRASE_SPAN_S) -> list[Flag]:
+def find_phrase_loops(
+    segments: Sequence[dict[str, Any]], *, span_s: float = PHRASE_SPAN_S, spoken: Collection[str] = ()
+) -> list[Flag]:
     """Flags for runs of segments that say one ``PHRASE_WORDS``-word phrase ``PHRASE_REPEATS``+ times
     within ``span_s``, consecutive or not: the run from its first saying to its last (decoded again, the
-    audio gives back the saying that was spoken)."""
+    audio gives back the saying that was spoken). Phrases in ``spoken`` (lower-case words joined by one
+    space, as ``repeated_phrases`` gives them) are known to be said and are not flagged."""
     words: list[str] = []
     owner: list[int] = []  # segment index of each word
     for i, s in enumerate(segments):
@@ -135,7 +142,9 @@ def find_phrase_loops(segments: Sequence[dict[str, Any]], *, span_s: float = PHR
         if not pos or k - pos[-1] >= PHRASE_WORDS:
             pos.append(k)
     runs: list[tuple[int, int]] = []
-    for pos in said.values():
+    for gram, pos in said.items():
+        if " ".join(gram) in spoken:
+            continue
         for a in range(len(pos) - PHRASE_REPEATS + 1):
             first, last = owner[pos[a]], owner[pos[a + PHRASE_REPEATS - 1]]
             if float(segments[last]["end"]) - float(segments[first]["start"]) <= span_s:
@@ -269,6 +278,7 @@ def repair(
     regions: Sequence[tuple[float, float]],
     decode: Decoder,
     windows: Sequence[dict[str, Any]] = (),
+    spoken: Collection[str] = (),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Find loops and gaps in ``segments`` and decode those spans again with ``decode``.
 
@@ -277,13 +287,16 @@ def repair(
     regions: speech regions ``(start_s, end_s)`` from the VAD, for the coverage check.
     decode: decodes one clip (<= 30 s) without previous text (``whisper_clip_decoder``).
     windows: the batched engine's text-only windows (``chunks`` of its result), for ``find_thin``.
+    spoken: phrases known to be said (``find_phrase_loops``): both engines heard them (``select.heard_by_both``).
     Returns (segments after repair, in time order; one record per flag for the transcript).
     """
     flags = find_loops(segments)
     looped = {i for f in flags for i in f.segments}
     # a phrase said again and again across segments, not back to back: (part of) a loop find_loops missed
     flags += [
-        dataclasses.replace(f, reason="phrase") for f in find_phrase_loops(segments) if not looped & set(f.segments)
+        dataclasses.replace(f, reason="phrase")
+        for f in find_phrase_loops(segments, spoken=spoken)
+        if not looped & set(f.segments)
     ]
     flags += find_gaps(regions, segments)
     looped = {i for f in flags for i in f.segments}
@@ -345,8 +358,10 @@ def whisper_clip_decoder(model, *, language: str | None, prompt: str | None, fp1
 
     import whisper
 
+    from ramble2post.transcribe.torch_state import seeded_sampling
+
     def once(clip: np.ndarray, temperature: tuple[float, ...]) -> list[dict[str, Any]]:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), seeded_sampling():  # a clip's text depends on the clip only
             r = whisper.transcribe(
                 model,
                 clip.astype(np.float32),

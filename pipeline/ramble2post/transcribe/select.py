@@ -18,7 +18,14 @@ where the texts differ:
    the text chosen so far as previous text (as the sequential engine decoded; without it the
    beam-searched batched text wins nearly every window): the sum of their tokens' log-probabilities,
    end of text included (a dropped passage pays for an early end of text, an invented one for its
-   unlikely tokens); the higher sum wins.
+   unlikely tokens); the higher sum wins. Sums within ``TIE_NATS`` of each other are a tie, and a
+   tie keeps the sequential text: the last bits of a sum change with the thread count (the order
+   of a GEMM's additions), and a choice must not.
+
+Before the guard runs on either output, ``heard_by_both`` lists the phrases of 4+ words both engines
+heard 3+ times in the same window: decoded independently (the batched windows have no previous text
+to carry a loop on), two decoders agreeing on a repetition heard it in the audio. The guard does not
+treat those as phrase loops; a repetition only one engine has is still flagged and replaced.
 
 Cost: one encoder pass and two teacher-forced decoder passes per differing window (~0.5 s a
 window for base on 2 cores), on top of both engines. Measured: docs/PERFORMANCE.md, issue 26.
@@ -40,6 +47,9 @@ if TYPE_CHECKING:  # whisper (and torch under it) is imported when a model is lo
     from whisper.model import Whisper
 
 MAX_TOKENS = 440  # text tokens scored per window (whisper's context is 448 with the start tokens)
+# nats: two texts' sums closer than this are a tie, which keeps the sequential text. Far above the float32
+# rounding of a sum of a few hundred tokens' log-probabilities, far below what one word changes (~1+ nats).
+TIE_NATS = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +86,22 @@ def disqualified(text: str, other: str) -> bool:
     mine = guard.repeated_phrases(guard.words_of(text))
     theirs = guard.repeated_phrases(guard.words_of(other), min_count=1)
     return any(count > theirs.get(phrase, 0) for phrase, count in mine.items())
+
+
+def heard_by_both(
+    sequential: Sequence[dict[str, Any]], batched: Sequence[dict[str, Any]], chunks: Sequence[Chunk]
+) -> frozenset[str]:
+    """Phrases of ``guard.PHRASE_WORDS`` words that both engines say ``guard.PHRASE_REPEATS``+ times in one
+    window of ``chunks`` (the sequential words cut like the batched windows, ``cut_like``): said, not
+    invented (see module doc). Lower-case words joined by one space, as ``guard.repeated_phrases`` gives them.
+    """
+    bat_idx = assign(batched, chunks)
+    bat_words = [guard.words_of(_text(batched, idx)) for idx in bat_idx]
+    seq_words = guard.words_of(" ".join(s["text"] for s in sequential))
+    out: set[str] = set()
+    for seq_piece, bat_piece in zip(cut_like(seq_words, bat_words), bat_words):
+        out |= guard.repeated_phrases(seq_piece).keys() & guard.repeated_phrases(bat_piece).keys()
+    return frozenset(out)
 
 
 def text_logprobs(
@@ -181,7 +207,8 @@ def pick(
             else:
                 prompt = said if context else ""
                 sa, sb = text_logprobs(model, window_audio(samples, chunk), [a, b], language=language, prompt=prompt)
-                take_seq, reason, scores = sa + margin >= sb, "score", (round(sa, 2), round(sb, 2))
+                # a tie (within TIE_NATS) keeps the sequential text, whatever the last bits of the sums
+                take_seq, reason, scores = sb - (sa + margin) <= TIE_NATS, "score", (round(sa, 2), round(sb, 2))
         name = "same" if reason == "same" else "sequential" if take_seq else "batched"
         choices.append(Choice(chunk.start, chunk.end, name, reason, scores))
         if take_seq:

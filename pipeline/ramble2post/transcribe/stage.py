@@ -73,8 +73,9 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
 # 2 = text-only batched windows, Silero windows packed without the noise between them;
 # 3 = the batched decoder's int8 logits rescored in fp32 for its top candidates (precision.RESCORE_TOP);
 # 4 = two beams per window in the batched engine (BatchedOptions.beam_size);
-# 7 = auto decodes a short recording with both engines (select.py); the guard's phrase loops.
-ENGINE_VERSION = 7
+# 7 = auto decodes a short recording with both engines (select.py); the guard's phrase loops;
+# 8 = decodes that may sample are seeded (torch_state.seeded_sampling); phrases both engines heard are kept.
+ENGINE_VERSION = 8
 
 
 def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str, decoder: str) -> str:
@@ -182,12 +183,17 @@ def _run_engine(
 ) -> EngineRun:
     import whisper
 
+    from ramble2post.transcribe.torch_state import seeded_sampling
+
     duration = len(samples) / 16_000
     if engine == "batched":
         # the same kind of bar as whisper's sequential loop shows, in seconds of audio
-        with tqdm.tqdm(
-            total=round(duration, 1), unit="s", desc="audio decoded", file=sys.stderr, bar_format=PROGRESS_FORMAT
-        ) as bar:
+        with (
+            tqdm.tqdm(
+                total=round(duration, 1), unit="s", desc="audio decoded", file=sys.stderr, bar_format=PROGRESS_FORMAT
+            ) as bar,
+            seeded_sampling(),  # the fallback's samples do not depend on what ran before in the process
+        ):
             run = batched.transcribe_batched(
                 model=model,
                 samples=samples,
@@ -214,7 +220,9 @@ def _run_engine(
             chunks=run.chunks,
         )
     # whisper prints "Detected language" to stdout; keep stdout clean for the transcript
-    with contextlib.redirect_stdout(sys.stderr):
+    # seeded: whether the fallback's sampled text keeps an echo over noise must not depend on the process's
+    # past (loading the model draws from torch's generator: a test after another that loaded it got other text)
+    with contextlib.redirect_stdout(sys.stderr), seeded_sampling():
         result = whisper.transcribe(model, samples, verbose=False, **decode)
     return EngineRun(
         found=list(result["segments"]), language=result.get("language"), decode={**decode, "engine": "sequential"}
@@ -222,18 +230,28 @@ def _run_engine(
 
 
 def _guard_both(
-    seq: EngineRun, bat: EngineRun, *, model: Whisper, samples: np.ndarray, options: TranscribeOptions, device: str
+    seq: EngineRun,
+    bat: EngineRun,
+    *,
+    model: Whisper,
+    samples: np.ndarray,
+    options: TranscribeOptions,
+    device: str,
+    spoken: frozenset[str],
 ) -> tuple[EngineRun, EngineRun, list[dict[str, Any]]]:
-    """Both engines' outputs after the guard (see ``transcribe_file``), and its records."""
+    """Both engines' outputs after the guard (see ``transcribe_file``), and its records; ``spoken``: the
+    phrases both engines heard (``select.heard_by_both``), not phrase loops."""
     from ramble2post.transcribe import guard
 
     decoder = guard.whisper_clip_decoder(
         model, language=seq.language or bat.language, prompt=options.prompt, fp16=device == "cuda"
     )
     regions = bat.regions or ()
-    fixed_seq, records = guard.repair(samples=samples, segments=seq.found, regions=regions, decode=decoder)
+    fixed_seq, records = guard.repair(
+        samples=samples, segments=seq.found, regions=regions, decode=decoder, spoken=spoken
+    )
     fixed_bat, more = guard.repair(
-        samples=samples, segments=bat.found, regions=regions, decode=decoder, windows=bat.windows
+        samples=samples, segments=bat.found, regions=regions, decode=decoder, windows=bat.windows, spoken=spoken
     )
     return (
         dataclasses.replace(seq, found=fixed_seq),
@@ -282,6 +300,7 @@ def transcribe_file(
     # auto on a short recording: both engines, the likelier text per window (ramble2post/transcribe/select.py)
     both = options.engine == "auto" and engine == "sequential" and not options.word_timestamps
     early: list[dict[str, Any]] = []
+    spoken: frozenset[str] = frozenset()  # phrases both engines heard repeated: said, not a loop (select.py)
     if both:
         seq = _run_engine(
             "sequential", model=model, samples=audio.samples, decode=decode, options=options, device=device
@@ -292,8 +311,12 @@ def transcribe_file(
         run = _run_engine("batched", model=model, samples=audio.samples, decode=same, options=options, device=device)
         from ramble2post.transcribe import select
 
+        # before the guard: what each engine heard on its own
+        spoken = select.heard_by_both(seq.found, run.found, run.chunks)
         if options.guard:  # each engine's own loops and echoes go first: an echo over noise loses a window's score
-            seq, run, early = _guard_both(seq, run, model=model, samples=audio.samples, options=options, device=device)
+            seq, run, early = _guard_both(
+                seq, run, model=model, samples=audio.samples, options=options, device=device, spoken=spoken
+            )
         found, choices = select.pick(
             model=model,
             samples=audio.samples,
@@ -326,6 +349,7 @@ def transcribe_file(
             decode=decoder,
             # text-only windows: their sentences cover them whatever was dropped, so judge their word rate
             windows=windows,
+            spoken=spoken,
         )
         repairs += more
     t_done = time.perf_counter()
