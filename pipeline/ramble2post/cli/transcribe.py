@@ -53,7 +53,7 @@ from ramble2post.transcribe.writers import WRITERS
     show_default=True,
     help="batched: cut at pauses, decode <=30-s windows in batches, decoder int8 on CPU (fastest "
     "on long audio); sequential: whisper's own loop, each window conditioned on the previous "
-    "text; auto: batched from 5 minutes of audio, else sequential.",
+    "text; auto: batched from 5 minutes of audio, else both, keeping per window the likelier text.",
 )
 @click.option(
     "--no-glossary",

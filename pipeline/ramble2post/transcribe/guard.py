@@ -11,6 +11,12 @@
    cover it whatever was dropped), a window with far fewer words per second of speech than
    the recording's other windows (``THIN_FRACTION``).
 
+   Also a phrase of ``PHRASE_WORDS``+ words said ``PHRASE_REPEATS``+ times within
+   ``PHRASE_SPAN_S``, back to back or not ("phrase"): replaced only when decoding again loses it,
+   and not flagged at all when it is ``spoken``: under ``auto`` on a short recording, a phrase both
+   engines heard that often in the same window (``select.heard_by_both``; decoded independently, two
+   decoders do not invent the same loop) was said. A spoken "Every token reads every weight" x3
+   decoded again on its own came back empty (whisper's no-speech rule) and was dropped.
 3. **Repeats**: a segment that only repeats words of one of the 3 segments before it (whisper,
    conditioned on its previous text, says it again over noise or silence).
 
@@ -28,7 +34,7 @@ import dataclasses
 import logging
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,6 +59,11 @@ ECHO_MIN_WORDS = 3
 # wpm, the 13-min sample's windows: 2.0-3.3 words/s), a dropped sentence halves a window's count.
 THIN_FRACTION = 0.5
 THIN_MIN_SPEECH_S = 8.0  # s of speech a window needs before its rate is judged
+# A phrase of PHRASE_WORDS+ words said PHRASE_REPEATS+ times within PHRASE_SPAN_S, consecutive or not, is
+# a loop that whisper's greedy decoding spreads over segments ("you can get a new one" x 5, issue 26)
+PHRASE_WORDS = 4
+PHRASE_REPEATS = 3
+PHRASE_SPAN_S = 60.0  # s
 
 _WORD = re.compile(r"[\w']+")
 
@@ -63,7 +74,7 @@ class Flag:
 
     start: float  # s
     end: float  # s
-    reason: str  # "loop" | "gap"
+    reason: str  # "loop" | "repeat" | "phrase" | "gap" | "thin"
     segments: tuple[int, ...] = ()  # indexes of the flagged segments (none for a gap)
 
 
@@ -87,6 +98,65 @@ def longest_repeat(text: str, *, max_n: int = MAX_NGRAM) -> tuple[int, str]:
                 best, phrase = reps, " ".join(words[i : i + n])
             i += max(1, (reps - 1) * n) if reps > 1 else 1
     return best, phrase
+
+
+def words_of(text: str) -> list[str]:
+    """The lower-cased words of ``text``."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def repeated_phrases(
+    words: Sequence[str], *, min_words: int = PHRASE_WORDS, min_count: int = PHRASE_REPEATS
+) -> dict[str, int]:
+    """Word ``min_words``-grams of ``words`` said ``min_count``+ times (not overlapping, anywhere), with counts.
+
+    A longer phrase repeated that often repeats its first ``min_words`` words too, so n-grams suffice.
+    """
+    last: dict[tuple[str, ...], int] = {}  # n-gram -> position of its last counted occurrence
+    counts: dict[tuple[str, ...], int] = {}
+    for i in range(len(words) - min_words + 1):
+        gram = tuple(words[i : i + min_words])
+        if gram in last and i - last[gram] < min_words:
+            continue  # overlaps its previous occurrence ("a a a a a")
+        last[gram] = i
+        counts[gram] = counts.get(gram, 0) + 1
+    return {" ".join(g): c for g, c in counts.items() if c >= min_count}
+
+
+def find_phrase_loops(
+    segments: Sequence[dict[str, Any]], *, span_s: float = PHRASE_SPAN_S, spoken: Collection[str] = ()
+) -> list[Flag]:
+    """Flags for runs of segments that say one ``PHRASE_WORDS``-word phrase ``PHRASE_REPEATS``+ times
+    within ``span_s``, consecutive or not: the run from its first saying to its last (decoded again, the
+    audio gives back the saying that was spoken). Phrases in ``spoken`` (lower-case words joined by one
+    space, as ``repeated_phrases`` gives them) are known to be said and are not flagged."""
+    words: list[str] = []
+    owner: list[int] = []  # segment index of each word
+    for i, s in enumerate(segments):
+        w = words_of(s["text"])
+        words += w
+        owner += [i] * len(w)
+    said: dict[tuple[str, ...], list[int]] = {}  # n-gram -> word positions, not overlapping
+    for k in range(len(words) - PHRASE_WORDS + 1):
+        pos = said.setdefault(tuple(words[k : k + PHRASE_WORDS]), [])
+        if not pos or k - pos[-1] >= PHRASE_WORDS:
+            pos.append(k)
+    runs: list[tuple[int, int]] = []
+    for gram, pos in said.items():
+        if " ".join(gram) in spoken:
+            continue
+        for a in range(len(pos) - PHRASE_REPEATS + 1):
+            first, last = owner[pos[a]], owner[pos[a + PHRASE_REPEATS - 1]]
+            if float(segments[last]["end"]) - float(segments[first]["start"]) <= span_s:
+                runs.append((first, last))
+    flags: list[Flag] = []
+    for first, last in sorted(runs):
+        if flags and first <= flags[-1].segments[-1]:  # overlaps the previous run: one span
+            prev = flags.pop()
+            first, last = prev.segments[0], max(last, prev.segments[-1])
+        idx = tuple(range(first, last + 1))
+        flags.append(Flag(float(segments[first]["start"]), float(segments[last]["end"]), "loop", idx))
+    return flags
 
 
 def is_loop(text: str) -> bool:
@@ -208,6 +278,7 @@ def repair(
     regions: Sequence[tuple[float, float]],
     decode: Decoder,
     windows: Sequence[dict[str, Any]] = (),
+    spoken: Collection[str] = (),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Find loops and gaps in ``segments`` and decode those spans again with ``decode``.
 
@@ -216,9 +287,18 @@ def repair(
     regions: speech regions ``(start_s, end_s)`` from the VAD, for the coverage check.
     decode: decodes one clip (<= 30 s) without previous text (``whisper_clip_decoder``).
     windows: the batched engine's text-only windows (``chunks`` of its result), for ``find_thin``.
+    spoken: phrases known to be said (``find_phrase_loops``): both engines heard them (``select.heard_by_both``).
     Returns (segments after repair, in time order; one record per flag for the transcript).
     """
-    flags = find_loops(segments) + find_gaps(regions, segments)
+    flags = find_loops(segments)
+    looped = {i for f in flags for i in f.segments}
+    # a phrase said again and again across segments, not back to back: (part of) a loop find_loops missed
+    flags += [
+        dataclasses.replace(f, reason="phrase")
+        for f in find_phrase_loops(segments, spoken=spoken)
+        if not looped & set(f.segments)
+    ]
+    flags += find_gaps(regions, segments)
     looped = {i for f in flags for i in f.segments}
     flags += [f for f in find_thin(windows, segments) if not looped & set(f.segments)]
     if not flags:
@@ -247,6 +327,8 @@ def repair(
         # over its 1-s context ("Per token." -> "The token. The token. So ...")
         reps, phrase = longest_repeat(text)
         ok = ok and not (reps >= 2 and len(phrase.split()) >= 2 and longest_repeat(old)[0] < 2)
+        if flag.reason == "phrase":  # no phrase said 3+ times must be left: said as often again, it was spoken
+            ok = ok and not repeated_phrases(words_of(text))
         if flag.reason == "thin":
             ok = ok and len(_WORD.findall(text)) > len(_WORD.findall(old))
         records.append(
@@ -276,8 +358,10 @@ def whisper_clip_decoder(model, *, language: str | None, prompt: str | None, fp1
 
     import whisper
 
+    from ramble2post.transcribe.torch_state import seeded_sampling
+
     def once(clip: np.ndarray, temperature: tuple[float, ...]) -> list[dict[str, Any]]:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), seeded_sampling():  # a clip's text depends on the clip only
             r = whisper.transcribe(
                 model,
                 clip.astype(np.float32),

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tqdm
 
@@ -25,6 +25,10 @@ from ramble2post.records import Correction, Repair, Segment, Transcript
 from ramble2post.transcribe import batched
 from ramble2post.transcribe.audio import describe_decoder, load_audio
 from ramble2post.transcribe.models import load_whisper_model, resolve_whisper_model
+
+if TYPE_CHECKING:  # imported when a model is loaded, not here
+    import numpy as np
+    from whisper.model import Whisper
 
 CACHE_STAGE = "transcribe"
 
@@ -68,8 +72,10 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
 # Bumped when an engine's output changes for the same inputs, so that cached transcripts are redone:
 # 2 = text-only batched windows, Silero windows packed without the noise between them;
 # 3 = the batched decoder's int8 logits rescored in fp32 for its top candidates (precision.RESCORE_TOP);
-# 4 = two beams per window in the batched engine (BatchedOptions.beam_size).
-ENGINE_VERSION = 4
+# 4 = two beams per window in the batched engine (BatchedOptions.beam_size);
+# 7 = auto decodes a short recording with both engines (select.py); the guard's phrase loops;
+# 8 = decodes that may sample are seeded (torch_state.seeded_sampling); phrases both engines heard are kept.
+ENGINE_VERSION = 8
 
 
 def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str, decoder: str) -> str:
@@ -82,14 +88,17 @@ def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOption
     return stable_key({"audio": audio_sha256, "model": model_sha256, "options": opts})
 
 
-# Below this length the sequential engine is used by ``auto``: a few windows gain little
-# from batching, while whisper's own loop conditions each window on the previous text,
-# which keeps a short last window accurate (tiny.en on the 1-min sample: WER 9.9 % vs 18.8 %).
+# Below this length ``auto`` decodes with both engines and keeps, per window, the text the model
+# finds likelier (select.py): whisper's own loop conditions each window on the previous text,
+# which keeps a short last window accurate (tiny.en on the 1-min sample: WER 9.9 % vs 18.8 %),
+# but it can carry an invented sentence on (issue 26); the batched engine's windows cannot.
+# Above it, decoding twice costs too much: batched alone.
 BATCHED_MIN_DURATION = 300.0  # s
 
 
 def choose_engine(engine: str, duration: float, *, word_timestamps: bool = False) -> str:
-    """Resolve ``auto``: batched for recordings of at least ``BATCHED_MIN_DURATION`` s."""
+    """Resolve ``auto``: batched for recordings of at least ``BATCHED_MIN_DURATION`` s, else sequential
+    (which ``transcribe_file`` runs together with batched, see ``BATCHED_MIN_DURATION``)."""
     if word_timestamps:
         return "sequential"  # the batched engine does not align words
     if engine == "auto":
@@ -106,6 +115,8 @@ RTF_ESTIMATE = {
     ("base", "cpu"): {"batched": 0.035, "sequential": 0.17},
 }
 RTF_FALLBACK = {"cpu": 0.5, "cuda": 0.02}  # unknown (bigger) models
+# auto on a short recording: scoring the differing windows, the guard on more text (short-clip set: 0.28 in all)
+SCORE_RTF = 0.05
 PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"  # batched engine
 BYTES_PER_AUDIO_SECOND = 16_000 * (2 + 4)  # s16le pipe buffer + float32 copy, bytes/s
 
@@ -118,7 +129,7 @@ class TranscriptionPlan:
     duration_s: float  # s of audio, from the header
     model: str
     device: str
-    engine: str  # "batched" | "sequential"
+    engine: str  # "batched" | "sequential" | "both" (auto under BATCHED_MIN_DURATION)
     estimated_wall_s: float  # s, duration x the assumed real-time factor
     estimated_audio_memory_bytes: int  # bytes of decoded audio held at once
     real_time_factor_assumed: float  # wall s per audio s
@@ -138,7 +149,11 @@ def plan_transcription(
     device = resolve_device(options.device)
     name = options.model or DEFAULT_WHISPER
     engine = choose_engine(options.engine, duration, word_timestamps=options.word_timestamps)
-    rtf = RTF_ESTIMATE.get((name, device), {}).get(engine) or RTF_FALLBACK.get(device, 0.5)
+    rtfs = RTF_ESTIMATE.get((name, device), {})
+    rtf = rtfs.get(engine) or RTF_FALLBACK.get(device, 0.5)
+    if options.engine == "auto" and engine == "sequential" and not options.word_timestamps:
+        engine = "both"  # short: both engines, then each differing window scored (select.py)
+        rtf = round(rtf + (rtfs.get("batched") or 0.0) + SCORE_RTF, 3)
     return TranscriptionPlan(
         audio_path=str(audio_path),
         duration_s=round(duration, 2),
@@ -151,6 +166,107 @@ def plan_transcription(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class EngineRun:
+    """One engine's output, before the guard."""
+
+    found: list[dict[str, Any]]  # segments (dicts with start, end, text, avg_logprob, no_speech_prob)
+    language: str | None  # detected or given
+    decode: dict[str, Any]  # the options it ran with, for the transcript
+    regions: Sequence[tuple[float, float]] | None = None  # speech the batched engine's VAD found
+    windows: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # text-only windows, for the guard
+    chunks: tuple[Any, ...] = ()  # the batched engine's windows (vad.Chunk)
+
+
+def _run_engine(
+    engine: str, *, model: Whisper, samples: np.ndarray, decode: dict[str, Any], options: TranscribeOptions, device: str
+) -> EngineRun:
+    import whisper
+
+    from ramble2post.transcribe.torch_state import seeded_sampling
+
+    duration = len(samples) / 16_000
+    if engine == "batched":
+        # the same kind of bar as whisper's sequential loop shows, in seconds of audio
+        with (
+            tqdm.tqdm(
+                total=round(duration, 1), unit="s", desc="audio decoded", file=sys.stderr, bar_format=PROGRESS_FORMAT
+            ) as bar,
+            seeded_sampling(),  # the fallback's samples do not depend on what ran before in the process
+        ):
+            run = batched.transcribe_batched(
+                model=model,
+                samples=samples,
+                device=device,
+                language=decode["language"],
+                prompt=options.prompt,
+                temperature=options.temperature,
+                beam_size=options.beam_size,
+                progress=bar.update,
+            )
+            bar.update(bar.total - bar.n)  # silence the VAD skipped counts as done
+        spread = run.segment_times is batched.SegmentTimes.SPREAD
+        return EngineRun(
+            found=[dataclasses.asdict(s) for s in run.segments],
+            language=run.language,
+            decode={
+                **decode,
+                "engine": "batched",
+                "condition_on_previous_text": False,
+                "segment_times": run.segment_times.value,
+            },
+            regions=run.regions,
+            windows=[dataclasses.asdict(c) for c in run.chunks] if spread else [],
+            chunks=run.chunks,
+        )
+    # whisper prints "Detected language" to stdout; keep stdout clean for the transcript
+    # seeded: whether the fallback's sampled text keeps an echo over noise must not depend on the process's
+    # past (loading the model draws from torch's generator: a test after another that loaded it got other text)
+    with contextlib.redirect_stdout(sys.stderr), seeded_sampling():
+        result = whisper.transcribe(model, samples, verbose=False, **decode)
+    return EngineRun(
+        found=list(result["segments"]), language=result.get("language"), decode={**decode, "engine": "sequential"}
+    )
+
+
+def _guard_both(
+    seq: EngineRun,
+    bat: EngineRun,
+    *,
+    model: Whisper,
+    samples: np.ndarray,
+    options: TranscribeOptions,
+    device: str,
+    spoken: frozenset[str],
+) -> tuple[EngineRun, EngineRun, list[dict[str, Any]]]:
+    """Both engines' outputs after the guard (see ``transcribe_file``), and its records; ``spoken``: the
+    phrases both engines heard (``select.heard_by_both``), not phrase loops."""
+    from ramble2post.transcribe import guard
+
+    decoder = guard.whisper_clip_decoder(
+        model, language=seq.language or bat.language, prompt=options.prompt, fp16=device == "cuda"
+    )
+    regions = bat.regions or ()
+    fixed_seq, records = guard.repair(
+        samples=samples, segments=seq.found, regions=regions, decode=decoder, spoken=spoken
+    )
+    fixed_bat, more = guard.repair(
+        samples=samples, segments=bat.found, regions=regions, decode=decoder, windows=bat.windows, spoken=spoken
+    )
+    return (
+        dataclasses.replace(seq, found=fixed_seq),
+        dataclasses.replace(bat, found=fixed_bat),
+        records + more,
+    )
+
+
+def _tally(choices: Sequence[Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in choices:
+        out[c.chosen] = out.get(c.chosen, 0) + 1
+    return out
+
+
 def transcribe_file(
     *, audio_path: str | Path, options: TranscribeOptions = TranscribeOptions(), use_cache: bool = True
 ) -> Transcript:
@@ -160,8 +276,6 @@ def transcribe_file(
     options: model, device and decoding settings.
     use_cache: return a cached transcript for identical inputs, and store new ones.
     """
-    import whisper
-
     t0 = time.perf_counter()
     audio_path = Path(audio_path)
     if not audio_path.exists():
@@ -183,45 +297,43 @@ def transcribe_file(
     t_loaded = time.perf_counter()
     decode = _decode_options(options, device, english_only=not model.is_multilingual)
     engine = choose_engine(options.engine, audio.duration, word_timestamps=options.word_timestamps)
-    language: str | None  # detected or given
-    regions: Sequence[tuple[float, float]] | None = None  # speech the batched engine's VAD found
-    windows: list[dict[str, Any]] = []  # its text-only windows, for the guard's word-rate check
-    if engine == "batched":
-        # the same kind of bar as whisper's sequential loop shows, in seconds of audio
-        with tqdm.tqdm(
-            total=round(audio.duration, 1), unit="s", desc="audio decoded", file=sys.stderr, bar_format=PROGRESS_FORMAT
-        ) as bar:
-            run = batched.transcribe_batched(
-                model=model,
-                samples=audio.samples,
-                device=device,
-                language=decode["language"],
-                prompt=options.prompt,
-                temperature=options.temperature,
-                beam_size=options.beam_size,
-                progress=bar.update,
+    # auto on a short recording: both engines, the likelier text per window (ramble2post/transcribe/select.py)
+    both = options.engine == "auto" and engine == "sequential" and not options.word_timestamps
+    early: list[dict[str, Any]] = []
+    spoken: frozenset[str] = frozenset()  # phrases both engines heard repeated: said, not a loop (select.py)
+    if both:
+        seq = _run_engine(
+            "sequential", model=model, samples=audio.samples, decode=decode, options=options, device=device
+        )
+        # in the language the sequential engine heard on its first 30 s: the batched engine detects it on its
+        # first VAD window alone, and took Finnish on a noisy English clip (c25 of the short-clip set, WER 83 %)
+        same = {**decode, "language": decode["language"] or seq.language}
+        run = _run_engine("batched", model=model, samples=audio.samples, decode=same, options=options, device=device)
+        from ramble2post.transcribe import select
+
+        # before the guard: what each engine heard on its own
+        spoken = select.heard_by_both(seq.found, run.found, run.chunks)
+        if options.guard:  # each engine's own loops and echoes go first: an echo over noise loses a window's score
+            seq, run, early = _guard_both(
+                seq, run, model=model, samples=audio.samples, options=options, device=device, spoken=spoken
             )
-            bar.update(bar.total - bar.n)  # silence the VAD skipped counts as done
-        decode = {
-            **decode,
-            "engine": "batched",
-            "condition_on_previous_text": False,
-            "segment_times": run.segment_times.value,
-        }
-        language = run.language
-        found = [dataclasses.asdict(s) for s in run.segments]
-        regions = run.regions
-        if run.segment_times is batched.SegmentTimes.SPREAD:
-            windows = [dataclasses.asdict(c) for c in run.chunks]
+        found, choices = select.pick(
+            model=model,
+            samples=audio.samples,
+            chunks=run.chunks,
+            sequential=seq.found,
+            batched=run.found,
+            language=seq.language or run.language,
+        )
+        # the sequential engine's options (context, fallback), its language and the batched VAD's speech
+        run = dataclasses.replace(seq, found=found, regions=run.regions, windows=[])
+        decode = {**run.decode, "engine": "both", "windows_chosen": _tally(choices)}
     else:
-        # whisper prints "Detected language" to stdout; keep stdout clean for the transcript
-        with contextlib.redirect_stdout(sys.stderr):
-            result = whisper.transcribe(model, audio.samples, verbose=False, **decode)
-        decode = {**decode, "engine": "sequential"}
-        language = result.get("language")
-        found = list(result["segments"])
+        run = _run_engine(engine, model=model, samples=audio.samples, decode=decode, options=options, device=device)
+        decode = run.decode
+    language, found, regions, windows = run.language, run.found, run.regions, run.windows
     t_engine = time.perf_counter()
-    repairs: list[dict[str, Any]] = []
+    repairs: list[dict[str, Any]] = early  # the guard's records: first on each engine (auto, short), then here
     if options.guard:
         from ramble2post.transcribe import guard
         from ramble2post.transcribe.vad import detect_speech
@@ -229,7 +341,7 @@ def transcribe_file(
         decoder = guard.whisper_clip_decoder(
             model, language=language or decode["language"], prompt=options.prompt, fp16=device == "cuda"
         )
-        found, repairs = guard.repair(
+        found, more = guard.repair(
             samples=audio.samples,
             segments=found,
             # the batched engine's own regions, else the same choice made here: Silero on noisy audio
@@ -237,7 +349,9 @@ def transcribe_file(
             decode=decoder,
             # text-only windows: their sentences cover them whatever was dropped, so judge their word rate
             windows=windows,
+            spoken=spoken,
         )
+        repairs += more
     t_done = time.perf_counter()
 
     segments = tuple(

@@ -29,18 +29,10 @@ def word_error_rate(*, reference: str, hypothesis: str) -> float:
 
 def repeated_phrases(text: str, *, min_words: int = 4, min_count: int = 3) -> dict[str, int]:
     """Phrases of ``min_words`` words said ``min_count``+ times in ``text`` after normalisation (``normalize``),
-    not overlapping ("a a a a a" counts once per ``min_words`` words), with their counts. A longer phrase
-    repeated that often repeats its first ``min_words`` words too, so n-grams suffice."""
-    words = normalize(text).split()
-    last: dict[tuple[str, ...], int] = {}  # n-gram -> position of its last counted occurrence
-    counts: dict[tuple[str, ...], int] = {}
-    for i in range(len(words) - min_words + 1):
-        gram = tuple(words[i : i + min_words])
-        if gram in last and i - last[gram] < min_words:
-            continue
-        last[gram] = i
-        counts[gram] = counts.get(gram, 0) + 1
-    return {" ".join(g): c for g, c in counts.items() if c >= min_count}
+    not overlapping, with their counts (``guard.repeated_phrases`` on the normalised words)."""
+    from ramble2post.transcribe.guard import repeated_phrases as count
+
+    return count(normalize(text).split(), min_words=min_words, min_count=min_count)
 
 
 SAME_PHRASE_RATIO = 0.8  # character similarity at which a reference phrase is the one heard ("log2 and exp2")
