@@ -92,6 +92,21 @@ def test_the_judge_moves_q_both_ways_in_the_shipped_calibration():
     assert load_calibration("some-served-model")[0] == "none"  # no judge calibration: the role model alone
 
 
+def test_a_passage_the_judge_did_not_read_is_placed_by_the_role_model_alone():
+    """The judge's time budget ran out (a busy machine): an unjudged candidate is placed by the
+    calibration without a judge, not by the judge's calibration with its judge term missing (whose
+    bias assumes one: it made weak passages confident on a loaded 2-core box)."""
+    _, judged = load_calibration("qwen2.5-coder-1.5b")
+    _, alone = load_calibration(None)
+    span = Span("example", 3, 4, 3, 0.3)
+    c = Candidate(span, "example", 0.3, None)
+    with_fallback = place([c], cal=judged, unjudged=alone)
+    q_alone = alone.q("example", 0.3, None)
+    assert [p.q for p in with_fallback["example"]] == ([q_alone] if alone.tier("example", q_alone) else [])
+    read = place([Candidate(span, "example", 0.3, 0.99)], cal=judged, unjudged=alone)
+    assert read["example"] and read["example"][0].q == judged.q("example", 0.3, 0.99)  # a judged one: as before
+
+
 def _likely_post() -> Post:
     d = post_json(unverified=0)
     d["layers"]["analogy"][0]["tier"] = "likely"

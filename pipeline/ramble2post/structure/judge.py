@@ -112,4 +112,3 @@ def judge(
         if callable(set_system) and previous is not None:
             set_system(previous)
     return out
-

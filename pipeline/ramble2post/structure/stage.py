@@ -189,7 +189,7 @@ def layer1_start(sentences: list[Sentence], sel: Selection) -> int:
 
 
 def _propose(
-    sentences: list[Sentence], sel: Selection, opened: _Llm | None, spec: str, say: Progress
+    sentences: list[Sentence], sel: Selection, opened: _Llm | None, spec: str, say: Progress, judge_budget_s: float
 ) -> tuple[dict[str, list[Placed]], dict[str, Any]]:
     """Candidate spans, judged by the model when it can, placed in tiers (``tiers``)."""
     texts = [s.text for s in sentences]
@@ -208,14 +208,14 @@ def _propose(
         say(f"structure: judging {len(spans)} candidate passages with {spec}")
         topic = ", ".join(p.text for p in sel.phrases[:3])
         passages = [" ".join(texts[i] for i in sp.indices) for sp in spans]
-        judged = judge(opened.model, topic=topic, passages=passages, budget_s=JUDGE_BUDGET_S, say=say)  # type: ignore[arg-type]
+        judged = judge(opened.model, topic=topic, passages=passages, budget_s=judge_budget_s, say=say)  # type: ignore[arg-type]
 
     def candidate(k: int, role: str) -> Candidate:
         verdict = judged[k]
         return Candidate(spans[k], role, span_probability(spans[k], probs[role]), verdict[role] if verdict else None)
 
     pairs = [candidate(k, r) for k in range(1, len(spans)) for r in ROLES if r != "focus"]
-    placed = place(pairs, cal=cal, focus=candidate(0, "focus"))
+    placed = place(pairs, cal=cal, focus=candidate(0, "focus"), unjudged=load_calibration(None)[1])
     log = {
         "calibration": cal_name,
         "candidates": [
@@ -338,7 +338,9 @@ def structure_transcript(
     use_cache: return a cached Post for the same inputs, and cache this one.
     reuse_prefix: keep llama.cpp's KV cache of the shared transcript prefix between questions.
     llm_budget_s: seconds of LLM questions (default ``LLM_BUDGET_S``); questions left when it is
-        spent are skipped and their items keep the speaker's words.
+        spent are skipped and their items keep the speaker's words; the judge gets
+        ``JUDGE_BUDGET_S`` of every ``LLM_BUDGET_S`` (passages it cannot read are placed by the role
+        model's own calibration).
     context: what the questions are asked over: ``full`` (the whole transcript, in sections if
         longer than the context window), ``excerpts`` (only the candidate sentences) or ``auto``.
     """
@@ -386,7 +388,8 @@ def structure_transcript(
         )
     rerank_log: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    placed, span_log = _propose(sentences, sel, opened, spec, say)
+    # the judge's share of the LLM budget: --llm-budget scales both (a benchmark on a busy machine lifts it)
+    placed, span_log = _propose(sentences, sel, opened, spec, say, JUDGE_BUDGET_S * budget / LLM_BUDGET_S)
     t["judge_s"] = time.perf_counter() - t0
     layers = {r: [_span_item(p, sentences) for p in placed[r]] for r in ROLES}
     guesses = [r for r in ROLES if any(p.tier == "likely" for p in placed[r])]

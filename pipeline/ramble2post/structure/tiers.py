@@ -113,22 +113,38 @@ class Placed:
     tier: str  # "confident" | "likely"
 
 
-def place(pairs: Sequence[Candidate], *, cal: Calibration, focus: Candidate | None = None) -> dict[str, list[Placed]]:
+def place(
+    pairs: Sequence[Candidate],
+    *,
+    cal: Calibration,
+    focus: Candidate | None = None,
+    unjudged: Calibration | None = None,
+) -> dict[str, list[Placed]]:
     """Tiered items per role from the candidates (see module docstring).
 
     pairs: (span, role) candidates with their evidence, for every role but layer 1.
     cal: the calibration to apply.
     focus: layer 1's candidate (chosen by ``select``: it names the topic); shown whatever its q.
+    unjudged: the calibration for a candidate the judge did not read (its time budget ran out on a
+        slow or busy machine): the role model's own (``NO_JUDGE``), with its bars; ``cal``'s bias
+        and slope assume a judge's term and would misplace it.
     """
+
+    def cal_for(c: Candidate) -> Calibration:
+        return unjudged if unjudged is not None and c.p_judge is None else cal
+
     out: dict[str, list[Placed]] = {r: [] for r in ROLES}
     used: set[int] = set()
     if focus is not None:
-        q = cal.q("focus", focus.p_role, focus.p_judge)
-        out["focus"].append(Placed(focus.span, focus.p_role, focus.p_judge, q, cal.tier("focus", q) or "likely"))
+        fc = cal_for(focus)
+        q = fc.q("focus", focus.p_role, focus.p_judge)
+        out["focus"].append(Placed(focus.span, focus.p_role, focus.p_judge, q, fc.tier("focus", q) or "likely"))
         used.update(focus.span.indices)
-    scored = sorted(((cal.q(c.role, c.p_role, c.p_judge), c) for c in pairs if c.role != "focus"), key=lambda x: -x[0])
+    scored = sorted(
+        ((cal_for(c).q(c.role, c.p_role, c.p_judge), c) for c in pairs if c.role != "focus"), key=lambda x: -x[0]
+    )
     for q, c in scored:
-        tier = cal.tier(c.role, q)
+        tier = cal_for(c).tier(c.role, q)
         if tier is None or used & set(c.span.indices) or len(out[c.role]) >= MAX_ITEMS:
             continue
         if out[c.role] and tier != "confident":  # a second item only when it is sure
