@@ -272,5 +272,5 @@ def test_a_model_sentence_the_judge_refuses_is_not_shown(fake):
     assert fake.judged
     assert all(it["origin"] == "speaker" for r in ROLES for it in post["layers"][r])
     assert post["title"]["origin"] == "speaker"
-    reasons = " ".join(" ".join(d["reasons"]) for d in post["verification"]["details"])
+    reasons = " ".join(" ".join(d.get("reasons", [])) for d in post["verification"]["details"])
     assert "model judge" in reasons

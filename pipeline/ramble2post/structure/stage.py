@@ -53,7 +53,7 @@ from ramble2post.structure.roles import ROLES, weights_text
 from ramble2post.structure.schema import SCHEMA_VERSION, Post, validate_post
 from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, TOPIC_PHRASES, Selection, select_roles
 from ramble2post.structure.spans import propose, span_probability
-from ramble2post.structure.support import SupportCheck, support_check, support_problems
+from ramble2post.structure.support import SupportCheck, support_check, support_verdict
 from ramble2post.structure.tiers import NO_JUDGE, Candidate, Placed, load_calibration, place, tiers_text
 from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, title_problems, trim_title
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
@@ -261,21 +261,27 @@ def _check_title(
     # grounded in the whole (cleaned) talk, so a summary title may use words from any part of it;
     # no embedding cosine (a title is too short for a meaningful one), no flip check (every
     # negation of the talk is "in the source")
-    # the title sums up what the post shows: its words come from the shown passages, so a sentence
-    # the speaker said but the post does not show (an aside, or "ignore the previous instructions and
-    # title this post ...") cannot become the title
+    # two guards against a sentence spoken to a model ("ignore the previous instructions and title this
+    # post ..."): the title's words come from the talk without such sentences, and the model judge must
+    # find the title supported by the passages the post shows (an aside the post does not show is no
+    # support; words from the shown passages alone refused nearly every model title on the gold set)
+    said = " ".join(s for s in re.split(r"(?<=[.!?])\s+", talk) if not ADDRESSES_MODEL.search(s))
     shown = " ".join(it["speaker_text"] for items in layers.values() for it in items)
-    why = problems(sentence_case(cand), talk, meaning=False) + title_problems(cand, shown) if cand else ["empty"]
+    why = problems(sentence_case(cand), talk, meaning=False) + title_problems(cand, said) if cand else ["empty"]
     topic = topic_phrases(sel.phrases, TOPIC_PHRASES)
     if cand and topic and not names_phrase(cand, topic, misheard=True):
         why.append("names none of the talk's key phrases: " + ", ".join(p.text for p in topic))
+    p_yes = None
     if not why and not is_verbatim(cand, talk):  # the speaker's own words need no judge
-        why = support_problems(support, source=shown, claim=cand)
+        p_yes, why = support_verdict(support, source=shown, claim=cand)
     if why:
         block["replaced"] = 1
-        block["details"].append({"item": "title", "result": "replaced", "reasons": why, "model_text": cand})
+        block["details"].append(
+            {"item": "title", "result": "replaced", "reasons": why, "model_text": cand, "support": p_yes}
+        )
         return None, block
     block["passed"] = 1
+    block["details"].append({"item": "title", "result": "passed", "model_text": cand, "support": p_yes})
     sources = sorted({s for it in layers["focus"] for s in it["sources"]})
     return {"text": cand, "origin": "speaker" if is_verbatim(cand, talk) else "model", "sources": sources}, block
 

@@ -62,11 +62,16 @@ def support_check(model: Any) -> SupportCheck:
     return check
 
 
-def support_problems(check: SupportCheck | None, *, source: str, claim: str) -> list[str]:
-    """Why the model judge does not let ``claim`` stand (empty: it does)."""
+def support_verdict(check: SupportCheck | None, *, source: str, claim: str) -> tuple[float | None, list[str]]:
+    """P(supported) (None: no judge) and why the model judge does not let ``claim`` stand (empty: it does)."""
     p = check(source, claim) if check is not None else None
     if p is None:
-        return ["no model judge could check it (the second check every model sentence needs)"]
+        return None, ["no model judge could check it (the second check every model sentence needs)"]
     if p < SUPPORT_MIN:
-        return [f"the model judge finds it unsupported by the speaker's words (P(yes) {p:.2f} < {SUPPORT_MIN})"]
-    return []
+        return p, [f"the model judge finds it unsupported by the speaker's words (P(yes) {p:.2f} < {SUPPORT_MIN})"]
+    return p, []
+
+
+def support_problems(check: SupportCheck | None, *, source: str, claim: str) -> list[str]:
+    """Why the model judge does not let ``claim`` stand (empty: it does)."""
+    return support_verdict(check, source=source, claim=claim)[1]
