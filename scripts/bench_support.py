@@ -62,6 +62,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="qwen2.5-coder-1.5b", help="a packaged name or GGUF path")
     ap.add_argument("--limit", type=int, default=0, help="pairs per file (0: all)")
+    ap.add_argument("--sets", default="", help="only the sets whose name contains this (e.g. model_rewrites)")
     args = ap.parse_args()
     from ramble2post.structure.models import load_llm
     from ramble2post.structure.support import SUPPORT_MIN, support_probability
@@ -71,7 +72,7 @@ def main() -> int:
     model = load_llm(args.model)
     print(f"machine: {platform.processor() or platform.machine()}; judge: {args.model}")
     scored: dict[str, tuple[list[dict], list[bool], list[float]]] = {}
-    for name, pairs in _sets(args.limit):
+    for name, pairs in [x for x in _sets(args.limit) if args.sets in x[0] or x[0] == "pairs.jsonl"]:
         t0 = time.perf_counter()
         rules = [not problems(p["rewrite"], p["source"], cosine=cosine) for p in pairs]
         probs = [support_probability(model, source=p["source"], claim=p["rewrite"]) for p in pairs]
