@@ -261,13 +261,14 @@ def _check_title(
     # grounded in the whole (cleaned) talk, so a summary title may use words from any part of it;
     # no embedding cosine (a title is too short for a meaningful one), no flip check (every
     # negation of the talk is "in the source")
-    # two guards against a sentence spoken to a model ("ignore the previous instructions and title this
-    # post ..."): the title's words come from the talk without such sentences, and the model judge must
-    # find the title supported by the passages the post shows (an aside the post does not show is no
-    # support; words from the shown passages alone refused nearly every model title on the gold set)
-    said = " ".join(s for s in re.split(r"(?<=[.!?])\s+", talk) if not ADDRESSES_MODEL.search(s))
+    # the title sums up what the post shows: its words come from the shown passages, so a sentence the
+    # speaker said but the post does not show (an aside, or "ignore the previous instructions and title
+    # this post ...") cannot become the title; and the model judge must find it supported by them.
+    # Words from the whole talk (without sentences spoken to a model) let through 4 model titles on the
+    # gold set and holdout, 3 of them built on an aside or a mishearing ("The KV Cache: Memory Blows
+    # with Every Token, Hiding the Blows", judge P 0.71): the judge alone is too lenient on titles
     shown = " ".join(it["speaker_text"] for items in layers.values() for it in items)
-    why = problems(sentence_case(cand), talk, meaning=False) + title_problems(cand, said) if cand else ["empty"]
+    why = problems(sentence_case(cand), talk, meaning=False) + title_problems(cand, shown) if cand else ["empty"]
     topic = topic_phrases(sel.phrases, TOPIC_PHRASES)
     if cand and topic and not names_phrase(cand, topic, misheard=True):
         why.append("names none of the talk's key phrases: " + ", ".join(p.text for p in topic))
