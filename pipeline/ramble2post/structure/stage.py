@@ -264,8 +264,8 @@ def _check_title(
     # the title sums up what the post shows: its words come from the shown passages, so a sentence the
     # speaker said but the post does not show (an aside, or "ignore the previous instructions and title
     # this post ...") cannot become the title; and the model judge must find it supported by them.
-    # Words from the whole talk (without sentences spoken to a model) let through 4 model titles on the
-    # gold set and holdout, 3 of them built on an aside or a mishearing ("The KV Cache: Memory Blows
+    # Words from the whole talk (without sentences spoken to a model) let through 7 model titles on the
+    # gold set and holdout, 4 of them built on an aside or a mishearing ("The KV Cache: Memory Blows
     # with Every Token, Hiding the Blows", judge P 0.71): the judge alone is too lenient on titles
     shown = " ".join(it["speaker_text"] for items in layers.values() for it in items)
     why = problems(sentence_case(cand), talk, meaning=False) + title_problems(cand, shown) if cand else ["empty"]
