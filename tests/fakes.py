@@ -58,7 +58,6 @@ class FakeLLM:
             raise LLMOutputError("FakeLLM has no queued answer", hint="enqueue() one per question")
         return Answer(text, self.count_tokens(prefix + question), 0, max(1, len(text) // 4), 0.0, 0.0)
 
-
     def choice_probabilities(self, *, prefix: str, question: str, options: list[str]) -> list[float]:
         if self.support is None or list(options) != ["Yes", "No"] or "\nClaim: " not in question:
             raise LLMOutputError("FakeLLM gives no answer probabilities")
