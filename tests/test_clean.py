@@ -25,6 +25,31 @@ def test_you_know_removed_only_when_set_off():
     assert clean_text("Do you know what a GPU is?") == "Do you know what a GPU is?"
 
 
+def test_fillers_after_a_conjunction_or_a_broken_word_and_as_a_tag():
+    # real podcast sentences (tests/data/structure_gold): the filler sits after "which", "and", "to--"
+    assert clean_text("It worked, which you know, made me look smart.") == "It worked, which made me look smart."
+    assert clean_text("And you know, what's coming out is text.") == "And what's coming out is text."
+    assert clean_text("You have to-- you know, it's von Neumann.") == "You have to-- it's von Neumann."
+    assert clean_text("This is real science, you know? Yes.") == "This is real science. Yes."
+    assert clean_text("Like this, I mean, it's already aged.") == "Like this it's already aged."
+
+
+def test_you_know_and_i_mean_kept_as_words():
+    for text in (
+        "So you know when to stop.",
+        "Put it in the words that you know.",
+        "I mean it.",
+        "You know where it is.",
+    ):
+        assert clean_text(text) == text
+
+
+def test_restart_openers_removed_but_emphasis_kept():
+    assert clean_text("So, so the short version is this.") == "So the short version is this."
+    assert clean_text("And, and probably I need more.") == "And probably I need more."
+    assert clean_text("It is so, so much faster.") == "It is so, so much faster."
+
+
 def test_like_and_kind_of_kept_when_meaningful():
     text = "The mind is kind of like this compression system. I like GPUs. There needs to be some kind of hybrid."
     assert clean_text(text) == text

@@ -33,8 +33,13 @@ ALIGN_SHARE = 0.3  # a transcript sentence belongs to every reference sentence h
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # template or markup debris in text meant for the reader (an independent check of the verifier)
 # written apart from structure.clean's lists, so the bench checks the cleaner rather than repeating it
-FILLER = re.compile(r"\b(?:um+|uh+|erm+|uh-huh|you know|i mean)\b", re.IGNORECASE)
-RESTART = re.compile(r"\b(\w+)[,]?\s+\1\b", re.IGNORECASE)
+# a filler: um/uh anywhere; "you know" / "I mean" where they are set off as a filler (a comma, a
+# question mark or a dash follows: "and you know, the measures"), not where they are words ("so you
+# know when to stop", "the words that you know.", "I mean it")
+FILLER = re.compile(r"\b(?:um+|uh+|erm+|uh-huh)\b|\b(?:you know|i mean)(?=\s*(?:[,?!]|--|—))", re.IGNORECASE)
+# a restart: a word said twice at once ("the the", "So, so the"); not emphasis ("very, very hard",
+# "no, no") and not a word that goes on ("caught it, it's")
+RESTART = re.compile(r"\b(?!(?:very|really|no|much|many|far|more|yeah)\b)(\w+),?\s+\1\b(?!['’])", re.IGNORECASE)
 JUNK = re.compile(
     r"[{}\[\]<>\\|]|\"\s*:|'\s*:\s*'|\b(?:text|title|tags|best)['\"]"
     r"|^\s*(?:focus|reason|example|analogy|connections?|trade-?offs?|title|answer|task)\s*:",

@@ -3,14 +3,18 @@
 Every word keeps the id of the Whisper segment it came from, so each cleaned
 sentence lists its source segments (and their start/end seconds). Steps, in order:
 
-1. fillers: ``um``/``uh``/``er``/``hmm`` always; ``you know`` and ``like`` only when
-   set off by commas (``of, like, prototyping``) or sentence-initial (``Like, ...``);
+1. fillers: ``um``/``uh``/``er``/``hmm`` always; ``you know``, ``I mean`` and ``like`` only when
+   set off by commas (``of, like, prototyping``), sentence-initial (``Like, ...``), after a
+   conjunction or a broken-off word and followed by a comma ("which you know, made me" ->
+   "which made me"; "to-- you know, it's") or as a closing tag ("real science, you know?");
+   "so you know when to stop" and "Do you know what ..." are words, kept;
    ``kind of``/``sort of`` only as hedges (not after a determiner such as ``some``
    or ``these``, not before ``like`` or ``thing``: "kind of like X" is an analogy cue);
 2. restarts: a run of 2-12 words repeated at once keeps only its last copy
    ("Alright, so I'm gonna try. Alright, so I'm gonna try to go" -> one copy);
 3. stutters: a word repeated at once ("There, there is"), except intensifiers
-   ("very, very quickly" is emphasis, kept);
+   ("very, very quickly" is emphasis, kept); a sentence that opens "So, so" or "And, and"
+   is a restart all the same;
 4. sentences end at . ? !; a run-on longer than ``MAX_WORDS`` is split at a comma
    followed by a conjunction nearest its middle.
 """
@@ -86,6 +90,9 @@ NUMBER_WORDS = {
     "half",
 }
 CONJUNCTIONS = ("and", "so", "but", "which", "because", "while", "whereas")
+# words after which a comma-closed "you know," / "I mean," is a filler: "and you know, the measures"
+FILLER_OPENERS = {"and", "but", "so", "which", "because", "like", "or", "then", "that", "where", "when"}
+RESTART_OPENERS = {"so", "and", "but"}  # "So, so the short version": a restart even though "so" intensifies
 _END = re.compile(r"[.?!][\"'’”)]*$")
 
 
@@ -116,6 +123,26 @@ def norm(word: str) -> str:
 
 def _has_comma(word: str) -> bool:
     return word.rstrip("\"'’”)").endswith(",")
+
+
+def _broken_off(word: str) -> bool:
+    """A word cut short by the speaker ("to--", "have—")."""
+    return bool(re.search(r"(?:--|—|–)$", word.rstrip("\"'’”)")))
+
+
+def _filler_pair(words: list[Word], i: int) -> bool:
+    """words[i:i+2] is "you know" / "I mean" used as a filler, not as words."""
+    pair = (norm(words[i].text), norm(words[i + 1].text))
+    if pair not in (("you", "know"), ("i", "mean")):
+        return False
+    second = words[i + 1].text.rstrip("\"'’”)")
+    closes_with_comma = second.endswith(",")
+    prev = words[i - 1].text if i > 0 else ""
+    set_off = i == 0 or _has_comma(prev) or _starts_sentence(words, i) or _broken_off(prev)
+    if closes_with_comma and (set_off or norm(prev) in FILLER_OPENERS):
+        return True
+    # a closing tag: "This is real science, you know?"
+    return pair == ("you", "know") and i > 0 and _has_comma(prev) and bool(re.search(r"[?.!]$", second))
 
 
 def _strip_comma(word: str) -> str:
@@ -171,7 +198,9 @@ def remove_fillers(words: list[Word]) -> list[Word]:
         if n == "kinda" and nxt != "like":
             words = _drop(words, i, 1)
             continue
-        if n == "you" and nxt == "know" and prev_comma and _has_comma(words[i + 1].text):
+        if i + 1 < len(words) and _filler_pair(words, i):
+            if words[i + 1].text.endswith("?"):  # a closing tag: the statement ends with a stop
+                words = words[: i + 1] + [Word(words[i + 1].text[:-1] + ".", words[i + 1].segment)] + words[i + 2 :]
             words = _drop(words, i, 2)
             continue
         if n in ("kind", "sort") and nxt == "of" and i + 2 < len(words):
@@ -199,7 +228,8 @@ def remove_repeats(words: list[Word]) -> list[Word]:
                 a, b = keys[i : i + n], keys[i + n : i + 2 * n]
                 if a != b or not all(a):
                     continue
-                if n == 1 and a[0] in INTENSIFIERS:
+                opener = a[0] in RESTART_OPENERS and _starts_sentence(words, i) and _has_comma(words[i].text)
+                if n == 1 and a[0] in INTENSIFIERS and not opener:
                     continue
                 if n == 2 and a == ["over", "and"]:
                     continue
