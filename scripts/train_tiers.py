@@ -20,15 +20,10 @@ right at least ``CONFIDENT_TARGET`` of the time, the guesses (between the bars) 
 The targets sit above the acceptance bars (0.85 / 0.6): unseen rambles are less like the gold
 set than its own folds. The holdout is never read here.
 
-The check question (``judge.check``: "is this passage a reason? Yes/No") is asked of the
-``CHECKS_PER_ROLE`` candidates per role with the highest held-out two-feature q, as the stage asks
-them; a calibration ``<judge>+check`` with that third feature is fitted on those candidates only.
-
 Usage:
     python scripts/train_roles.py --loo-dir /tmp/loo -o /tmp/unused.json
     python scripts/train_tiers.py --loo-dir /tmp/loo --features /tmp/tier-features.json
     python scripts/train_tiers.py --features /tmp/tier-features.json --fit-only   # refit, no judging
-    python scripts/train_tiers.py --features /tmp/tier-features.json --fit-only --checks   # ask the checks once
 """
 
 from __future__ import annotations
@@ -44,13 +39,13 @@ from typing import Any
 from _lib.gold import align, gold_set
 
 from ramble2post.records import Transcript
-from ramble2post.structure.judge import CHECKS_PER_ROLE, check, judge
+from ramble2post.structure.judge import judge
 from ramble2post.structure.models import load_llm
 from ramble2post.structure.roles import ROLES, load_model
 from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, select_roles
 from ramble2post.structure.spans import propose, span_probability
 from ramble2post.structure.stage import SPANS_PER_ROLE, _clean, layer1_start
-from ramble2post.structure.tiers import CHECKED, NO_JUDGE, logit
+from ramble2post.structure.tiers import NO_JUDGE, logit
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "tests" / "data" / "structure_gold"
@@ -124,40 +119,11 @@ def _fit(x: list[list[float]], y: list[bool]) -> list[float]:
     return [float(v) for v in w]
 
 
-def add_checks(rows: list[dict[str, Any]], gold: Path, judge_name: str) -> None:
-    """Ask the check question of the ``CHECKS_PER_ROLE`` candidates per (ramble, role) with the highest
-    held-out two-feature q; the answer goes in ``row["check"][judge_name]`` (rows already asked are kept)."""
-    fit = [r for r in rows if not (r["role"] == "focus" and r.get("k", 0) > 0)]
-    q = held_out_q(fit, judge_name)
-    model = load_llm(judge_name)
-    golds = {g.id: g for g in gold_set(gold)}
-    for rid in sorted({r["id"] for r in fit}):
-        t0 = time.perf_counter()
-        transcript = Transcript.from_dict(json.loads((golds[rid].folder / "transcript.json").read_text()))
-        sents, _ = _clean(transcript)
-        texts = [s.text for s in sents]
-        topic = ", ".join(p.text for p in select_roles(sents).phrases[:3])
-        todo: list[dict[str, Any]] = []
-        for role in ROLES[1:]:
-            mine = sorted(
-                ((qq, r) for qq, r in zip(q, fit) if r["id"] == rid and r["role"] == role), key=lambda x: -x[0]
-            )
-            todo += [r for _, r in mine[:CHECKS_PER_ROLE] if judge_name not in r.get("check", {})]
-        asks = [(r["role"], " ".join(texts[i] for i in r["sentences"])) for r in todo]
-        for r, p in zip(todo, check(model, topic=topic, asks=asks, budget_s=1e9), strict=True):  # type: ignore[arg-type]
-            r.setdefault("check", {})[judge_name] = p
-        print(f"{rid:<30} {len(asks)} checks  {time.perf_counter() - t0:6.1f} s", flush=True)
-
-
 def _x(row: dict[str, Any], judge_name: str) -> list[float]:
     x = [logit(row["p_role"])]
-    base = judge_name.removesuffix(CHECKED)
-    if base != NO_JUDGE:
-        pj = row["judge"].get(base)
+    if judge_name != NO_JUDGE:
+        pj = row["judge"].get(judge_name)
         x.append(logit(pj) if pj is not None else 0.0)
-    if judge_name.endswith(CHECKED):  # layer 1 is not asked: its check term is 0
-        pc = row.get("check", {}).get(base)
-        x.append(logit(pc) if pc is not None else 0.0)
     return x
 
 
@@ -250,7 +216,6 @@ def main() -> int:
     ap.add_argument("--features", type=Path, required=True, help="candidate rows (written, or read with --fit-only)")
     ap.add_argument("--judges", default=",".join(JUDGES), help="judge models, comma-separated")
     ap.add_argument("--fit-only", action="store_true", help="read --features instead of judging again")
-    ap.add_argument("--checks", action="store_true", help="ask the check questions (first judge) and store them")
     ap.add_argument("-o", "--output", type=Path, default=OUT)
     args = ap.parse_args()
     judges = [j for j in args.judges.split(",") if j]
@@ -259,20 +224,13 @@ def main() -> int:
     else:
         rows = features(args.gold, args.loo_dir, judges)
         args.features.write_text(json.dumps(rows))
-    if args.checks and judges:
-        add_checks(rows, args.gold, judges[0])
-        args.features.write_text(json.dumps(rows))
     # pooled passages as point candidates (k > 0) are kept in the file for analysis; layer 1 is its own span
-    all_rows = [r for r in rows if not (r["role"] == "focus" and r.get("k", 0) > 0)]
+    rows = [r for r in rows if not (r["role"] == "focus" and r.get("k", 0) > 0)]
     cals: dict[str, Any] = {}
     report: dict[str, Any] = {}
-    checked = [j + CHECKED for j in judges if any(j in r.get("check", {}) for r in all_rows)]
-    for name in [NO_JUDGE, *judges, *checked]:
-        if name != NO_JUDGE and not any(r["judge"].get(name.removesuffix(CHECKED)) is not None for r in all_rows):
+    for name in [NO_JUDGE, *judges]:
+        if name != NO_JUDGE and not any(r["judge"].get(name) is not None for r in rows):
             continue
-        # a checked calibration is fitted and placed on the asked candidates only (as the stage places them)
-        base = name.removesuffix(CHECKED)
-        rows = [r for r in all_rows if not name.endswith(CHECKED) or r["role"] == "focus" or base in r.get("check", {})]
         q = held_out_q(rows, name)
         confident, likely, o = choose_bars(rows, q)
         ws = {role: fit_role(rows, role, name) for role in ROLES}
@@ -283,8 +241,6 @@ def main() -> int:
             "confident": {r: confident for r in ROLES},
             "likely": {r: likely for r in ROLES},
         }
-        if name.endswith(CHECKED):
-            cals[name]["w_check"] = {r: (ws[r][3] if r != "focus" else 0.0) for r in ROLES}
         report[name] = {"confident": confident, "likely": likely, **o}
         print(
             f"{name:<22} bars {confident:.3f}/{likely:.3f}  held-out: recall {o['filled']}/{o['present']}  confident "
@@ -293,7 +249,7 @@ def main() -> int:
         )
     data = {
         "version": 1,
-        "trained_on": sorted({r["id"] for r in all_rows}),
+        "trained_on": sorted({r["id"] for r in rows}),
         "held_out_report": report,
         "calibrations": cals,
     }

@@ -217,35 +217,3 @@ def test_a_proposed_analogy_that_is_none_is_rejected_by_the_default_judge():
     verdicts = judge(load_llm(DEFAULT_LLM), topic="batching", passages=NOT_ANALOGIES + ANALOGIES, budget_s=600)
     p = [v["analogy"] for v in verdicts if v]
     assert max(p[:2]) < min(p[2:]), p  # measured 0.24, 0.16 < 0.43, 0.31
-
-
-def test_a_checked_candidate_is_placed_by_the_checked_calibration():
-    """The role's yes/no check is a third feature: a "No" pulls a passage the two features would
-    show below the bar, and a passage that was not asked keeps the two-feature q."""
-    plain = _cal(confident=0.9, likely=0.5)
-    checked = dataclasses.replace(plain, w_check={r: 2.0 for r in ROLES})
-    span = Span("reason", 2, 4, 2, 0.6)
-    yes = place([Candidate(span, "reason", 0.6, 0.5, p_check=0.9)], cal=plain, checked=checked)
-    no = place([Candidate(span, "reason", 0.6, 0.5, p_check=0.1)], cal=plain, checked=checked)
-    unasked = place([Candidate(span, "reason", 0.6, 0.5)], cal=plain, checked=checked)
-    assert yes["reason"] and yes["reason"][0].q > unasked["reason"][0].q == pytest.approx(plain.q("reason", 0.6, 0.5))
-    assert not no["reason"]  # q = sigmoid(logit .6 + 2 logit .1) < 0.5
-
-
-def test_check_questions_are_grouped_by_role_and_stop_at_the_budget():
-    from ramble2post.structure.judge import check
-
-    class Model:
-        def __init__(self) -> None:
-            self.prefixes: list[str] = []
-
-        def choice_probabilities(self, *, prefix, question, options):
-            assert list(options) == ["Yes", "No"] and "<passage>" in question
-            self.prefixes.append(prefix)
-            return [0.8, 0.2] if "because" in question else [0.3, 0.7]
-
-    m = Model()
-    asks = [("example", "Take 4 GB."), ("reason", "It is slow because it waits."), ("example", "Say 7B.")]
-    assert check(m, topic="decoding", asks=asks, budget_s=60) == [0.3, 0.8, 0.3]
-    assert [("reason" if "reason" in p else "example") for p in m.prefixes] == ["reason", "example", "example"]
-    assert check(Model(), topic="decoding", asks=asks, budget_s=-1) == [None, None, None]

@@ -44,7 +44,7 @@ from ramble2post.structure.asking import (
 )
 from ramble2post.structure.clean import Sentence, clean_segments
 from ramble2post.structure.jargon import JargonFix, fix_jargon
-from ramble2post.structure.judge import can_judge, checked_candidates, judge
+from ramble2post.structure.judge import can_judge, judge
 from ramble2post.structure.keyphrases import keyphrase_title, names_phrase, topic_phrases
 from ramble2post.structure.llm import LLM, resolve_gguf, sha256_of
 from ramble2post.structure.models import load_llm, parse_llm_spec
@@ -54,15 +54,7 @@ from ramble2post.structure.schema import SCHEMA_VERSION, Post, validate_post
 from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, TOPIC_PHRASES, Selection, select_roles
 from ramble2post.structure.spans import propose, span_probability
 from ramble2post.structure.support import SupportCheck, support_check, support_verdict
-from ramble2post.structure.tiers import (
-    NO_JUDGE,
-    Candidate,
-    Placed,
-    load_calibration,
-    load_checked,
-    place,
-    tiers_text,
-)
+from ramble2post.structure.tiers import NO_JUDGE, Candidate, Placed, load_calibration, place, tiers_text
 from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, title_problems, trim_title
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
 
@@ -211,11 +203,10 @@ def _propose(
     )
     cal_name, cal = load_calibration(_judge_name(spec))
     spans = [focus, *pool]
-    t0 = time.perf_counter()
     judged: list[dict[str, float] | None] = [None] * len(spans)
-    topic = ", ".join(p.text for p in sel.phrases[:3])
     if opened and cal_name != NO_JUDGE and can_judge(opened.model):
         say(f"structure: judging {len(spans)} candidate passages with {spec}")
+        topic = ", ".join(p.text for p in sel.phrases[:3])
         passages = [" ".join(texts[i] for i in sp.indices) for sp in spans]
         judged = judge(opened.model, topic=topic, passages=passages, budget_s=judge_budget_s, say=say)  # type: ignore[arg-type]
 
@@ -224,21 +215,7 @@ def _propose(
         return Candidate(spans[k], role, span_probability(spans[k], probs[role]), verdict[role] if verdict else None)
 
     pairs = [candidate(k, r) for k in range(1, len(spans)) for r in ROLES if r != "focus"]
-    checked = load_checked(_judge_name(spec)) if opened and cal_name != NO_JUDGE else None
-    asked: dict[tuple[int, str], float | None] = {}
-    if checked is not None and opened is not None and can_judge(opened.model):
-        left_s = judge_budget_s - (time.perf_counter() - t0)
-        pairs, asked = checked_candidates(
-            pairs,
-            spans=spans,
-            texts=texts,
-            cal=cal,
-            model=opened.model,  # type: ignore[arg-type]
-            topic=topic,
-            budget_s=left_s,
-            say=say,
-        )
-    placed = place(pairs, cal=cal, focus=candidate(0, "focus"), unjudged=load_calibration(None)[1], checked=checked)
+    placed = place(pairs, cal=cal, focus=candidate(0, "focus"), unjudged=load_calibration(None)[1])
     log = {
         "calibration": cal_name,
         "candidates": [
@@ -246,7 +223,6 @@ def _propose(
                 "sentences": [sentences[i].id for i in sp.indices],
                 "p_role": {r: round(span_probability(sp, probs[r]), 3) for r in ROLES},
                 "judge": {r: round(v, 3) for r, v in (judged[k] or {}).items()} or None,
-                "check": {r: round(v, 3) for (j, r), v in asked.items() if j == k and v is not None} or None,
             }
             for k, sp in enumerate(spans)
         ],

@@ -2,9 +2,7 @@
 
 Each proposed span (``spans``) has two pieces of evidence: the role model's probability for
 its seed sentence and, when the structure model can judge (``judge``), the model's P(yes)
-for the whole passage; the few likeliest passages per role get a third, the model's P(yes)
-to a yes/no question about that role alone (``judge.check``; a calibration named
-``<judge>+check``, used only for the passages that were asked). A per-role logistic calibration (``tiers.json`` beside this module,
+for the whole passage. A per-role logistic calibration (``tiers.json`` beside this module,
 fitted by ``scripts/train_tiers.py`` on the gold set with leave-one-ramble-out role models,
 one calibration per judge model and one without a judge) turns them into ``q``, the
 probability that a careful editor accepts the span in that role. Then:
@@ -32,7 +30,6 @@ from ramble2post.structure.roles import ROLES
 from ramble2post.structure.spans import Span
 
 TIERS_FILE = "tiers.json"
-CHECKED = "+check"  # suffix of a calibration with the check question's third feature
 TIERS_ENVVAR = "RAMBLE2POST_TIERS"  # a tiers file instead of the shipped one (benchmarks, training)
 NO_JUDGE = "none"  # the calibration used when the model cannot judge (served models, --llm none)
 MAX_ITEMS = 2  # items per role
@@ -46,22 +43,18 @@ def logit(p: float) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Calibration:
-    """q = sigmoid(bias + w_role * logit(p_role) + w_judge * logit(p_judge) [+ w_check * logit(p_check)])
-    per role, and the tier bars."""
+    """q = sigmoid(bias + w_role * logit(p_role) + w_judge * logit(p_judge)) per role, and the tier bars."""
 
     bias: dict[str, float]
     w_role: dict[str, float]
     w_judge: dict[str, float]
     confident: dict[str, float]  # q at or above which an item is shown plain
     likely: dict[str, float]  # q at or above which an item is shown as a guess
-    w_check: dict[str, float] = dataclasses.field(default_factory=dict)  # empty: no check feature
 
-    def q(self, role: str, p_role: float, p_judge: float | None, p_check: float | None = None) -> float:
+    def q(self, role: str, p_role: float, p_judge: float | None) -> float:
         z = self.bias[role] + self.w_role[role] * logit(p_role)
         if p_judge is not None:
             z += self.w_judge[role] * logit(p_judge)
-        if p_check is not None:
-            z += self.w_check.get(role, 0.0) * logit(p_check)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def tier(self, role: str, q: float) -> str | None:
@@ -79,8 +72,7 @@ class Calibration:
         if missing:
             raise ValueError(f"tier calibration lacks roles {sorted(set(missing))}")
         return cls(
-            **{k: {r: float(d[k][r]) for r in ROLES} for k in ("bias", "w_role", "w_judge", "confident", "likely")},
-            w_check={r: float(v) for r, v in d.get("w_check", {}).items()},
+            **{k: {r: float(d[k][r]) for r in ROLES} for k in ("bias", "w_role", "w_judge", "confident", "likely")}
         )
 
 
@@ -100,13 +92,6 @@ def load_calibration(judge: str | None, path: Path | None = None) -> tuple[str, 
     return name, Calibration.from_dict(cals[name])
 
 
-def load_checked(judge: str | None, path: Path | None = None) -> Calibration | None:
-    """The calibration with the check question's feature for ``judge``; None when there is none."""
-    cals = json.loads(tiers_text(path))["calibrations"]
-    name = f"{judge}{CHECKED}"
-    return Calibration.from_dict(cals[name]) if judge is not None and name in cals else None
-
-
 @dataclasses.dataclass(frozen=True)
 class Candidate:
     """A span with its evidence for one role."""
@@ -115,7 +100,6 @@ class Candidate:
     role: str
     p_role: float  # the role model's probability (``spans.span_probability``)
     p_judge: float | None  # the judge's probability for the role; None: not judged
-    p_check: float | None = None  # P(yes) to the role's check question; None: not asked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +119,6 @@ def place(
     cal: Calibration,
     focus: Candidate | None = None,
     unjudged: Calibration | None = None,
-    checked: Calibration | None = None,
 ) -> dict[str, list[Placed]]:
     """Tiered items per role from the candidates (see module docstring).
 
@@ -145,24 +128,20 @@ def place(
     unjudged: the calibration for a candidate the judge did not read (its time budget ran out on a
         slow or busy machine): the role model's own (``NO_JUDGE``), with its bars; ``cal``'s bias
         and slope assume a judge's term and would misplace it.
-    checked: the calibration for a candidate that also has a check answer (``p_check``).
     """
 
     def cal_for(c: Candidate) -> Calibration:
-        if unjudged is not None and c.p_judge is None:
-            return unjudged
-        return checked if checked is not None and c.p_check is not None else cal
+        return unjudged if unjudged is not None and c.p_judge is None else cal
 
     out: dict[str, list[Placed]] = {r: [] for r in ROLES}
     used: set[int] = set()
     if focus is not None:
         fc = cal_for(focus)
-        q = fc.q("focus", focus.p_role, focus.p_judge, focus.p_check)
+        q = fc.q("focus", focus.p_role, focus.p_judge)
         out["focus"].append(Placed(focus.span, focus.p_role, focus.p_judge, q, fc.tier("focus", q) or "likely"))
         used.update(focus.span.indices)
     scored = sorted(
-        ((cal_for(c).q(c.role, c.p_role, c.p_judge, c.p_check), c) for c in pairs if c.role != "focus"),
-        key=lambda x: -x[0],
+        ((cal_for(c).q(c.role, c.p_role, c.p_judge), c) for c in pairs if c.role != "focus"), key=lambda x: -x[0]
     )
     for q, c in scored:
         tier = cal_for(c).tier(c.role, q)
