@@ -67,7 +67,9 @@ def _summary(name: str, scores: list[Score]) -> str:
         f"{t['layer1_complete']}/{t['rambles']} | titles on topic {t['titles_on_topic']}/{t['rambles']}, with a misheard"
         f" term {t['titles_misheard']}"
         f" | junk {t['junk']} | items with a filler {t['fillers']}, a restart {t['restarts']}, mean words"
-        f" {t['mean_item_words']:.1f} | model titles {t['model_titles']} | AI items verified"
+        f" {t['mean_item_words']:.1f} | model titles {t['model_titles']} | gap notes quoting a closest passage"
+        f" {t['hints']} (right for {t['hints_right']} of the {t['missed_roles']} roles missed, in a role the"
+        f" ramble lacks {t['hints_absent']}) | AI items verified"
         f" {t['ai_verified']}/{t['ai_items']} | {t['seconds']:.1f} s"
     )
 

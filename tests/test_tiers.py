@@ -217,3 +217,50 @@ def test_a_proposed_analogy_that_is_none_is_rejected_by_the_default_judge():
     verdicts = judge(load_llm(DEFAULT_LLM), topic="batching", passages=NOT_ANALOGIES + ANALOGIES, budget_s=600)
     p = [v["analogy"] for v in verdicts if v]
     assert max(p[:2]) < min(p[2:]), p  # measured 0.24, 0.16 < 0.43, 0.31
+
+
+def test_a_gap_quotes_its_closest_passage_in_the_author_note_not_as_the_role():
+    """A role below the bar stays empty (honest), but its author note quotes the likeliest passage
+    so the author has somewhere to start; it is no item, no guess and no VERIFY mark."""
+    from test_blog_common import HARDWARE
+
+    from ramble2post.errors import InputError
+    from ramble2post.publish.render import AUTHOR_MARK, count_author_notes
+
+    d = post_json(unverified=0, gaps=("analogy",))
+    d["hints"] = {"analogy": {"text": "Decoding is memory bound.", "sources": [1], "sentences": [2], "q": 0.31}}
+    post = Post.from_dict(d)
+    assert post.layers.analogy == [] and post.hints["analogy"].q == 0.31
+    r = render_post(
+        post=post,
+        transcript=make_transcript(),
+        experiment_results=[],
+        layout=LAYOUT,
+        slug="a-post",
+        hardware=HARDWARE,
+        provenance={},
+        now=NOW,
+    )
+    section = r.markdown.split("## An analogy", 1)[1].split("\n## ", 1)[0]
+    assert AUTHOR_MARK in section and "The closest passage, too weak to count as one" in section
+    assert "Decoding is memory bound." in section and "said at 0:05" in section
+    assert r.verify_count == count_verify_marks(r.markdown) == 0  # not a guess: nothing to unmark
+    assert r.author_count == count_author_notes(r.markdown) == 1
+    d["hints"] = {"reason": d["hints"]["analogy"]}  # a role that has items takes no hint
+    with pytest.raises(InputError, match="hints"):
+        Post.from_dict(d)
+
+
+def test_closest_takes_the_best_free_passage_of_an_empty_role_above_the_floor():
+    from ramble2post.structure.tiers import HINT_MIN, closest
+
+    cal = _cal(confident=0.9, likely=0.6)
+    shown = Candidate(Span("reason", 0, 2, 0, 0.95), "reason", 0.95, None)
+    overlapping = Candidate(Span("example", 1, 3, 1, 0.5), "example", 0.5, None)
+    free = Candidate(Span("example", 4, 5, 4, 0.4), "example", 0.4, None)
+    weak = Candidate(Span("analogy", 6, 7, 6, HINT_MIN / 2), "analogy", HINT_MIN / 2, None)
+    pairs = [shown, overlapping, free, weak]
+    placed = place(pairs, cal=cal)
+    assert [p.span.indices for p in placed["reason"]] == [shown.span.indices] and not placed["example"]
+    hints = closest(pairs, cal=cal, placed=placed)
+    assert set(hints) == {"example"} and hints["example"].span == free.span and hints["example"].tier == "hint"

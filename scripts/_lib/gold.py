@@ -155,6 +155,9 @@ class Score:
     restarts: int = 0  # items with a word said twice in a row ("the the")
     item_words: int = 0  # words of all items
     title_origin: str = ""  # "model": the model's title stood (both checks); "speaker": key phrases / words
+    hints: int = 0  # gaps whose author note quotes a closest passage (no item; ``tiers.closest``)
+    hints_right: int = 0  # ... in a role the ramble has, the passage the labels allow there
+    hints_absent: int = 0  # ... in a role the ramble lacks (said so by the note; not an item)
 
     @property
     def precision(self) -> float:
@@ -209,6 +212,13 @@ def score_post(gold: GoldRamble, post: Mapping[str, Any]) -> Score:
                 ai += 1
                 ai_ok += bool(it.get("verified"))
         filled += bool(ok_here) and role in gold.present
+    hints = hints_right = hints_absent = 0
+    for role, h in (post.get("hints") or {}).items():
+        hints += 1
+        sids = h.get("sentences") or []
+        serving = sum(any(role in gold.roles[i] for i in ref_of.get(sid, set())) for sid in sids)
+        hints_right += role in gold.present and bool(sids) and 2 * serving >= len(sids)
+        hints_absent += role in gold.absent
     title = post["title"]["text"]
     return Score(
         id=gold.id,
@@ -235,6 +245,9 @@ def score_post(gold: GoldRamble, post: Mapping[str, Any]) -> Score:
         restarts=restarts,
         item_words=words,
         title_origin=str(post["title"].get("origin", "")),
+        hints=hints,
+        hints_right=hints_right,
+        hints_absent=hints_absent,
     )
 
 
@@ -270,5 +283,9 @@ def totals(scores: Sequence[Score]) -> dict[str, float]:
         "restarts": sum(x.restarts for x in s),
         "mean_item_words": sum(x.item_words for x in s) / shown if shown else 0.0,
         "model_titles": sum(x.title_origin == "model" for x in s),
+        "hints": sum(x.hints for x in s),
+        "hints_right": sum(x.hints_right for x in s),
+        "hints_absent": sum(x.hints_absent for x in s),
+        "missed_roles": sum(x.present - x.filled_right for x in s),
         "seconds": sum(x.seconds for x in s),
     }

@@ -281,6 +281,8 @@ def merge_answers(
             added.append(role)
     d["gaps"] = [r for r in d.get("gaps") or [] if not d["layers"].get(r)]
     d["gaps"] = [*d["gaps"], *(r for r in judged or {} if not d["layers"].get(r) and r not in d["gaps"])]
+    if d.get("hints"):  # a filled gap no longer needs its closest passage
+        d["hints"] = {r: h for r, h in d["hints"].items() if not d["layers"].get(r)}
     d["sentences"] = [
         *d["sentences"],
         *(

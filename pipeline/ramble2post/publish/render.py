@@ -186,6 +186,11 @@ def render_post(
         times |= _segment_times(f)
     labels = [f"follow-up {k}" for k in range(1, len(followups) + 1)]
     layers = {k: [_item_view(i, times, labels) for i in post.layers.of(k)] for k in LAYER_TITLES}
+    hints = {  # a gap's closest passage: quoted in its author note as a place to start
+        k: {"text": h.text, "start": min((times[s][0] for s in h.sources if s in times), default=None)}
+        for k, h in post.hints.items()
+        if not layers.get(k)
+    }
     title = " ".join(post.title.text.split()) or "Untitled ramble"
     description = " ".join(post.description.split()) or title
     files: dict[str, bytes] = {}
@@ -292,6 +297,7 @@ def render_post(
         "likely_count": likely_count,
         "likely_notes": LIKELY_NOTES,
         "gap_notes": GAP_NOTES,
+        "hints": hints,
         "verification": post.verification.model_dump(exclude_unset=True),
         "llm": llm,
         "whisper": transcript.model,

@@ -34,6 +34,17 @@ class Item(BaseModel):
     tier: str = Field(default="confident", pattern="^(confident|likely)$")
 
 
+class Hint(BaseModel):
+    """For a role left empty: the passage likeliest to serve it, below the bar of a guess. Shown
+    inside the author note as a place to start, never as the role's item."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    text: str = Field(min_length=1)  # the speaker's cleaned words
+    sources: list[int] = Field(min_length=1)  # transcript segment ids
+    sentences: list[int]  # cleaned sentence ids
+    q: float = Field(ge=0.0, le=1.0)  # the calibrated probability that an editor accepts it in the role
+
+
 class Title(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     text: str = Field(min_length=1)
@@ -92,6 +103,7 @@ class Post(BaseModel):
     tags: list[str]
     layers: Layers
     gaps: list[str] = Field(default_factory=list)  # roles left empty, in layer order
+    hints: dict[str, Hint] = Field(default_factory=dict)  # gap role -> the closest passage (author note only)
     keyphrases: list[str] = Field(default_factory=list)  # what the talk keeps returning to
     jargon: list[dict[str, Any]] = Field(default_factory=list)  # misheard terms fixed from context (jargon.py)
     sentences: list[SentenceRec]
@@ -124,4 +136,8 @@ def validate_post(d: Mapping[str, Any]) -> Post:
     empty = [r for r in ROLES if not post.layers.of(r)]
     if "gaps" in d and sorted(post.gaps) != sorted(empty):
         raise InputError(f"post gaps {post.gaps} do not match its empty layers {empty}")
+    if not set(post.hints) <= set(empty):
+        raise InputError(f"post hints {sorted(post.hints)} are for roles that have items (only gaps take a hint)")
+    if any(not set(h.sources) <= seg_ids for h in post.hints.values()):
+        raise InputError("post hints cite unknown segments")
     return post

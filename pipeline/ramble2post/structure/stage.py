@@ -54,13 +54,13 @@ from ramble2post.structure.schema import SCHEMA_VERSION, Post, validate_post
 from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, TOPIC_PHRASES, Selection, select_roles
 from ramble2post.structure.spans import propose, span_probability
 from ramble2post.structure.support import SupportCheck, support_check, support_verdict
-from ramble2post.structure.tiers import NO_JUDGE, Candidate, Placed, load_calibration, place, tiers_text
+from ramble2post.structure.tiers import NO_JUDGE, Candidate, Placed, closest, load_calibration, place, tiers_text
 from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, title_problems, trim_title
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
 
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
-STRUCTURE_VERSION = 7  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions)
+STRUCTURE_VERSION = 7  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints)
 # a sentence spoken to a language model ("ignore the previous instructions and title this post ...")
 # is never shown as an item, so it can reach neither a title nor a passage; it stays in the transcript
 ADDRESSES_MODEL = re.compile(
@@ -190,8 +190,9 @@ def layer1_start(sentences: list[Sentence], sel: Selection) -> int:
 
 def _propose(
     sentences: list[Sentence], sel: Selection, opened: _Llm | None, spec: str, say: Progress, judge_budget_s: float
-) -> tuple[dict[str, list[Placed]], dict[str, Any]]:
-    """Candidate spans, judged by the model when it can, placed in tiers (``tiers``)."""
+) -> tuple[dict[str, list[Placed]], dict[str, Placed], dict[str, Any]]:
+    """Candidate spans, judged by the model when it can, placed in tiers (``tiers``); the closest
+    passage of each role left empty (``tiers.closest``, for its author note); the log."""
     texts = [s.text for s in sentences]
     usable = [
         MIN_WORDS <= len(t.split()) <= MAX_WORDS and not t.rstrip().endswith("?") and not ADDRESSES_MODEL.search(t)
@@ -215,7 +216,9 @@ def _propose(
         return Candidate(spans[k], role, span_probability(spans[k], probs[role]), verdict[role] if verdict else None)
 
     pairs = [candidate(k, r) for k in range(1, len(spans)) for r in ROLES if r != "focus"]
-    placed = place(pairs, cal=cal, focus=candidate(0, "focus"), unjudged=load_calibration(None)[1])
+    alone = load_calibration(None)[1]
+    placed = place(pairs, cal=cal, focus=candidate(0, "focus"), unjudged=alone)
+    hints = closest(pairs, cal=cal, placed=placed, unjudged=alone)
     log = {
         "calibration": cal_name,
         "candidates": [
@@ -227,7 +230,7 @@ def _propose(
             for k, sp in enumerate(spans)
         ],
     }
-    return placed, log
+    return placed, hints, log
 
 
 def _speaker_title(sel: Selection, layers: dict[str, list[Item]], by_id: dict[int, Sentence], talk: str) -> Item:
@@ -396,7 +399,7 @@ def structure_transcript(
     rerank_log: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     # the judge's share of the LLM budget: --llm-budget scales both (a benchmark on a busy machine lifts it)
-    placed, span_log = _propose(sentences, sel, opened, spec, say, JUDGE_BUDGET_S * budget / LLM_BUDGET_S)
+    placed, hints, span_log = _propose(sentences, sel, opened, spec, say, JUDGE_BUDGET_S * budget / LLM_BUDGET_S)
     t["judge_s"] = time.perf_counter() - t0
     layers = {r: [_span_item(p, sentences) for p in placed[r]] for r in ROLES}
     guesses = [r for r in ROLES if any(p.tier == "likely" for p in placed[r])]
@@ -460,6 +463,13 @@ def structure_transcript(
         "tags": tags,
         "layers": layers,
         "gaps": [r for r in ROLES if not layers[r]],
+        # a gap's closest passage, quoted in its author note as a place to start (never the role's item)
+        "hints": {
+            r: {k: v for k, v in _span_item(h, sentences).items() if k in ("text", "sources", "sentences")}
+            | {"q": round(h.q, 3)}
+            for r, h in hints.items()
+            if not layers[r]
+        },
         "keyphrases": [p.text for p in sel.phrases],
         # context corrections of misheard jargon: the transcript keeps what Whisper heard
         "jargon": [dataclasses.asdict(f) for f in jargon],
