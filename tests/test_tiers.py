@@ -264,3 +264,22 @@ def test_closest_takes_the_best_free_passage_of_an_empty_role_above_the_floor():
     assert [p.span.indices for p in placed["reason"]] == [shown.span.indices] and not placed["example"]
     hints = closest(pairs, cal=cal, placed=placed)
     assert set(hints) == {"example"} and hints["example"].span == free.span and hints["example"].tier == "hint"
+
+
+def test_the_stage_quotes_a_closest_passage_only_for_gaps(tmp_path, monkeypatch):
+    """Through ``structure_transcript`` (no LLM) with bars nothing reaches but layer 1: every other
+    role is a gap, and a gap's hint is a passage of the talk that no item uses."""
+    from ramble2post.structure.stage import structure_transcript
+
+    tiers = tmp_path / "tiers.json"
+    tiers.write_text(json.dumps({"version": 1, "calibrations": {"none": _cal(confident=0.99, likely=0.99).to_dict()}}))
+    monkeypatch.setenv("RAMBLE2POST_TIERS", str(tiers))
+    segs = tuple(Segment(id=i, start=5.0 * i, end=5.0 * i + 4.5, text=t) for i, t in enumerate(REASON_RAMBLE))
+    transcript = dataclasses.replace(make_transcript(), segments=segs, text=" ".join(REASON_RAMBLE), duration=35.0)
+    post = structure_transcript(transcript=transcript, llm="none", use_cache=False)
+    assert post.gaps and post.hints and set(post.hints) <= set(post.gaps)
+    used = {sid for it in post.layers.focus for sid in it.sentences or []}
+    quoted = [sid for h in post.hints.values() for sid in h.sentences]
+    assert not used & set(quoted) and len(quoted) == len(set(quoted))  # a sentence is quoted once at most
+    talk = " ".join(REASON_RAMBLE)
+    assert all(h.text.split()[1] in talk and h.q >= 0.15 for h in post.hints.values())
