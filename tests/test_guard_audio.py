@@ -129,3 +129,26 @@ def test_dropped_passage_of_the_13min_sample_is_restored():
     before = word_error_rate(reference=ref, hypothesis=" ".join(s["text"] for s in segs))
     after = word_error_rate(reference=ref, hypothesis=" ".join(s["text"] for s in fixed))
     assert after < before
+
+
+def test_a_jargon_prompt_invents_nothing_over_30_s_of_noise(tmp_path):
+    """Whisper's initial prompt biases the decoder toward the domain's terms (issue 26, item 2;
+    docs/PERFORMANCE.md): over 30 s of pink noise the default run must still write nothing. Measured:
+    empty with and without the prompt, at two noise levels and on silence, for `auto` and for each
+    engine with the guard off."""
+    from ramble2post.transcribe.glossary import BUILTIN_TERMS
+
+    clip = tmp_path / "pink.wav"
+    noise = "anoisesrc=color=pink:amplitude=0.02:r=16000:seed=1"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-t", "30", "-i", noise, str(clip)], check=True)
+    terms = list(BUILTIN_TERMS)  # the wording scripts/bench_jargon_prompt.py measured ("sentence")
+    prompt = "A talk about GPUs and LLM inference: " + ", ".join(terms[:-1]) + f" and {terms[-1]}."
+    options = TranscribeOptions(model="base", device="cpu", prompt=prompt)
+    from ramble2post.errors import AudioError
+
+    try:
+        out = transcribe_file(audio_path=clip, options=options, use_cache=False)
+    except AudioError as e:  # the run's answer to a clip with no words in it
+        assert "no speech recognised" in str(e)
+    else:
+        assert not out.text.strip(), out.segments
