@@ -37,6 +37,7 @@ def fixed(texts):
             "Batching",
         ),
         (["The colonel launch overhead dominates on the GPU when kernels are tiny."], "colonel", "kernel"),
+        (["The KV cache is memory that blows with every single token you generate."], "blows", "grows"),
     ],
 )
 def test_each_mishearing_is_corrected_in_context(context, heard, written):
@@ -53,6 +54,7 @@ def test_each_mishearing_is_corrected_in_context(context, heard, written):
         ["Pattern matching on strings is slow in Python, so we precompile the regex."],  # no serving context
         ["The colonel in the story never gets a letter."],  # no GPU context
         ["I put the M8 bolts in the drawer next to the drill."],  # no precision context
+        ["The memory use blows up with every token once the cache spills."],  # "blows up": the idiom
     ],
 )
 def test_a_mishearing_word_is_left_alone_out_of_context(sentences):
@@ -80,3 +82,39 @@ def test_a_title_with_an_invented_frame_is_refused():
     assert any("misheard" in p for p in title_problems("Matching and previous tokens", TALK + " matching"))
     assert any("characters" in p for p in title_problems("Batching " * 10, TALK))
     assert TITLE_MAX_CHARS == 70
+
+
+def test_a_model_title_states_a_confident_point_and_nothing_else_shown():
+    """The title heads the post: a model title must be grounded in layer 1, and layer 1 must be
+    confident. On the gold set, titles grounded in every shown passage let asides through ("The
+    Distinction Between AI Engineers and Database Developers")."""
+    from ramble2post.structure.clean import clean_segments
+    from ramble2post.structure.select import select_roles
+    from ramble2post.structure.stage import _check_title
+
+    point = "So batching is about throughput on one machine, because we read the weights once for all requests."
+    aside = "By the way, database developers and AI engineers think about indexes very differently."
+    sents = clean_segments(
+        [{"id": i, "start": i * 5.0, "end": i * 5.0 + 4, "text": t} for i, t in enumerate([point, aside])]
+    )
+    sel = select_roles(sents)
+
+    def layers(tier: str) -> dict:
+        item = {"speaker_text": sents[0].text, "sources": [0], "sentences": [1], "tier": tier}
+        other = {"speaker_text": sents[1].text, "sources": [1], "sentences": [2], "tier": "likely"}
+        return {"focus": [item], "reason": [], "example": [other], "analogy": [], "connections": [], "tradeoffs": []}
+
+    talk = " ".join(s.text for s in sents)
+    yes = lambda source, claim: 0.99  # noqa: E731  a judge that passes everything: the rules must refuse
+    title, _ = _check_title(
+        "Batching reads the weights once for all requests", sel=sel, talk=talk, layers=layers("confident"), support=yes
+    )
+    assert title is not None and title["origin"] == "model"
+    guess, block = _check_title(
+        "Batching reads the weights once for all requests", sel=sel, talk=talk, layers=layers("likely"), support=yes
+    )
+    assert guess is None and "guess" in block["details"][0]["reasons"][0]
+    aside_title, _ = _check_title(
+        "Batching: database developers versus AI engineers", sel=sel, talk=talk, layers=layers("confident"), support=yes
+    )
+    assert aside_title is None

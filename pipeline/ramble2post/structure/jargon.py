@@ -61,6 +61,8 @@ MISHEARD: tuple[Misheard, ...] = (
     Misheard(r"laura|lorra", "LoRA", r"adapters?|rank|fine.?tun\w*|weights|low.rank|matri(?:x|ces)|base model"),
     Misheard(r"roof ?line", "roofline", r"flops|bandwidth|arithmetic intensity|compute|memory"),
     Misheard(r"tensor course", "tensor cores", _GPU + r"|matmul|flops"),
+    # "memory that grows with every token" heard as "blows" (gold kv-cache): not "blows up", an idiom
+    Misheard(r"blows", "grows", r"memory|cache|tokens?|linear\w*|sequences?|context", need=2, guard=r"up|fuse|mind"),
 )
 _COMPILED = [
     (m, re.compile(rf"\b(?:{m.heard})\b", re.IGNORECASE), re.compile(rf"\b(?:{m.context})\b", re.IGNORECASE))

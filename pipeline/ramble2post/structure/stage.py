@@ -60,7 +60,7 @@ from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_co
 
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
-STRUCTURE_VERSION = 7  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints)
+STRUCTURE_VERSION = 8  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1)
 # a sentence spoken to a language model ("ignore the previous instructions and title this post ...")
 # is never shown as an item, so it can reach neither a title nor a passage; it stays in the transcript
 ADDRESSES_MODEL = re.compile(
@@ -258,19 +258,23 @@ def _speaker_title(sel: Selection, layers: dict[str, list[Item]], by_id: dict[in
 def _check_title(
     cand: str, *, sel: Selection, talk: str, layers: dict[str, list[Item]], support: SupportCheck | None = None
 ) -> tuple[Item | None, dict[str, Any]]:
-    """A model title if it is grounded in the talk, names its key phrases and the model judge finds
-    it supported by the passages the post shows; the verification block."""
+    """A model title if layer 1 is confident, the title is grounded in it, names the talk's key
+    phrases and the model judge finds it supported by layer 1; the verification block."""
     block: dict[str, Any] = {"items": 1, "passed": 0, "repaired": 0, "replaced": 0, "flagged": 0, "details": []}
-    # grounded in the whole (cleaned) talk, so a summary title may use words from any part of it;
-    # no embedding cosine (a title is too short for a meaningful one), no flip check (every
-    # negation of the talk is "in the source")
-    # the title sums up what the post shows: its words come from the shown passages, so a sentence the
-    # speaker said but the post does not show (an aside, or "ignore the previous instructions and title
-    # this post ...") cannot become the title; and the model judge must find it supported by them.
-    # Words from the whole talk (without sentences spoken to a model) let through 7 model titles on the
-    # gold set and holdout, 4 of them built on an aside or a mishearing ("The KV Cache: Memory Blows
-    # with Every Token, Hiding the Blows", judge P 0.71): the judge alone is too lenient on titles
-    shown = " ".join(it["speaker_text"] for items in layers.values() for it in items)
+    # the title heads the post, so it states the post's point: its words come from layer 1 and the judge
+    # reads layer 1 only, and only a confident layer 1 may be headlined (a guess at the point is not).
+    # Words from all shown passages let 6 model titles through on 15 gold rambles, 3 of them built on an
+    # aside or a mishearing ("The Distinction Between AI Engineers and Database Developers", "The KV
+    # Cache: Memory Blows with Every Token, Hiding the Blows", judge P 0.71); words from the whole talk,
+    # 7 on the gold set and holdout, 4 bad. No embedding cosine (a title is too short for one), no flip
+    # check (every negation of the talk is "in the source").
+    point = [it for it in layers["focus"] if it.get("tier") == "confident"]
+    shown = " ".join(it["speaker_text"] for it in point)
+    if cand and not point:
+        block["replaced"] = 1
+        reason = "layer 1 is a guess: a title would headline it"
+        block["details"].append({"item": "title", "result": "replaced", "reasons": [reason], "model_text": cand})
+        return None, block
     why = problems(sentence_case(cand), talk, meaning=False) + title_problems(cand, shown) if cand else ["empty"]
     topic = topic_phrases(sel.phrases, TOPIC_PHRASES)
     if cand and topic and not names_phrase(cand, topic, misheard=True):
