@@ -298,6 +298,7 @@ def render_post(
         "likely_notes": LIKELY_NOTES,
         "gap_notes": GAP_NOTES,
         "hints": hints,
+        "title_suggestion": post.title_suggestion,
         "verification": post.verification.model_dump(exclude_unset=True),
         "llm": llm,
         "whisper": transcript.model,

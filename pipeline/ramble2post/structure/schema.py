@@ -99,6 +99,7 @@ class Post(BaseModel):
     transcript_sha256: str
     audio_sha256: str
     title: Title
+    title_suggestion: str | None = None  # the model's title when it passed every check: offered, not used
     description: str
     tags: list[str]
     layers: Layers

@@ -60,7 +60,7 @@ from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_co
 
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
-STRUCTURE_VERSION = 8  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1)
+STRUCTURE_VERSION = 9  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion)
 # a sentence spoken to a language model ("ignore the previous instructions and title this post ...")
 # is never shown as an item, so it can reach neither a title nor a passage; it stays in the transcript
 ADDRESSES_MODEL = re.compile(
@@ -421,13 +421,18 @@ def structure_transcript(
     # is asked for the title only (the whole run on the 13-min ramble stays under 90 s on 2 cores)
     judged = span_log["calibration"] != NO_JUDGE
     check = support_check(opened.model if opened else None)
+    suggestion: str | None = None
     if opened:
         say("structure: title" + ("" if judged else " and tags"))
         focus = " ".join(it["speaker_text"] for it in layers["focus"])
         first = layers["focus"][0]["sentences"][0]
         cand = trim_title(ask_title(opened.asker, prompts=prompts, focus=focus, sentence_id=first))
         model_title, block = _check_title(cand, sel=sel, talk=talk, layers=layers, support=check)
-        title = model_title or title
+        # a suggestion, not the title: the one model title that passed every check on the gold set still
+        # headlined a mishearing ("... Memory Grows with Tokens, Hiding the Cost": "fighting" heard as
+        # "hiding"); the key phrases the speaker said head the post, the draft offers the model's words
+        suggestion = model_title["text"] if model_title and model_title["origin"] == "model" else None
+        title = model_title if model_title and model_title["origin"] == "speaker" else title  # said verbatim
         blocks.append(block)
         if not judged:
             picked = ask_tags(opened.asker, prompts=prompts, focus=focus, sentence_id=first)
@@ -463,6 +468,7 @@ def structure_transcript(
         "transcript_sha256": transcript_sha,
         "audio_sha256": transcript.audio_sha256,
         "title": title,
+        **({"title_suggestion": suggestion} if suggestion else {}),
         "description": desc,
         "tags": tags,
         "layers": layers,
