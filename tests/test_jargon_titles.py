@@ -121,25 +121,13 @@ def test_a_model_title_states_a_confident_point_and_nothing_else_shown():
 
 
 def test_a_model_title_is_offered_in_the_draft_not_used_as_the_title():
-    from test_blog_common import HARDWARE, make_transcript, post_json
-    from test_render_post import LAYOUT, NOW
-
-    from ramble2post.publish.render import render_post
-    from ramble2post.structure.schema import Post
+    from test_blog_common import post_json
+    from test_render_post import render
 
     d = post_json("Batching and throughput", unverified=0)
     d["title"]["origin"] = "speaker"
     d["title_suggestion"] = "Batching reads the weights once for all requests"
-    r = render_post(
-        post=Post.from_dict(d),
-        transcript=make_transcript(),
-        experiment_results=[],
-        layout=LAYOUT,
-        slug="a-post",
-        hardware=HARDWARE,
-        provenance={},
-        now=NOW,
-    )
+    r = render(d)
     assert 'title: "Batching and throughput"' in r.markdown or "title: Batching and throughput" in r.markdown
     line = next(ln for ln in r.markdown.splitlines() if "suggested" in ln)
     assert "AI-written" in line and "Batching reads the weights once for all requests" in line

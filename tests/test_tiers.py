@@ -222,7 +222,7 @@ def test_a_proposed_analogy_that_is_none_is_rejected_by_the_default_judge():
 def test_a_gap_quotes_its_closest_passage_in_the_author_note_not_as_the_role():
     """A role below the bar stays empty (honest), but its author note quotes the likeliest passage
     so the author has somewhere to start; it is no item, no guess and no VERIFY mark."""
-    from test_blog_common import HARDWARE
+    from test_render_post import render
 
     from ramble2post.errors import InputError
     from ramble2post.publish.render import AUTHOR_MARK, count_author_notes
@@ -231,16 +231,7 @@ def test_a_gap_quotes_its_closest_passage_in_the_author_note_not_as_the_role():
     d["hints"] = {"analogy": {"text": "Decoding is memory bound.", "sources": [1], "sentences": [2], "q": 0.31}}
     post = Post.from_dict(d)
     assert post.layers.analogy == [] and post.hints["analogy"].q == 0.31
-    r = render_post(
-        post=post,
-        transcript=make_transcript(),
-        experiment_results=[],
-        layout=LAYOUT,
-        slug="a-post",
-        hardware=HARDWARE,
-        provenance={},
-        now=NOW,
-    )
+    r = render(post)
     section = r.markdown.split("## An analogy", 1)[1].split("\n## ", 1)[0]
     assert AUTHOR_MARK in section and "The closest passage, too weak to count as one" in section
     assert "Decoding is memory bound." in section and "said at 0:05" in section
