@@ -10,6 +10,7 @@ The file name carries a hash of the clip's entry, so an edited entry is synthesi
 
     .venv/bin/python scripts/make_short_clips.py                 # -> ~/.cache/ramble2post/short_clips
     .venv/bin/python scripts/make_short_clips.py --out /tmp/clips --clips c01-us-kv,c05-m3-int8
+    .venv/bin/python scripts/make_short_clips.py --set tests/data/command_clips/clips.json   # the 8-min clips
 """
 
 from __future__ import annotations
@@ -118,9 +119,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="cache folder for the .m4a files")
     ap.add_argument("--clips", default="", help="comma list of clip ids (default: all)")
+    ap.add_argument("--set", type=Path, default=CLIPS_JSON, help="clip list (e.g. tests/data/command_clips/clips.json)")
     args = ap.parse_args()
     wanted = set(filter(None, args.clips.split(",")))
-    for clip in load_clips():
+    for clip in load_clips(args.set):
         if wanted and clip["id"] not in wanted:
             continue
         print(synthesise(clip, args.out), flush=True)

@@ -76,6 +76,20 @@ def test_guard_leaves_a_phrase_said_three_times_far_apart():
     assert guard.find_phrase_loops(segs, span_s=200.0)[0].segments == (0, 1, 2)
 
 
+def test_guard_leaves_a_phrase_a_speaker_reuses_within_a_minute():
+    """The 13-min sample says "you need to be able to" 4 times in 50 s among other words: not a loop (it was
+    re-decoded every time and never replaced, a third of the run's time); the same sayings back to back are."""
+    said = [
+        _seg(0, 12, "It is not enough to see the light at the end of the tunnel, you need to be able to walk it."),
+        _seg(12, 25, "So what this means is that you need to be able to give a concrete example of the idea."),
+        _seg(25, 38, "When they are learning something live, you need to be able to offer a simple metaphor."),
+    ]
+    assert guard.find_phrase_loops(said) == []
+    dense = [_seg(0, 4, "You need to be able to."), _seg(4, 8, "You need to be able to."), _seg(8, 12, said[0]["text"])]
+    dense[1]["text"] += " You need to be able to."
+    assert [f.segments for f in guard.find_phrase_loops(dense)] == [(0, 1)]
+
+
 def test_repair_of_a_phrase_loop_is_kept_only_when_the_phrase_goes():
     import numpy as np
 

@@ -25,7 +25,7 @@ from ramble2post.cli.structure import structure_cmd
 from ramble2post.cli.transcribe import transcribe_cmd
 from ramble2post.config import current, environment_help
 from ramble2post.errors import Ramble2PostError
-from ramble2post.transcribe.torch_state import prefer_passive_omp_wait
+from ramble2post.transcribe.torch_state import one_malloc_arena, prefer_passive_omp_wait
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
 
@@ -133,6 +133,7 @@ def cli(ctx, debug):
     debug = debug or _debug_enabled()
     ctx.meta["debug"] = debug
     prefer_passive_omp_wait()  # before anything imports torch (OpenMP reads it once)
+    one_malloc_arena()  # before any thread starts: peak memory that does not grow with the recording
     # diagnostics go to stderr through logging; stdout carries only each command's result
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s", stream=sys.stderr)
 

@@ -87,9 +87,10 @@ def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_siz
     )
     if plan:
         p = plan_transcription(audio_path=audio, options=options)
+        wall = f"{p.estimated_wall_s:.0f} s" if p.estimated_wall_s < 120 else f"{p.estimated_wall_s / 60:.1f} min"
         click.echo(
             f"{audio}: {p.duration_s / 60:.1f} min of audio; {p.model} on {p.device} ({p.engine}) "
-            f"needs about {p.estimated_wall_s / 60:.1f} min and "
+            f"needs about {wall} and "
             f"{p.estimated_audio_memory_bytes / 2**20:.0f} MiB for the decoded audio"
         )
         return

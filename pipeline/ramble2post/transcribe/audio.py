@@ -153,12 +153,8 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
         str(SAMPLE_RATE),
         "-",
     ]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, check=False)
-    except OSError as e:
-        raise DependencyError(f"could not run ffmpeg ({ffmpeg}): {e}") from e
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
+    samples, returncode, stderr = _decode_stream(cmd, expected_s=_expected_duration(ffmpeg, p))
+    if returncode != 0:
         reason = _ffmpeg_reason(stderr)
         if "moov atom not found" in reason and _has_mp4_header(p):
             raise AudioError(
@@ -169,7 +165,6 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
             f"{p.name} is not audio ffmpeg can decode: {_ffmpeg_reason(stderr)}",
             hint="try converting it: ffmpeg -i INPUT out.wav",
         )
-    samples = np.frombuffer(proc.stdout, np.int16).astype(np.float32) / 32768.0
     if len(samples) < MIN_DURATION * SAMPLE_RATE:
         raise AudioError(f"{p.name} contains no audio (decoded {len(samples) / SAMPLE_RATE:.2f} s)")
     if stderr.strip() and ("error" in stderr.lower() or "invalid" in stderr.lower()):
@@ -185,6 +180,52 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
             hint="check the microphone input level",
         )
     return audio
+
+
+READ_BYTES = 1 << 20  # bytes of s16le read from ffmpeg at a time (~33 s of audio)
+
+
+def _expected_duration(ffmpeg: str, path: Path) -> float | None:
+    """The header's duration (s), to size the sample buffer once; None when the header has none."""
+    try:
+        return probe_duration(path)
+    except AudioError:
+        return None  # decoding will say what is wrong
+
+
+def _decode_stream(cmd: list[str], *, expected_s: float | None) -> tuple[np.ndarray, int, str]:
+    """Run ffmpeg and convert its s16le output to float32 as it arrives: (samples, exit code, stderr).
+
+    The float32 buffer is sized from the header and grown only if the file is longer, so decoding
+    holds the samples once (a 67-min file: 257 MB) instead of the pipe's bytes, an int16 copy and two
+    float32 copies at once (~0.9 GB, issue 26).
+    """
+    import tempfile
+
+    capacity = int(((expected_s or 60.0) + 1.0) * SAMPLE_RATE)
+    out = np.empty(capacity, np.float32)
+    n = 0
+    pending = b""  # an odd byte left over between reads
+    with tempfile.TemporaryFile() as err:  # stderr to a file: a full pipe would block ffmpeg
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        except OSError as e:
+            raise DependencyError(f"could not run ffmpeg ({cmd[0]}): {e}") from e
+        assert proc.stdout is not None
+        with proc:
+            while chunk := proc.stdout.read(READ_BYTES):
+                chunk = pending + chunk
+                usable = len(chunk) - len(chunk) % BYTES_PER_SAMPLE
+                pending = chunk[usable:]
+                block = np.frombuffer(chunk[:usable], np.int16)
+                if n + len(block) > len(out):  # longer than the header said
+                    out = np.resize(out, max(n + len(block), int(len(out) * 1.5)))
+                np.multiply(block, 1.0 / 32768.0, out=out[n : n + len(block)], casting="unsafe")
+                n += len(block)
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    samples = out[:n] if n > 0.9 * len(out) else out[:n].copy()  # a header far too long: no idle buffer kept
+    return samples, proc.returncode, stderr
 
 
 _DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
@@ -221,5 +262,10 @@ def rms_dbfs(samples: np.ndarray) -> float:
     """Root-mean-square level in dB relative to full scale (-inf for digital silence)."""
     if samples.size == 0:
         return float("-inf")
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    # in blocks of ~1 min: a float64 square of a whole 67-min file is 0.5 GB (issue 26)
+    step = 1 << 20
+    total = sum(
+        float(np.dot(b, b)) for b in (samples[i : i + step].astype(np.float64) for i in range(0, samples.size, step))
+    )
+    rms = float(np.sqrt(total / samples.size))
     return 20.0 * np.log10(rms) if rms > 0 else float("-inf")

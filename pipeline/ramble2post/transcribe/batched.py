@@ -74,14 +74,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ramble2post.machine import physical_cores
-from ramble2post.transcribe.audio import SAMPLE_RATE
 from ramble2post.transcribe.decoding import (  # noqa: F401  (batch_log_mel: re-exported for tests and scripts)
     DecodeSettings,
     StepTimes,
     batch_log_mel,
+    chunk_audio,
     decode,
+    detect_language,
     encode,
     is_silent,
+    likeliest_language,
 )
 from ramble2post.transcribe.precision import (  # noqa: F401
     cpu_has_bf16,
@@ -90,7 +92,7 @@ from ramble2post.transcribe.precision import (  # noqa: F401
     replicate_decoder,
 )
 from ramble2post.transcribe.segments import _split_segments, sentence_times  # noqa: F401
-from ramble2post.transcribe.torch_state import torch_threads, whisper_sdpa
+from ramble2post.transcribe.torch_state import release_free_memory, torch_threads, whisper_sdpa
 from ramble2post.transcribe.vad import (  # noqa: F401
     CHUNK_S,
     CUT_FROM,
@@ -286,10 +288,7 @@ def plan_windows(*, samples: np.ndarray, device: str, options: BatchedOptions) -
     )
 
 
-def window_audio(samples: np.ndarray, chunk: Chunk) -> np.ndarray:
-    """The audio a window holds: its stretches of ``samples`` laid end to end."""
-    cuts = [samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for a, b in chunk.spans()]
-    return cuts[0] if len(cuts) == 1 else np.concatenate(cuts)
+window_audio = chunk_audio  # the audio a window holds (decoding.chunk_audio)
 
 
 def run_batch(
@@ -310,6 +309,7 @@ def run_batch(
     """
     batch = [chunks[i] for i in windows]
     features, enc_times = encode(net, [window_audio(samples, c) for c in batch], settings=settings)
+    release_free_memory()  # the encoder's activations, before decoding fills the heap again
     with torch_threads(decode_threads):
         results, dec_times = decode(net, features, settings=settings)
     return DecodedBatch(
@@ -339,6 +339,7 @@ def run_batches(
     import torch
 
     def done(batch: DecodedBatch) -> DecodedBatch:
+        release_free_memory()  # the batch's activations: without it peak memory grew with the recording
         if progress:
             progress(batch.audio_s)
         return batch
@@ -420,7 +421,8 @@ def transcribe_batched(
     model: a loaded openai-whisper model (not modified; a prepared copy is memoised).
     samples: 16 kHz mono float32 audio.
     device: "cpu" or "cuda" (where ``model`` lives).
-    language: None = detect once on the first window (English-only models: "en").
+    language: None = detect once: on the first window, or ``LANGUAGE_WINDOWS`` when it is unsure
+        (English-only models: "en").
     prompt: initial prompt given to every window (windows are independent).
     temperature: fallback schedule; windows failing whisper's thresholds at one
         temperature are re-decoded at the next, from the cached encoder output.
@@ -453,9 +455,10 @@ def transcribe_batched(
     with whisper_sdpa(options.sdpa), torch.inference_mode():
         if settings.language is None and plan.chunks:
             with torch_threads(options.threads or physical_cores()):
-                features, detect_times = encode(net, [window_audio(samples, plan.chunks[0])], settings=settings)
-                _, probs = net.detect_language(features, get_tokenizer(True, num_languages=model.num_languages))
-            settings = dataclasses.replace(settings, language=max(probs[0], key=probs[0].get))
+                probs, detect_times = detect_language(
+                    net, model, samples=samples, chunks=plan.chunks, settings=settings
+                )
+            settings = dataclasses.replace(settings, language=likeliest_language(probs))
         tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=settings.language)
         if prompt:
             settings = dataclasses.replace(settings, prompt=tuple(tokenizer.encode(" " + prompt.strip())))

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from ramble2post.transcribe.audio import SAMPLE_RATE
 from ramble2post.transcribe.beam import batch_beam_decoder
 from ramble2post.transcribe.kvcache import static_inference
-from ramble2post.transcribe.vad import N_SAMPLES
+from ramble2post.transcribe.vad import N_SAMPLES, Chunk
 
 # whisper's fallback rules (same thresholds as whisper.transcribe)
 COMPRESSION_RATIO_THRESHOLD = 2.4
@@ -95,6 +96,56 @@ def encode(net, clips: Sequence[np.ndarray], *, settings: DecodeSettings) -> tup
     return features, StepTimes(mel_s=tb - ta, encode_s=time.perf_counter() - tb)
 
 
+def chunk_audio(samples: np.ndarray, chunk: Chunk) -> np.ndarray:
+    """The audio a window holds: its stretches of ``samples`` laid end to end."""
+    cuts = [samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for a, b in chunk.spans()]
+    return cuts[0] if len(cuts) == 1 else np.concatenate(cuts)
+
+
+# Windows the language is detected on when the first is unsure, spread over the recording, their
+# probabilities averaged. On one window base took Finnish for English read by espeak-ng's RP voice over
+# white noise (the first window of an 8-min clip: fi 0.48, en 0.25; its next seven: en 0.42-0.79) and
+# decoded the whole file as Finnish (WER 72-81 %, 182-327 s instead of 20 s); faster-whisper's batched
+# pipeline, also on one window: WER 141 %.
+LANGUAGE_WINDOWS = 4
+# The first window decides alone when its language is more likely than all the others together (the
+# other five 8-min clips: en 0.87-0.99): three more encoder passes cost ~1 s of a 19-s command.
+LANGUAGE_SURE = 0.5
+
+
+def detect_language(
+    net, model, *, samples: np.ndarray, chunks: Sequence[Chunk], settings: DecodeSettings
+) -> tuple[list[dict[str, float]], StepTimes]:
+    """Language probabilities (whisper's ``detect_language``, one dict per window) of the first window, and of ``LANGUAGE_WINDOWS`` spread over the recording
+    when the first is unsure (``LANGUAGE_SURE``); and the seconds spent encoding them."""
+    from whisper.tokenizer import get_tokenizer
+
+    tokenizer = get_tokenizer(True, num_languages=model.num_languages)
+    features, times = encode(net, [chunk_audio(samples, chunks[0])], settings=settings)
+    _, probs = net.detect_language(features, tokenizer)
+    rest = detection_windows(len(chunks))[1:]
+    if max(probs[0].values()) >= LANGUAGE_SURE or not rest:
+        return [probs[0]], times
+    features, more_times = encode(net, [chunk_audio(samples, chunks[i]) for i in rest], settings=settings)
+    _, more = net.detect_language(features, tokenizer)
+    return [probs[0], *more], times + more_times
+
+
+def detection_windows(n_windows: int) -> list[int]:
+    """Indices of up to ``LANGUAGE_WINDOWS`` windows spread evenly from the first to the last."""
+    k = min(LANGUAGE_WINDOWS, n_windows)
+    return sorted({round(j * (n_windows - 1) / max(1, k - 1)) for j in range(k)})
+
+
+def likeliest_language(probs: Sequence[dict[str, float]]) -> str:
+    """The language with the highest mean probability over the windows' ``detect_language`` results."""
+    total: dict[str, float] = {}
+    for p in probs:
+        for lang, v in p.items():
+            total[lang] = total.get(lang, 0.0) + v
+    return max(total, key=total.__getitem__)
+
+
 def is_silent(r) -> bool:
     """whisper's silence rule: a window it would drop (likely no speech, and decoded without confidence)."""
     return bool(r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD)
@@ -136,7 +187,9 @@ def decode(net, features, *, settings: DecodeSettings) -> tuple[list[Any], StepT
         out = batch_task()(net, whisper.DecodingOptions(**kwargs)).run(rows)
         spent["decode_s" if k == 0 else "fallback_s"] += time.perf_counter() - ts
         for i, r in zip(todo, out):
-            results[i] = r
+            # without the encoder output whisper keeps in each result: a view of the batch's (beams x windows
+            # x 1500 x d) tensor, it held 6 MB per window (base) until the end, 0.9 GB on a 67-min file
+            results[i] = dataclasses.replace(r, audio_features=None)
         todo = [i for i, r in zip(todo, out) if needs_fallback(r)]
         if not todo:
             break

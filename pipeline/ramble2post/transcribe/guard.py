@@ -12,7 +12,7 @@
    the recording's other windows (``THIN_FRACTION``).
 
    Also a phrase of ``PHRASE_WORDS``+ words said ``PHRASE_REPEATS``+ times within
-   ``PHRASE_SPAN_S``, back to back or not ("phrase"): replaced only when decoding again loses it,
+   ``PHRASE_SPAN_S`` with little else between (``PHRASE_DENSITY_MIN``), back to back or not ("phrase"): replaced only when decoding again loses it,
    and not flagged at all when it is ``spoken``: under ``auto`` on a short recording, a phrase both
    engines heard that often in the same window (``select.heard_by_both``; decoded independently, two
    decoders do not invent the same loop) was said. A spoken "Every token reads every weight" x3
@@ -64,6 +64,13 @@ THIN_MIN_SPEECH_S = 8.0  # s of speech a window needs before its rate is judged
 PHRASE_WORDS = 4
 PHRASE_REPEATS = 3
 PHRASE_SPAN_S = 60.0  # s
+# ... and only when the sayings are dense: the phrase's words at least this share of the words from its
+# first saying to its last. A decoding loop says little else ("you can get a new one" x 4 in 24 words:
+# 0.71; a spoken "Every token reads every weight" x 3, which the re-decoding then keeps: 0.8), while a
+# phrase a speaker reuses sentence after sentence is spread out ("you need to be able to", "when we talk
+# about" on the 13-min sample: 0.07-0.13; once per 18-word sentence: 0.3). Those were re-decoded and
+# never replaced: 13 s of the 13-min sample's 38 s, 93 s of the 67-min file's 202 s.
+PHRASE_DENSITY_MIN = 0.5
 
 _WORD = re.compile(r"[\w']+")
 
@@ -127,7 +134,7 @@ def find_phrase_loops(
     segments: Sequence[dict[str, Any]], *, span_s: float = PHRASE_SPAN_S, spoken: Collection[str] = ()
 ) -> list[Flag]:
     """Flags for runs of segments that say one ``PHRASE_WORDS``-word phrase ``PHRASE_REPEATS``+ times
-    within ``span_s``, consecutive or not: the run from its first saying to its last (decoded again, the
+    within ``span_s`` and densely (``PHRASE_DENSITY_MIN``), consecutive or not: the run from its first saying to its last (decoded again, the
     audio gives back the saying that was spoken). Phrases in ``spoken`` (lower-case words joined by one
     space, as ``repeated_phrases`` gives them) are known to be said and are not flagged."""
     words: list[str] = []
@@ -146,6 +153,9 @@ def find_phrase_loops(
         if " ".join(gram) in spoken:
             continue
         for a in range(len(pos) - PHRASE_REPEATS + 1):
+            run_words = pos[a + PHRASE_REPEATS - 1] + PHRASE_WORDS - pos[a]
+            if PHRASE_REPEATS * PHRASE_WORDS / run_words < PHRASE_DENSITY_MIN:
+                continue  # spread out: a phrase the speaker reuses, not a loop
             first, last = owner[pos[a]], owner[pos[a + PHRASE_REPEATS - 1]]
             if float(segments[last]["end"]) - float(segments[first]["start"]) <= span_s:
                 runs.append((first, last))

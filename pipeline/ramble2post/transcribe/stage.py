@@ -75,7 +75,8 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
 # 4 = two beams per window in the batched engine (BatchedOptions.beam_size);
 # 7 = auto decodes a short recording with both engines (select.py); the guard's phrase loops;
 # 8 = decodes that may sample are seeded (torch_state.seeded_sampling); phrases both engines heard are kept.
-ENGINE_VERSION = 8
+# 9 = the batched engine detects the language on 4 windows; the guard's phrase loops must be dense.
+ENGINE_VERSION = 9
 
 
 def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str, decoder: str) -> str:
@@ -106,19 +107,26 @@ def choose_engine(engine: str, duration: float, *, word_timestamps: bool = False
     return engine
 
 
-# Real-time factors (wall s per s of audio), used only for the --plan estimate: measured on
-# 2 idle Zen 4 cores (docs/PERFORMANCE.md, 2026-11-29: batched 0.014 tiny.en / 0.026 base,
-# sequential 0.068 / 0.10-0.13) and rounded up ~1.3x for slower or busier machines.
+# Real-time factors (wall s per s of audio), used only for the --plan estimate, on top of
+# COMMAND_OVERHEAD_S: the whole `ramble2post transcribe` command on the 2-core box (docs/PERFORMANCE.md,
+# 2026-12-05: base batched 17.6-21.0 s for six 8-min clips, 25.5 s for the 13-min sample, 104-106 s for
+# 67 min: 7 s + 0.025 x duration); tiny.en and the sequential engine from the engine's own figures
+# (2026-11-29: batched 0.014 tiny.en, sequential 0.068 / 0.10-0.13) rounded up ~1.3x.
 # GPU figures are conservative guesses.
 RTF_ESTIMATE = {
     ("tiny.en", "cpu"): {"batched": 0.02, "sequential": 0.09},
-    ("base", "cpu"): {"batched": 0.035, "sequential": 0.17},
+    ("base", "cpu"): {"batched": 0.025, "sequential": 0.17},
 }
-RTF_FALLBACK = {"cpu": 0.5, "cuda": 0.02}  # unknown (bigger) models
+COMMAND_OVERHEAD_S = 7.0  # s: imports, model load, audio decoding, VAD, language detection, the last batch
+RTF_FALLBACK = {"cpu": 0.5, "cuda": 0.02}  # unknown models
+# Bigger models on CPU, not measured here (no download on the benchmark box): base's batched factor
+# scaled by parameters (openai/whisper's README, millions), an extrapolation; docs/PERFORMANCE.md.
+PARAMETERS_M = {"small": 244, "medium": 769, "large-v1": 1550, "large-v2": 1550, "large-v3": 1550, "large": 1550}
+PARAMETERS_M |= {"turbo": 809, "large-v3-turbo": 809, "small.en": 244, "medium.en": 769, "base.en": 74}
 # auto on a short recording: scoring the differing windows, the guard on more text (short-clip set: 0.28 in all)
 SCORE_RTF = 0.05
 PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"  # batched engine
-BYTES_PER_AUDIO_SECOND = 16_000 * (2 + 4)  # s16le pipe buffer + float32 copy, bytes/s
+BYTES_PER_AUDIO_SECOND = 16_000 * 4  # float32 samples, bytes/s (ffmpeg's output is converted as it arrives)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +138,7 @@ class TranscriptionPlan:
     model: str
     device: str
     engine: str  # "batched" | "sequential" | "both" (auto under BATCHED_MIN_DURATION)
-    estimated_wall_s: float  # s, duration x the assumed real-time factor
+    estimated_wall_s: float  # s, COMMAND_OVERHEAD_S + duration x the assumed real-time factor
     estimated_audio_memory_bytes: int  # bytes of decoded audio held at once
     real_time_factor_assumed: float  # wall s per audio s
 
@@ -151,6 +159,8 @@ def plan_transcription(
     engine = choose_engine(options.engine, duration, word_timestamps=options.word_timestamps)
     rtfs = RTF_ESTIMATE.get((name, device), {})
     rtf = rtfs.get(engine) or RTF_FALLBACK.get(device, 0.5)
+    if not rtfs and device == "cpu" and name in PARAMETERS_M and engine == "batched":
+        rtf = round(RTF_ESTIMATE[("base", "cpu")]["batched"] * PARAMETERS_M[name] / 74, 3)
     if options.engine == "auto" and engine == "sequential" and not options.word_timestamps:
         engine = "both"  # short: both engines, then each differing window scored (select.py)
         rtf = round(rtf + (rtfs.get("batched") or 0.0) + SCORE_RTF, 3)
@@ -160,7 +170,7 @@ def plan_transcription(
         model=name,
         device=device,
         engine=engine,
-        estimated_wall_s=round(duration * rtf, 1),
+        estimated_wall_s=round(COMMAND_OVERHEAD_S + duration * rtf, 1),
         estimated_audio_memory_bytes=int(duration * BYTES_PER_AUDIO_SECOND),
         real_time_factor_assumed=rtf,
     )
@@ -305,8 +315,8 @@ def transcribe_file(
         seq = _run_engine(
             "sequential", model=model, samples=audio.samples, decode=decode, options=options, device=device
         )
-        # in the language the sequential engine heard on its first 30 s: the batched engine detects it on its
-        # first VAD window alone, and took Finnish on a noisy English clip (c25 of the short-clip set, WER 83 %)
+        # in the language the sequential engine heard on its first 30 s (the batched engine alone once took
+        # Finnish on a noisy English clip, c25 of the short-clip set, WER 83 %: see batched.LANGUAGE_WINDOWS)
         same = {**decode, "language": decode["language"] or seq.language}
         run = _run_engine("batched", model=model, samples=audio.samples, decode=same, options=options, device=device)
         from ramble2post.transcribe import select

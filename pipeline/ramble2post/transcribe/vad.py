@@ -17,6 +17,7 @@ from ramble2post.transcribe.audio import SAMPLE_RATE
 CHUNK_S = 30.0  # s, Whisper's fixed input window
 FRAME_S = 0.03  # s, VAD analysis frame
 N_SAMPLES = int(CHUNK_S * SAMPLE_RATE)  # samples in one encoder window
+LEVEL_BLOCK_FRAMES = 5_000  # frames (2.5 min of audio, ~19 MB as float64) whose levels are computed at once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +66,15 @@ def frame_levels_db(samples: np.ndarray, *, frame_s: float = FRAME_S) -> np.ndar
     count = len(samples) // n
     if count == 0:
         return np.zeros(0, np.float32)
-    frames = samples[: count * n].reshape(count, n).astype(np.float64)
-    power = np.mean(frames * frames, axis=1)
-    return (10.0 * np.log10(power + 1e-12)).astype(np.float32)
+    frames = samples[: count * n].reshape(count, n)
+    out = np.empty(count, np.float32)
+    # in blocks of frames: the float64 copy of a whole 67-min file took 0.5 GB twice over (issue 26);
+    # each frame's mean is the same whichever block it is computed in
+    for a in range(0, count, LEVEL_BLOCK_FRAMES):
+        block = frames[a : a + LEVEL_BLOCK_FRAMES].astype(np.float64)
+        power = np.mean(block * block, axis=1)
+        out[a : a + len(block)] = 10.0 * np.log10(power + 1e-12)
+    return out
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

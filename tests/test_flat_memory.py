@@ -1,0 +1,164 @@
+"""Issue 26 item 3: the whole command in flat memory, its language detected on several windows, an honest --plan."""
+
+from __future__ import annotations
+
+import subprocess
+import wave
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ramble2post.transcribe import audio, batched, decoding, stage, torch_state, vad
+from tests.conftest import SAMPLE_1MIN
+
+
+def _pcm_decode(path) -> np.ndarray:
+    """The old way: the whole s16le output at once, then one float32 copy."""
+    cmd = [audio.find_ffmpeg(), "-nostdin", "-loglevel", "error", "-i", str(path), "-f", "s16le", "-ac", "1"]
+    out = subprocess.run([*cmd, "-ar", "16000", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(out, np.int16).astype(np.float32) / 32768.0
+
+
+def test_streamed_decoding_gives_the_same_samples():
+    got = audio.load_audio(SAMPLE_1MIN).samples
+    assert got.dtype == np.float32
+    assert np.array_equal(got, _pcm_decode(SAMPLE_1MIN))
+
+
+def test_streamed_decoding_grows_past_a_header_that_is_too_short(monkeypatch, tmp_path):
+    """A header that under-states the length (a recorder that crashed before rewriting it) loses nothing."""
+    monkeypatch.setattr(audio, "_expected_duration", lambda ffmpeg, p: 2.0)  # the file is 57 s
+    monkeypatch.setattr(audio, "READ_BYTES", 4096 + 1)  # odd reads: a sample split across two reads
+    assert np.array_equal(audio.load_audio(SAMPLE_1MIN).samples, _pcm_decode(SAMPLE_1MIN))
+
+
+def test_streamed_decoding_without_a_duration_in_the_header(monkeypatch, tmp_path):
+    """No duration to size the buffer by (a raw stream): a 1-s file decodes whole and keeps no 60-s buffer."""
+    monkeypatch.setattr(audio, "_expected_duration", lambda ffmpeg, p: None)
+    path = tmp_path / "tone.wav"
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16_000) / 16_000) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16_000)
+        w.writeframes(tone.tobytes())
+    got = audio.load_audio(path).samples
+    assert len(got) == 16_000 and abs(float(np.max(got)) - 0.3) < 0.01
+    assert got.base is None or got.base.nbytes < 2 * got.nbytes  # its own small array, not a view of 61 s
+
+
+def test_broken_audio_is_still_one_clear_error(tmp_path):
+    bad = tmp_path / "notes.m4a"
+    bad.write_text("not audio at all\n" * 100)
+    with pytest.raises(audio.AudioError, match="not audio ffmpeg can decode"):
+        audio.load_audio(bad)
+
+
+def test_frame_levels_in_blocks_match_the_whole_file_at_once(monkeypatch):
+    x = np.random.default_rng(1).standard_normal(16_000 * 20).astype(np.float32) * 0.1
+    whole = vad.frame_levels_db(x)
+    monkeypatch.setattr(vad, "LEVEL_BLOCK_FRAMES", 7)  # many blocks, the last one partial
+    assert np.array_equal(vad.frame_levels_db(x), whole)
+
+
+def test_rms_in_blocks_matches_the_whole_file():
+    x = np.random.default_rng(2).standard_normal((1 << 20) * 3 + 5).astype(np.float32) * 0.05
+    whole = 20 * np.log10(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    assert audio.rms_dbfs(x) == pytest.approx(whole, abs=1e-9)
+
+
+def test_decoded_windows_do_not_keep_the_encoder_output(tiny):
+    """Each result used to hold a view of its batch's encoder output (6 MB per window for base) until the end."""
+    model, samples = tiny
+    net = batched.prepare_model(model, device="cpu", quantize="int8")
+    plan = batched.plan_windows(samples=samples, device="cpu", options=batched.BatchedOptions())
+    settings = batched.DecodeSettings(
+        language="en", device="cpu", n_mels=80, fp16=False, bf16=False, timestamps=False, temperatures=(0.0,), beams=1
+    )
+    done = batched.run_batches(net, plan=plan, samples=samples, settings=settings, options=batched.BatchedOptions())
+    results = [r for b in done for r in b.results]
+    assert results and all(r.audio_features is None for r in results)
+    assert any(r.text.strip() for r in results)
+
+
+@pytest.mark.parametrize(
+    ("n", "picked"), [(1, [0]), (2, [0, 1]), (4, [0, 1, 2, 3]), (22, [0, 7, 14, 21]), (100, [0, 33, 66, 99])]
+)
+def test_language_windows_spread_from_first_to_last(n, picked):
+    assert decoding.detection_windows(n) == picked
+
+
+def test_language_is_the_likeliest_over_windows_not_the_first():
+    """One noisy window said Finnish; the others English (the 8-min clip m04's first window: fi 0.48, en 0.25)."""
+    probs = [{"fi": 0.48, "en": 0.25, "sv": 0.11}, {"en": 0.79, "fi": 0.13}, {"en": 0.48, "fi": 0.41}, {"en": 0.75}]
+    assert decoding.likeliest_language(probs) == "en"
+    assert decoding.likeliest_language(probs[:1]) == "fi"
+
+
+def test_malloc_helpers_are_safe_to_call(monkeypatch):
+    torch_state.release_free_memory()
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the user's own choice is left alone
+    torch_state.one_malloc_arena()
+
+
+def test_plan_estimates_the_whole_command_from_the_header_alone():
+    p = stage.plan_transcription(audio_path=SAMPLE_1MIN, options=stage.TranscribeOptions(model="base", device="cpu"))
+    assert p.engine == "both"  # short: both engines and the likelier text per window
+    rtf = stage.RTF_ESTIMATE[("base", "cpu")]
+    assert p.estimated_wall_s == pytest.approx(
+        stage.COMMAND_OVERHEAD_S + p.duration_s * (rtf["sequential"] + rtf["batched"] + stage.SCORE_RTF), abs=0.2
+    )
+    assert p.estimated_audio_memory_bytes == pytest.approx(p.duration_s * 16_000 * 4, rel=0.01)
+    batched_plan = stage.plan_transcription(
+        audio_path=SAMPLE_1MIN, options=stage.TranscribeOptions(model="base", device="cpu", engine="batched")
+    )
+    assert batched_plan.estimated_wall_s == pytest.approx(stage.COMMAND_OVERHEAD_S + 0.025 * p.duration_s, abs=0.2)
+
+
+def test_plan_on_the_command_line_reads_only_the_header():
+    from ramble2post.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["transcribe", str(SAMPLE_1MIN), "--plan", "--model", "base", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "min of audio" in result.output and "needs about" in result.output and " s and " in result.output
+
+
+def test_plan_for_a_bigger_model_scales_base_by_its_parameters():
+    """small is not measured here (no download): base's factor x 244 M / 74 M, not the flat 0.5 fallback."""
+    opts = stage.TranscribeOptions(model="small", device="cpu", engine="batched")
+    p = stage.plan_transcription(audio_path=SAMPLE_1MIN, options=opts)
+    assert p.real_time_factor_assumed == pytest.approx(0.025 * 244 / 74, abs=0.002)
+    unknown = stage.plan_transcription(
+        audio_path=SAMPLE_1MIN, options=stage.TranscribeOptions(model="x.pt", engine="batched")
+    )
+    assert unknown.real_time_factor_assumed == stage.RTF_FALLBACK["cpu"] or unknown.device != "cpu"
+
+
+@pytest.mark.parametrize(("first", "encoded"), [({"en": 0.87, "la": 0.07}, 1), ({"fi": 0.48, "en": 0.25}, 4)])
+def test_more_windows_are_asked_only_when_the_first_is_unsure(monkeypatch, first, encoded):
+    """The first window decides alone when sure (one encoder pass); else 3 more spread windows vote."""
+    from ramble2post.transcribe.vad import Chunk
+
+    seen: list[int] = []
+
+    def fake_encode(net, clips, *, settings):
+        seen.extend(len(c) for c in clips)
+        return clips, decoding.StepTimes()
+
+    class Net:
+        calls = 0
+
+        def detect_language(self, features, tokenizer):
+            self.calls += 1  # the first window's answer, then the spread windows' (English)
+            return None, [first] if self.calls == 1 else [{"en": 0.7, "fi": 0.2}] * len(features)
+
+    class Model:
+        num_languages = 99
+
+    monkeypatch.setattr(decoding, "encode", fake_encode)
+    chunks = [Chunk(10.0 * i, 10.0 * i + 10) for i in range(22)]
+    samples = np.zeros(16_000 * 220, np.float32)
+    probs, _ = decoding.detect_language(Net(), Model(), samples=samples, chunks=chunks, settings=None)
+    assert len(seen) == encoded and len(probs) == encoded
+    assert decoding.likeliest_language(probs) == "en"
