@@ -28,14 +28,14 @@ def test_streamed_decoding_gives_the_same_samples():
 
 def test_streamed_decoding_grows_past_a_header_that_is_too_short(monkeypatch, tmp_path):
     """A header that under-states the length (a recorder that crashed before rewriting it) loses nothing."""
-    monkeypatch.setattr(audio, "_expected_duration", lambda ffmpeg, p: 2.0)  # the file is 57 s
+    monkeypatch.setattr(audio, "_expected_duration", lambda p: 2.0)  # the file is 57 s
     monkeypatch.setattr(audio, "READ_BYTES", 4096 + 1)  # odd reads: a sample split across two reads
     assert np.array_equal(audio.load_audio(SAMPLE_1MIN).samples, _pcm_decode(SAMPLE_1MIN))
 
 
 def test_streamed_decoding_without_a_duration_in_the_header(monkeypatch, tmp_path):
     """No duration to size the buffer by (a raw stream): a 1-s file decodes whole and keeps no 60-s buffer."""
-    monkeypatch.setattr(audio, "_expected_duration", lambda ffmpeg, p: None)
+    monkeypatch.setattr(audio, "_expected_duration", lambda p: None)
     path = tmp_path / "tone.wav"
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16_000) / 16_000) * 32767).astype(np.int16)
     with wave.open(str(path), "wb") as w:

@@ -153,7 +153,7 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
         str(SAMPLE_RATE),
         "-",
     ]
-    samples, returncode, stderr = _decode_stream(cmd, expected_s=_expected_duration(ffmpeg, p))
+    samples, returncode, stderr = _decode_stream(cmd, expected_s=_expected_duration(p))
     if returncode != 0:
         reason = _ffmpeg_reason(stderr)
         if "moov atom not found" in reason and _has_mp4_header(p):
@@ -185,7 +185,7 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
 READ_BYTES = 1 << 20  # bytes of s16le read from ffmpeg at a time (~33 s of audio)
 
 
-def _expected_duration(ffmpeg: str, path: Path) -> float | None:
+def _expected_duration(path: Path) -> float | None:
     """The header's duration (s), to size the sample buffer once; None when the header has none."""
     try:
         return probe_duration(path)

@@ -116,8 +116,9 @@ LANGUAGE_SURE = 0.5
 def detect_language(
     net, model, *, samples: np.ndarray, chunks: Sequence[Chunk], settings: DecodeSettings
 ) -> tuple[list[dict[str, float]], StepTimes]:
-    """Language probabilities (whisper's ``detect_language``, one dict per window) of the first window, and of ``LANGUAGE_WINDOWS`` spread over the recording
-    when the first is unsure (``LANGUAGE_SURE``); and the seconds spent encoding them."""
+    """Language probabilities (whisper's ``detect_language``, one dict per window) of the first window, and
+    of ``LANGUAGE_WINDOWS`` spread over the recording when the first is unsure (``LANGUAGE_SURE``); and the
+    seconds spent encoding them."""
     from whisper.tokenizer import get_tokenizer
 
     tokenizer = get_tokenizer(True, num_languages=model.num_languages)
