@@ -154,10 +154,14 @@ def test_repair_keeps_a_spoken_phrase_whatever_decoding_it_again_gives():
 
 @pytest.mark.parametrize(("scores", "chosen"), [((-40.0, -39.97), "sequential"), ((-40.0, -39.9), "batched")])
 def test_near_equal_scores_are_a_tie_that_keeps_the_sequential_text(monkeypatch, scores, chosen):
-    """Sums within select.TIE_NATS are a tie (their last bits change with the thread count): sequential."""
+    """Leads within select.TIE_NATS are a tie (the sums' last bits change with the thread count): sequential.
+    Here the two texts score alike after the engines' texts so far and apart with no previous text."""
     import numpy as np
 
-    monkeypatch.setattr(select, "text_logprobs", lambda *a, **k: list(scores))
+    def fake(*a, prompts, **k):
+        return [list(scores)] + [[-40.0, -40.0] for _ in prompts[1:]]
+
+    monkeypatch.setattr(select, "text_logprobs_after", fake)
     sequential, batched = [_seg(0, 5, "The KV cache grows.")], [_seg(0, 5, "The cave cache grows.")]
     out, choices = select.pick(
         model=None,  # type: ignore[arg-type]
@@ -271,3 +275,40 @@ def test_the_spoken_text_wins_the_score_against_a_dropped_sentence(sample_run):
 
     s_full, s_short = select.text_logprobs(model, window_audio(samples, run.chunks[w]), [full, short], language="en")
     assert s_full > s_short
+
+
+@pytest.mark.parametrize(
+    ("sums", "chosen"),
+    [
+        ([(-40.0, -30.0), (-40.0, -45.0), (-40.0, -39.0)], "batched"),  # leads +10, -5, +1: batched
+        ([(-40.0, -36.0), (-40.0, -45.0), (-40.0, -39.0)], "sequential"),  # +4, -5, +1: sequential
+        ([(-40.0, -39.97), (-40.0, -40.0), (-40.0, -39.99)], "sequential"),  # within TIE_NATS together: a tie
+    ],
+)
+def test_each_previous_text_counts_and_their_leads_are_added(monkeypatch, sums, chosen):
+    """No previous text favours the beam-searched batched text, the sequential text so far favours the
+    sequential one: a window is scored after none, the sequential and the batched text so far
+    (select.CONTEXTS), and the batched text's leads are added. The second window is scored after each
+    engine's first text."""
+    import numpy as np
+
+    seen: list[list[str]] = []
+
+    def fake(model, audio, texts, *, language, prompts):
+        seen.append(list(prompts))
+        return [list(x) for x in sums]
+
+    monkeypatch.setattr(select, "text_logprobs_after", fake)
+    sequential = [_seg(0, 5, "The KV cache grows."), _seg(6, 10, "Every token adds a row.")]
+    batched = [_seg(0, 5, "The cave cache grows."), _seg(6, 10, "Every token adds a rope.")]
+    out, choices = select.pick(
+        model=None,  # type: ignore[arg-type]
+        samples=np.zeros(16_000 * 10, np.float32),
+        chunks=[Chunk(0.0, 5.0), Chunk(6.0, 10.0)],
+        sequential=sequential,
+        batched=batched,
+        language="en",
+    )
+    assert [c.chosen for c in choices] == [chosen, chosen]
+    assert seen[0] == ["", "", ""] and seen[1] == ["", "The KV cache grows.", "The cave cache grows."]
+    assert len(choices[0].scores) == len(select.CONTEXTS)

@@ -14,21 +14,25 @@ where the texts differ:
 
 1. a text that loops (``guard.is_loop``) or repeats a phrase of ``guard.PHRASE_WORDS``+ words
    ``guard.PHRASE_REPEATS``+ times more often than the other text does is out;
-2. else both texts are scored by the same fp32 model on the window's audio, teacher-forced, with
-   the text chosen so far as previous text (as the sequential engine decoded; without it the
-   beam-searched batched text wins nearly every window): the sum of their tokens' log-probabilities,
-   end of text included (a dropped passage pays for an early end of text, an invented one for its
-   unlikely tokens); the higher sum wins. Sums within ``TIE_NATS`` of each other are a tie, and a
-   tie keeps the sequential text: the last bits of a sum change with the thread count (the order
-   of a GEMM's additions), and a choice must not.
+2. else both texts are scored by the same fp32 model on the window's audio, teacher-forced: the sum
+   of their tokens' log-probabilities, end of text included (a dropped passage pays for an early end
+   of text, an invented one for its unlikely tokens). A sum depends on the previous text it is
+   scored after, and each choice of it favours one engine: no previous text favours the beam-searched
+   batched text (it was decoded that way), the sequential text so far favours the sequential text.
+   So each window is scored under three previous texts (``CONTEXTS``: none, the sequential engine's
+   text so far, the batched engine's text so far) and the batched text is taken when the sum of its
+   three leads is above ``TIE_NATS``; within it the two texts tie and the sequential one stays: the
+   last bits of a sum change with the thread count (the order of a GEMM's additions), and a choice
+   must not. (One previous text, the text chosen so far, left auto more than 1 WER point behind the
+   better engine on 8 of 35 short clips, the three together on 5: docs/PERFORMANCE.md.)
 
 Before the guard runs on either output, ``heard_by_both`` lists the phrases of 4+ words both engines
 heard 3+ times in the same window: decoded independently (the batched windows have no previous text
 to carry a loop on), two decoders agreeing on a repetition heard it in the audio. The guard does not
 treat those as phrase loops; a repetition only one engine has is still flagged and replaced.
 
-Cost: one encoder pass and two teacher-forced decoder passes per differing window (~0.5 s a
-window for base on 2 cores), on top of both engines. Measured: docs/PERFORMANCE.md, issue 26.
+Cost: one encoder pass and six teacher-forced decoder passes per differing window (~1 s a window
+for base on 2 cores), on top of both engines. Measured: docs/PERFORMANCE.md, issue 26.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ MAX_TOKENS = 440  # text tokens scored per window (whisper's context is 448 with
 # nats: two texts' sums closer than this are a tie, which keeps the sequential text. Far above the float32
 # rounding of a sum of a few hundred tokens' log-probabilities, far below what one word changes (~1+ nats).
 TIE_NATS = 0.05
+# the previous texts a differing window's two texts are scored after; their leads are added (see module doc)
+CONTEXTS = ("none", "sequential", "batched")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +66,8 @@ class Choice:
     end: float  # s
     chosen: str  # "sequential" | "batched" | "same"
     reason: str  # "same" | "loop" | "score"
-    scores: tuple[float, float] = (0.0, 0.0)  # sum log-probability of (sequential, batched)
+    # per previous text of CONTEXTS (one when scored without the vote): sum log-probability of (sequential, batched)
+    scores: tuple[tuple[float, float], ...] = ()
 
 
 def assign(segments: Sequence[dict[str, Any]], chunks: Sequence[Chunk]) -> list[list[int]]:
@@ -108,7 +115,15 @@ def text_logprobs(
     model: Whisper, audio: np.ndarray, texts: Sequence[str], *, language: str | None, prompt: str = ""
 ) -> list[float]:
     """Sum log-probability of each of ``texts`` (tokens and end of text) given ``audio`` (<= 30 s, 16 kHz),
-    teacher-forced through ``model`` (openai-whisper) without timestamps or previous text."""
+    teacher-forced through ``model`` (openai-whisper) without timestamps, after ``prompt`` as previous text."""
+    return text_logprobs_after(model, audio, texts, language=language, prompts=[prompt])[0]
+
+
+def text_logprobs_after(
+    model: Whisper, audio: np.ndarray, texts: Sequence[str], *, language: str | None, prompts: Sequence[str]
+) -> list[list[float]]:
+    """``text_logprobs`` of ``texts`` after each of ``prompts`` (one list per prompt; "" = no previous
+    text), from one encoder pass."""
     import torch
     import whisper
     from whisper.tokenizer import get_tokenizer
@@ -116,21 +131,24 @@ def text_logprobs(
     tokenizer = get_tokenizer(
         model.is_multilingual, num_languages=model.num_languages, language=language or "en", task="transcribe"
     )
-    start = list(tokenizer.sot_sequence_including_notimestamps)
-    if prompt.strip():  # previous text, as whisper's sequential loop gives it (its last 223 tokens)
-        start = [tokenizer.sot_prev] + tokenizer.encode(" " + prompt.strip())[-223:] + start
     param = next(model.parameters())
     mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(audio.astype(np.float32)), model.dims.n_mels)
     out = []
     with torch.inference_mode():
         features = model.embed_audio(mel[None].to(param.device, param.dtype))
-        for text in texts:
-            body = tokenizer.encode(" " + text.strip())[:MAX_TOKENS] if text.strip() else []
-            tokens = torch.tensor([start + body + [tokenizer.eot]], device=param.device)
-            logits = model.logits(tokens[:, :-1], features).float()
-            logp = torch.log_softmax(logits[0, len(start) - 1 :], dim=-1)
-            target = tokens[0, len(start) :]
-            out.append(float(logp.gather(1, target[:, None]).sum()))
+        for prompt in prompts:
+            start = list(tokenizer.sot_sequence_including_notimestamps)
+            if prompt.strip():  # previous text, as whisper's sequential loop gives it (its last 223 tokens)
+                start = [tokenizer.sot_prev] + tokenizer.encode(" " + prompt.strip())[-223:] + start
+            sums = []
+            for text in texts:
+                body = tokenizer.encode(" " + text.strip())[:MAX_TOKENS] if text.strip() else []
+                tokens = torch.tensor([start + body + [tokenizer.eot]], device=param.device)
+                logits = model.logits(tokens[:, :-1], features).float()
+                logp = torch.log_softmax(logits[0, len(start) - 1 :], dim=-1)
+                target = tokens[0, len(start) :]
+                sums.append(float(logp.gather(1, target[:, None]).sum()))
+            out.append(sums)
     return out
 
 
@@ -182,8 +200,8 @@ def pick(
     chunks: the batched engine's windows; sequential, batched: each engine's segments (dicts with
         start, end, text), in time order. The sequential words are cut where the batched windows
         end (``cut_like``): its segments do not keep to the windows.
-    context: score with the text chosen so far as previous text (as the sequential engine decoded).
-    margin: nats the batched text must score above the sequential one to be taken.
+    context: score under the three previous texts of ``CONTEXTS`` and add the leads; False: no previous text only.
+    margin: nats the batched text must lead by, per previous text.
     Returns the chosen segments in time order (a window's sequential text as sentences spread over
     it, like the batched engine's), and one ``Choice`` per window.
     """
@@ -196,19 +214,24 @@ def pick(
     seq_pieces = cut_like(seq_words, [_text(batched, idx).split() for idx in bat_idx])
     chosen: list[dict[str, Any]] = []
     choices: list[Choice] = []
-    said = ""
+    said_seq = said_bat = ""  # each engine's text so far: two of the previous texts a window is scored after
     for chunk, words, bi in zip(chunks, seq_pieces, bat_idx):
         a, b = " ".join(words), _text(batched, bi)
-        take_seq, reason, scores = False, "same", (0.0, 0.0)
+        take_seq, reason = False, "same"
+        scores: tuple[tuple[float, float], ...] = ()
         if normalize(a) != normalize(b):
             out_a, out_b = disqualified(a, b), disqualified(b, a)
             if out_a != out_b:
                 take_seq, reason = out_b, "loop"
             else:
-                prompt = said if context else ""
-                sa, sb = text_logprobs(model, window_audio(samples, chunk), [a, b], language=language, prompt=prompt)
+                prompts = ["", said_seq, said_bat] if context else [""]
+                sums = text_logprobs_after(
+                    model, window_audio(samples, chunk), [a, b], language=language, prompts=prompts
+                )
                 # a tie (within TIE_NATS) keeps the sequential text, whatever the last bits of the sums
-                take_seq, reason, scores = sb - (sa + margin) <= TIE_NATS, "score", (round(sa, 2), round(sb, 2))
+                lead = sum(sb - (sa + margin) for sa, sb in sums)
+                take_seq, reason = lead <= TIE_NATS, "score"
+                scores = tuple((round(sa, 2), round(sb, 2)) for sa, sb in sums)
         name = "same" if reason == "same" else "sequential" if take_seq else "batched"
         choices.append(Choice(chunk.start, chunk.end, name, reason, scores))
         if take_seq:
@@ -218,6 +241,6 @@ def pick(
             ]
         else:
             chosen += [batched[i] for i in bi]
-        said = (said + " " + (a if take_seq else b)).strip()
+        said_seq, said_bat = (said_seq + " " + a).strip(), (said_bat + " " + b).strip()
     chosen.sort(key=lambda s: (float(s["start"]), float(s["end"])))
     return chosen, choices
