@@ -11,8 +11,9 @@ issue 26: gap <= 1 point on every clip, no invented repeats in any output.
 
     .venv/bin/python scripts/bench_auto_engine.py --out bench-auto.json
     .venv/bin/python scripts/bench_auto_engine.py --clips c01-us-kv,c12-us-ckpt --engines auto
-    .venv/bin/python scripts/bench_auto_engine.py --set tests/data/short_clips/validation.json   # 9 clips never
-        # used to choose anything: the structure holdout's rambles, other voices and noise
+    .venv/bin/python scripts/bench_auto_engine.py --set tests/data/short_clips/validation.json   # 9 clips made
+        # after the rule was first tuned on clips.json (the structure holdout's rambles, other voices and noise):
+        # the check that a rule carries over
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ where the texts differ:
    three leads is above ``TIE_NATS``; within it the two texts tie and the sequential one stays: the
    last bits of a sum change with the thread count (the order of a GEMM's additions), and a choice
    must not. (One previous text, the text chosen so far, left auto more than 1 WER point behind the
-   better engine on 8 of 35 short clips, the three together on 5: docs/PERFORMANCE.md.)
+   better engine on 8 of 35 short clips, the three together on 6: docs/PERFORMANCE.md.)
 
 Before the guard runs on either output, ``heard_by_both`` lists the phrases of 4+ words both engines
 heard 3+ times in the same window: decoded independently (the batched windows have no previous text
@@ -66,7 +66,7 @@ class Choice:
     end: float  # s
     chosen: str  # "sequential" | "batched" | "same"
     reason: str  # "same" | "loop" | "score"
-    # per previous text of CONTEXTS (one when scored without the vote): sum log-probability of (sequential, batched)
+    # per previous text of CONTEXTS (only "none" when pick's context=False): sum log-probability of (sequential, batched)
     scores: tuple[tuple[float, float], ...] = ()
 
 
