@@ -51,13 +51,20 @@ def main() -> None:
     ap.add_argument("--audio", type=Path, default=DEFAULT_OUT, help="folder of the synthesised clips")
     ap.add_argument("--no-cache", action="store_true", help="decode again even when the stage cache has the transcript")
     ap.add_argument("--out", type=Path, default=None, help="write every figure and text here (JSON)")
+    ap.add_argument(
+        "--prompt",
+        default="none",
+        help="initial prompt: none, jargon (glossary.jargon_prompt(), the built-in terms) or a text",
+    )
     args = ap.parse_args()
 
     import torch
 
+    from ramble2post.transcribe.glossary import jargon_prompt
     from ramble2post.transcribe.stage import TranscribeOptions, transcribe_file
     from ramble2post.transcribe.wer import invented_repeats, word_error_rate
 
+    prompt = {"none": None, "jargon": jargon_prompt()}.get(args.prompt, args.prompt)
     wanted = set(filter(None, args.clips.split(",")))
     engines = args.engines.split(",")
     rows: list[dict] = []
@@ -68,7 +75,7 @@ def main() -> None:
         row: dict = {k: clip[k] for k in ("id", "voice", "wpm", "noise", "snr_db", "pause_s")}
         for engine in engines:
             torch.manual_seed(0)  # whisper's temperature fallback samples
-            options = TranscribeOptions(model=args.model, device=args.device, engine=engine)
+            options = TranscribeOptions(model=args.model, device=args.device, engine=engine, prompt=prompt)
             t0 = time.perf_counter()
             tr = transcribe_file(audio_path=audio, options=options, use_cache=not args.no_cache)
             wall = time.perf_counter() - t0

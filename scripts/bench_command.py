@@ -5,7 +5,8 @@ Issue 26 item 3: a user feels the command, not the engine. Each run is a fresh p
 start to its exit, its peak RSS from ``wait4``:
 
 - ``ours``: ``ramble2post transcribe CLIP --no-cache -o OUT.json``, as a user runs it (imports, the
-  converted model loaded from the cache, ffmpeg decoding, VAD, batched decoding, the guard, the glossary).
+  converted model loaded from the cache, ffmpeg decoding, VAD, batched decoding, the guard, the glossary);
+  ``ours-no-prompt`` / ``ours-prompt``: the same with ``--no-jargon-prompt`` / ``--jargon-prompt``.
 - ``fw-batch``: a Python process that imports faster-whisper, loads ``WhisperModel`` (int8, the same
   CTranslate2 weights our base checkpoint was converted from) and runs ``BatchedInferencePipeline``
   on the file (its own PyAV decoding and Silero VAD), batch 8, greedy: its fastest CPU setting.
@@ -65,9 +66,10 @@ def timed(cmd: list[str]) -> tuple[float, float, int]:
 def run_once(engine: str, audio: Path, tmp: Path, ct2: Path | None) -> dict:
     out = tmp / f"{engine}-{audio.stem}.json"
     out.unlink(missing_ok=True)
-    if engine == "ours":
+    if engine.startswith("ours"):
         exe = str(Path(sys.executable).parent / "ramble2post")
         cmd = [exe, "transcribe", str(audio), "--no-cache", "-o", str(out)]
+        cmd += {"ours": [], "ours-no-prompt": ["--no-jargon-prompt"], "ours-prompt": ["--jargon-prompt"]}[engine]
     else:
         beams = engine.rpartition("-b")[2] if re.search(r"-b\d+$", engine) else "1"  # fw-batch-b5: 5 beams
         cmd = [sys.executable, "-c", FW_CHILD, str(ct2), str(audio), beams, str(THREADS), str(out)]
@@ -105,8 +107,8 @@ def main() -> None:
 
     from bench_transcribe import ct2_dir
 
-    from ramble2post.transcribe.glossary import Glossary, correct_text
-    from ramble2post.transcribe.stage import plan_transcription
+    from ramble2post.transcribe.glossary import Glossary, correct_text, jargon_prompt
+    from ramble2post.transcribe.stage import TranscribeOptions, plan_transcription
     from ramble2post.transcribe.wer import word_error_rate
 
     if args.file:
@@ -132,7 +134,7 @@ def main() -> None:
                     r.update(
                         clip=label, rep=rep, wer=round(100 * word_error_rate(reference=ref, hypothesis=r["text"]), 2)
                     )
-                    if e != "ours":  # what the built-in glossary would make of it, for comparison
+                    if not e.startswith("ours"):  # what the built-in glossary would make of it, for comparison
                         fixed = correct_text(r["text"], glossary)[0]
                         r["wer_glossary"] = round(100 * word_error_rate(reference=ref, hypothesis=fixed), 2)
                     print(
@@ -167,7 +169,10 @@ def main() -> None:
             cells.append(f"{wall:.1f} / {rss:.0f} / {wer:.2f}")
         ratio = med["ours"] / med["fw-batch"] if "ours" in med and "fw-batch" in med else float("nan")
         ratios.append(ratio)
-        estimate = plan_transcription(audio_path=audio).estimated_wall_s
+        estimate = plan_transcription(
+            audio_path=audio,
+            options=TranscribeOptions(prompt=jargon_prompt()),  # what ``ours`` runs
+        ).estimated_wall_s
         ours = med.get("ours", float("nan"))
         cells += [f"{ratio:.2f}x", f"{estimate:.0f} ({ours:.0f}, {100 * (estimate / ours - 1):+.0f} %)"]
         print(f"| {label} | " + " | ".join(cells) + " |")

@@ -7,7 +7,8 @@ recipes get an espeak-ng voice instead (``SUBSTITUTE``), excerpts of a real talk
 skipped. Each clip is transcribed in-process by the transcription stage (Whisper base, cache
 off; engine ``auto``, or ``--engine batched``, which ``auto`` picks from 5 min of audio) once
 without a prompt and once per prompt wording; the built-in glossary
-(and ``--term``) is applied after decoding, and optionally the structure stage's context
+(and ``--term``) is applied after decoding (``spelled``: its rules 1-2 only; ``on``: as shipped,
+with the sound-alike rule 3), and optionally the structure stage's context
 corrections (``structure.jargon.fix_jargon``) on top. Recall as in scripts/bench_jargon.py:
 sum over built-in terms of min(reference count, transcript count) / reference count.
 ``--noise`` also transcribes 30 s of pink noise and 30 s of silence with and without the prompt.
@@ -30,15 +31,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "pipeline"))
+from ramble2post.transcribe import glossary  # noqa: E402
 
 HOLDOUT = REPO / "tests/data/structure_holdout"
 # Festival HTS slt (female, US) and flite rms (male, US) are not installed: nearest espeak-ng voices
 SUBSTITUTE = {"cmu_us_slt_arctic_hts": "en-us+f2", "rms": "en-us+m1"}
 NOISE_SEED = 1
 # one spelling per term: plurals and sub-models of a listed term are left out of the prompt
-PROMPT_SKIP = {"KV caches", "all-reduces", "MI300", "MLX-LM"}
+PROMPT_SKIP = glossary.PROMPT_SKIP
 WORDINGS = {
-    "sentence": lambda terms: "A talk about GPUs and LLM inference: " + ", ".join(terms[:-1]) + f" and {terms[-1]}.",
+    "sentence": lambda terms: glossary.PROMPT_LEAD + ", ".join(terms[:-1]) + f" and {terms[-1]}.",
     "list": lambda terms: ", ".join(terms) + ".",
 }
 
@@ -87,15 +90,20 @@ def transcribe(wav: Path, prompt: str | None, engine: str = "auto"):  # -> (Tran
 
 
 def variants(tr, user: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, str]:
-    """The transcript's text with the glossary off, on, and on + the structure stage's context corrections."""
+    """The transcript's text with the glossary off, on without and with its sound-alike rule (rule 3,
+    shipped), and on + the structure stage's context corrections."""
     from ramble2post.structure.jargon import fix_jargon
+    from ramble2post.transcribe.glossary import Glossary, correct_text
     from ramble2post.transcribe.stage import apply_glossary
 
     if tr is None:
-        return {"off": "", "on": "", "on+context": ""}
+        return {"off": "", "spelled": "", "on": "", "on+context": ""}
     fixed = apply_glossary(tr, user).text
+    spelled = " ".join(
+        correct_text(s.text, Glossary.build(terms=dict(user), sounds_alike=False))[0] for s in tr.segments
+    )
     sentences = [s for s in re.split(r"(?<=[.?!])\s+", fixed) if s]
-    return {"off": tr.text, "on": fixed, "on+context": " ".join(fix_jargon(sentences)[0])}
+    return {"off": tr.text, "spelled": spelled, "on": fixed, "on+context": " ".join(fix_jargon(sentences)[0])}
 
 
 def score(refs: list[str], hyps: list[str]) -> dict[str, float | int]:

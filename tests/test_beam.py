@@ -108,3 +108,74 @@ def test_batched_beam_search_decodes_each_window_as_whisper_alone(tiny, monkeypa
     # imageio-ffmpeg build WER 4.5 % (10.6 % in the middle window), with Debian's ffmpeg 5.1 0 %
     wer = word_error_rate(reference=" ".join(r.text for r in per_beam), hypothesis=" ".join(r.text for r in shared))
     assert wer <= 0.15, f"WER {wer:.3f} > 0.15"
+
+
+@pytest.mark.slow
+def test_a_prompt_gives_the_same_decode_with_logits_from_the_start_token_only(tiny, monkeypatch):
+    """After a prompt the fast decoder computes the first pass's logits only from the start-of-transcript
+    token on (``precision.FastTextDecoder.logits_from``): the tokens, no-speech probabilities and sums are
+    those of the decode that computes them at every position."""
+    import whisper
+    from whisper.decoding import DecodingTask
+
+    from ramble2post.transcribe import batched, decoding
+    from ramble2post.transcribe.glossary import jargon_prompt
+    from ramble2post.transcribe.wer import word_error_rate
+
+    model, samples = tiny
+    clips = [samples[a * 16_000 : b * 16_000] for a, b in ((0, 20), (20, 45))]
+    mel = batched.batch_log_mel(clips, n_mels=model.dims.n_mels, device="cpu")
+    tokenizer = whisper.tokenizer.get_tokenizer(model.is_multilingual, language="en", task="transcribe")
+    prompt = tokenizer.encode(" " + jargon_prompt())
+    opts = whisper.DecodingOptions(
+        language="en", fp16=False, temperature=0.0, without_timestamps=True, beam_size=2, prompt=prompt
+    )
+    seen: list[int] = []
+    with torch.inference_mode():
+        fast = batched.prepare_model(model, device="cpu", quantize="int8")
+        features = fast.encoder(mel)
+        real_forward = type(fast.decoder).forward
+
+        def spy(self, x, xa, kv_cache=None):
+            out = real_forward(self, x, xa, kv_cache)
+            seen.append(out.shape[1])
+            return out
+
+        monkeypatch.setattr(type(fast.decoder), "forward", spy)
+        short = decoding.batch_task()(fast, opts).run(features)
+        first_short = seen[0]
+        seen.clear()
+        monkeypatch.setattr(decoding.batch_task(), "_main_loop", DecodingTask._main_loop)  # every position
+        full = decoding.batch_task()(fast, opts).run(features)
+    assert len(prompt) > 50 and first_short < 8 and seen[0] > len(prompt)  # the saving is real
+    # int8 activations are quantized per tensor (dynamic quantization): fewer rows, another scale, so the
+    # values agree to ~1e-5 here (measured 1.4e-6 on the no-speech probability), not bit for bit
+    for a, b in zip(short, full):
+        assert word_error_rate(reference=b.text, hypothesis=a.text) <= 0.1
+        assert a.no_speech_prob == pytest.approx(b.no_speech_prob, abs=1e-3)
+        assert a.avg_logprob == pytest.approx(b.avg_logprob, abs=1e-2)
+
+
+def test_a_row_whose_text_loops_is_ended_and_decoded_again():
+    """decoding.EndLoops: a row whose last tokens repeat a 1-4-token pattern 8 times gets only end-of-text
+    to choose (the batch no longer decodes 224 tokens for it), and needs_fallback sends the window to the
+    next temperature; a row that says something 7 times, or varied text, is left alone."""
+    from types import SimpleNamespace
+
+    from ramble2post.transcribe import decoding
+
+    loop = [5, 9] + [3, 4] * 8  # ",000" x 8 after "an 8"
+    said = [5, 9, 1] + [3, 4] * 7 + [6]
+    plain = list(range(18))
+    rows = torch.tensor([loop, said, plain])
+    assert decoding.loop_rows(rows).tolist() == [True, False, False]
+    logits = torch.zeros(3, VOCAB)
+    logits[:, 2] = 5.0  # the best token, loop or not
+    decoding.end_loops()(sample_begin=0, eot=EOT).apply(logits, rows)
+    assert logits[0].argmax() == EOT and logits[1].argmax() == 2 and logits[2].argmax() == 2
+    assert torch.isfinite(logits).all()  # beam search still ranks every candidate
+
+    def result(tokens):
+        return SimpleNamespace(tokens=tokens, compression_ratio=1.5, avg_logprob=-0.3, no_speech_prob=0.01)
+
+    assert decoding.needs_fallback(result(loop)) and not decoding.needs_fallback(result(said))

@@ -110,6 +110,33 @@ def test_correct_text(text, want):
     assert correct_text(text, Glossary.build())[0] == want
 
 
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        # rule 3: a term said in three words, one heard as a word that sounds like it
+        ("that line was Torch, not compile. So", "that line was torch.compile. So"),
+        ("I built llama, not cpp from source", "I built llama.cpp from source"),
+        ("pip install MLX, LM, then run it", "pip install MLX-LM, then run it"),  # a pause heard as a comma
+        # and what it must leave alone
+        ("MLX, LM Studio and Ollama", "MLX, LM Studio and Ollama"),  # two tools, not MLX-LM
+        ("the CPU cache is cold", "the CPU cache is cold"),  # an acronym Whisper chose to write
+        ("they all produce the same output", "they all produce the same output"),  # only a function word heard
+        ("we will reduce it", "we will reduce it"),
+        ("torch, not numpy", "torch, not numpy"),  # the odd word must sound like the missing one
+        ("Torch. Not compile", "Torch. Not compile"),  # never across a full stop
+    ],
+)
+def test_sound_alike_rule(text, want):
+    assert correct_text(text, Glossary.build())[0] == want
+
+
+def test_sound_alike_rule_can_be_turned_off():
+    text = "wrap it in torch, not compile"
+    assert correct_text(text, Glossary.build(sounds_alike=False))[0] == text
+    fixed, done = correct_text(text, Glossary.build())
+    assert fixed == "wrap it in torch.compile" and done == [("torch, not compile", "torch.compile")]
+
+
 def test_user_glossary_from_config_adds_terms():
     g = Glossary.build(terms=user_terms({"Groq": ["grok"], "Cerebras": "sarah bras"}))
     assert correct_text("grok and sarah bras", g)[0] == "Groq and Cerebras"
@@ -118,6 +145,19 @@ def test_user_glossary_from_config_adds_terms():
     assert glossary_setting(Settings(glossary=["Groq"])) == (("Groq", ()),)
     with pytest.raises(InputError):
         glossary_setting(Settings(glossary=3))
+
+
+def test_jargon_prompt_lists_the_terms_once_and_the_users_too():
+    from ramble2post.transcribe.glossary import BUILTIN_TERMS, PROMPT_SKIP, jargon_prompt, prompt_setting
+
+    prompt = jargon_prompt()
+    assert prompt.startswith("A talk about GPUs") and prompt.endswith(" and quantization.")
+    assert all(t in prompt for t in BUILTIN_TERMS if t not in PROMPT_SKIP)
+    assert "KV caches" not in prompt  # one spelling per term
+    assert prompt_setting(Settings(jargon_prompt=False)) is None
+    mine = prompt_setting(Settings(jargon_prompt=True, glossary={"Groq": ["grok"]}))
+    assert mine is not None and mine.endswith(" and Groq.") and mine.count("KV cache") == 1
+    assert jargon_prompt(["Groq"], builtin=False) == "A talk about GPUs and LLM inference: Groq."
 
 
 def test_term_counts_whole_words():
@@ -221,3 +261,23 @@ def test_short_phrases_said_again_are_speech_and_a_stuttering_redecode_is_refuse
         samples=np.zeros(16000 * 10, np.float32), segments=segs, regions=[], decode=lambda clip: stutter
     )
     assert fixed == segs and records[0]["reason"] == "repeat" and not records[0]["applied"]
+
+
+def test_the_jargon_holdout_is_labelled_text_with_many_terms():
+    """tests/data/jargon_holdout: the held-out set jargon recall is reported on (docs/PERFORMANCE.md)."""
+    import json
+    from pathlib import Path
+
+    from ramble2post.transcribe.glossary import BUILTIN_TERMS
+
+    root = Path(__file__).parent / "data" / "jargon_holdout"
+    folders = sorted(p for p in root.iterdir() if (p / "reference.txt").exists())
+    assert len(folders) >= 8
+    seen: set[str] = set()
+    for folder in folders:
+        recipe = json.loads((folder / "labels.json").read_text(encoding="utf-8"))["audio"]
+        assert "espeak" in recipe["tool"] and recipe["voice"] and 100 <= recipe["speed_wpm"] <= 250
+        counts = term_counts((folder / "reference.txt").read_text(encoding="utf-8"), list(BUILTIN_TERMS))
+        assert sum(counts.values()) >= 8, folder.name
+        seen |= {t for t, n in counts.items() if n}
+    assert len(seen) >= 25

@@ -24,6 +24,21 @@ def test_a_misheard_spelling_of_a_spoken_phrase_counts_as_said():
     assert not invented_repeats(reference=said, hypothesis=heard)
 
 
+def test_the_same_mishearing_of_a_repeated_phrase_counts_as_said_but_a_loop_over_other_words_does_not():
+    said = (
+        "we started at a hundred and fifty thousand tokens. then a hundred and fifty thousand again, "
+        "and once more a hundred and fifty thousand before we stopped."
+    )
+    heard = (
+        "we started at at 100 and 50,000 tokens. then at 100 and 50,000 again, "
+        "and once more at 100 and 50,000 before we stopped."
+    )
+    assert not invented_repeats(reference=said, hypothesis=heard)
+    # the same phrase written over three different things the speaker said is invented
+    other = "we started at one token. then two tokens again, and once more three tokens before we stopped."
+    assert invented_repeats(reference=other, hypothesis=heard)
+
+
 def test_the_short_clip_set_is_labelled_text():
     clips = json.loads((Path(__file__).parent / "data" / "short_clips" / "clips.json").read_text())
     clips = clips["clips"] if isinstance(clips, dict) else clips

@@ -83,7 +83,7 @@ def run(
     """
     from ramble2post.machine import resolve_device
     from ramble2post.transcribe.audio import check_readable
-    from ramble2post.transcribe.glossary import glossary_setting
+    from ramble2post.transcribe.glossary import glossary_setting, prompt_setting
     from ramble2post.transcribe.stage import CACHE_STAGE, TranscribeOptions
 
     conf = settings or load_settings()
@@ -105,7 +105,11 @@ def run(
     transcript = transcribe_file(
         audio_path=audio,
         options=TranscribeOptions(
-            model=conf.model, device=device, language=conf.language, glossary=glossary_setting(conf)
+            model=conf.model,
+            device=device,
+            language=conf.language,
+            prompt=prompt_setting(conf),
+            glossary=glossary_setting(conf),
         ),
     )
     resumed = " · cached: not transcribed again" if not (_cache_entries(CACHE_STAGE) - known) else ""
@@ -165,7 +169,7 @@ def follow_up(
     from ramble2post.machine import resolve_device
     from ramble2post.publish.followup import check_draft, follow_up_draft, open_repo_for
     from ramble2post.transcribe.audio import check_readable
-    from ramble2post.transcribe.glossary import glossary_setting
+    from ramble2post.transcribe.glossary import glossary_setting, prompt_setting
     from ramble2post.transcribe.stage import TranscribeOptions, transcribe_file
 
     conf = settings or load_settings()
@@ -179,7 +183,11 @@ def follow_up(
     say(f"{slug}: open parts {', '.join(gaps) or 'none'}; guesses to check {', '.join(likely) or 'none'}")
     t = _stage(1, "transcribe", f"{audio} with Whisper {conf.model} on {device}", say, stop, of=3)
     options = TranscribeOptions(
-        model=conf.model, device=device, language=conf.language, glossary=glossary_setting(conf)
+        model=conf.model,
+        device=device,
+        language=conf.language,
+        prompt=prompt_setting(conf),
+        glossary=glossary_setting(conf),
     )
     transcript = transcribe_file(audio_path=audio, options=options)
     _done(t, f"{len(transcript.segments)} segments, {transcript.duration:.0f} s of audio", say)

@@ -71,6 +71,9 @@ def config_path() -> Path:
     return home_dir() / "config.toml"
 
 
+JARGON_PROMPT_DEFAULT = True  # see Settings.jargon_prompt
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Every user-facing setting; each may come from a flag, its variable (:data:`ENVIRONMENT`) or the config file."""
@@ -91,6 +94,9 @@ class Settings:
     # (ramble2post/transcribe/glossary.py); an empty list keeps only the built-in terms
     glossary: Any = None
     use_glossary: bool = True  # false: transcripts keep Whisper's spelling
+    # true: Whisper's initial prompt lists the glossary's terms (glossary.jargon_prompt), biasing the decoder
+    # toward them (docs/PERFORMANCE.md, "Jargon": recall and WER with and without it on unseen rambles)
+    jargon_prompt: bool = JARGON_PROMPT_DEFAULT
     ffmpeg: str | None = None  # ffmpeg binary; default: PATH, then imageio-ffmpeg's build
     offline: bool = False  # never download a Whisper model
     cache: str | None = None  # stage outputs and converted models; default: $RAMBLE2POST_HOME/cache
@@ -130,6 +136,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("RAMBLE2POST_EXPERIMENTS", "experiments", "auto, none or names, as --experiments"),
     EnvVar("RAMBLE2POST_PROMPTS", "prompts", "your own prompts folder, as structure --prompts"),
     EnvVar("RAMBLE2POST_QUICK", "quick", "1: small experiment settings, as --quick"),
+    EnvVar(
+        "RAMBLE2POST_JARGON_PROMPT",
+        "jargon_prompt",
+        "1/0: Whisper's initial prompt lists the glossary's terms, as --jargon-prompt/--no-jargon-prompt",
+    ),
     EnvVar("RAMBLE2POST_FFMPEG", "ffmpeg", "the ffmpeg binary (default: PATH, then imageio-ffmpeg's)"),
     EnvVar("RAMBLE2POST_OFFLINE", "offline", "1: never download a Whisper model"),
     EnvVar("RAMBLE2POST_CACHE", "cache", "the cache folder (default: $RAMBLE2POST_HOME/cache)"),

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ramble2post.config import DEFAULT_LLM, DEFAULT_WHISPER, Settings, env_var, resolve
+from ramble2post.config import DEFAULT_LLM, DEFAULT_WHISPER, JARGON_PROMPT_DEFAULT, Settings, env_var, resolve
 from ramble2post.structure.models import LLMSpec, parse_llm_spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -123,6 +123,20 @@ def posts_dir_option(f: F) -> F:
         default=None,
         help="Posts folder inside the blog repo, when it is not AstroPaper's src/data/blog, "
         "src/content/blog or src/content/posts.",
+    )(f)
+
+
+def jargon_prompt_option(f: F) -> F:
+    def fill(_ctx: click.Context, _param: click.Parameter, value: bool | None) -> bool:
+        return settings().jargon_prompt if value is None else value
+
+    return click.option(
+        "--jargon-prompt/--no-jargon-prompt",
+        default=None,
+        callback=fill,
+        help="Give Whisper the glossary's terms (built-in and yours) as its initial prompt, so that it "
+        'writes "vLLM" and "FP8" rather than "VLM" and "F8". '
+        f"Default: {'on' if JARGON_PROMPT_DEFAULT else 'off'} (${env_var('jargon_prompt')}).",
     )(f)
 
 

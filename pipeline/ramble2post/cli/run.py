@@ -16,6 +16,7 @@ import click
 from ramble2post.cli.options import (
     blog_repo_option,
     device_option,
+    jargon_prompt_option,
     language_option,
     llm_option,
     llm_spec,
@@ -45,6 +46,7 @@ def _say(msg: str) -> None:
     default=None,
     help="auto (run what the ramble talks about), none, or a comma-separated list of experiment names.",
 )
+@jargon_prompt_option
 @quick_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (draft path, branch, commit, timings).")
 def run_cmd(
@@ -56,6 +58,7 @@ def run_cmd(
     device: str | None,
     language: str | None,
     experiments: str | None,
+    jargon_prompt: bool,
     quick: bool,
     as_json: bool,
 ) -> None:
@@ -79,6 +82,7 @@ def run_cmd(
         device=device or conf.device,
         language=language or conf.language,
         experiments=experiments or conf.experiments or "auto",
+        jargon_prompt=jargon_prompt,
     )
     result = run(
         audio=audio,

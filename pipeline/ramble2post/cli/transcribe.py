@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import click
 
 from ramble2post.cache import atomic_write_text
-from ramble2post.cli.options import device_option, language_option, settings, whisper_model_option
-from ramble2post.transcribe.glossary import glossary_setting
+from ramble2post.cli.options import (
+    device_option,
+    jargon_prompt_option,
+    language_option,
+    settings,
+    whisper_model_option,
+)
+from ramble2post.transcribe.glossary import glossary_setting, prompt_setting
 from ramble2post.transcribe.stage import TranscribeOptions, plan_transcription, transcribe_file
 from ramble2post.transcribe.writers import WRITERS
 
@@ -37,8 +44,9 @@ from ramble2post.transcribe.writers import WRITERS
 @click.option(
     "--prompt",
     default=None,
-    help='Initial prompt with jargon to spell right, e.g. "KV cache, HBM, MI300, tensor cores".',
+    help='Your own initial prompt, instead of the jargon prompt, e.g. "Groq, Cerebras, KV cache".',
 )
+@jargon_prompt_option
 @click.option(
     "--beam-size",
     type=click.IntRange(1, 10),
@@ -67,7 +75,9 @@ from ramble2post.transcribe.writers import WRITERS
     is_flag=True,
     help="Only print the audio length and estimated time and memory (reads the header, decodes nothing).",
 )
-def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_size, engine, no_glossary, no_cache, plan):
+def transcribe_cmd(
+    audio, output, fmt, model, device, language, prompt, jargon_prompt, beam_size, engine, no_glossary, no_cache, plan
+):
     """Transcribe AUDIO (any format ffmpeg reads) with Whisper, locally.
 
     \b
@@ -75,12 +85,12 @@ def transcribe_cmd(audio, output, fmt, model, device, language, prompt, beam_siz
         ramble2post transcribe ramble.m4a -o ramble.json
         ramble2post transcribe ramble.m4a --format srt --model tiny.en
     """
-    conf = settings()
+    conf = dataclasses.replace(settings(), jargon_prompt=jargon_prompt)
     options = TranscribeOptions(
         model=model or conf.model,
         device=device or conf.device,
         language=language or conf.language,
-        prompt=prompt,
+        prompt=prompt or prompt_setting(conf),
         beam_size=beam_size,
         engine=engine,
         glossary=None if no_glossary else glossary_setting(conf),

@@ -6,10 +6,18 @@ Whisper mishears it). A run of 1-4 words of a segment is replaced by the term wh
 
 1. **squashed** (lower case, letters and digits only) it equals the term's squashed
    spelling: "int 8", "kv-cache", "MI 300", "roof line", "llama cpp" (no variants needed), or
-2. squashed it equals one of the term's variants: "kv cash", "Laura", "torch dot compile".
+2. squashed it equals one of the term's variants: "kv cash", "Laura", "torch dot compile", or
+3. **sounds alike** (``sounds_alike``): the term is said in three or more words ("torch dot
+   compile", "llama dot cpp": a dot or hyphen in the spelling is said as a word) and the run has
+   them all, one word apart, which sounds like the missing one (Metaphone codes at most one
+   letter apart): "Torch, not compile". At least two of the heard words are the term's own and
+   not function words, and the odd word is a plain lower-case word of 2+ sound letters, never an
+   acronym or a number Whisper chose to write ("CPU cache" stays). A run said in two or more
+   words may also be split by commas ("MLX, LM"), where Whisper heard a pause, unless a
+   capitalised word follows it ("MLX, LM Studio" names two tools).
 
-Words are joined only across spaces and hyphens (never across a comma or a full stop), the
-longest match wins, and a word that differs from an all-lower-case term only in its case is
+Rules 1 and 2 join words only across spaces and hyphens (never across a comma or a full stop);
+rule 3 also across commas, never across a full stop. The longest match wins, and a word that differs from an all-lower-case term only in its case is
 left alone (a capital at the start of a sentence is kept). Every replacement is recorded
 (original words, term, segment time) so that a reader can see and undo it.
 
@@ -20,9 +28,12 @@ term -> list of variants) and are added to the built-in ones.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import jellyfish
 
 # canonical spelling -> variants seen from Whisper (base / tiny.en) on synthetic and real rambles.
 # Plain spacing/hyphen/case differences need no variant (rule 1 above).
@@ -74,6 +85,14 @@ BUILTIN_TERMS: dict[str, tuple[str, ...]] = {
 MAX_WORDS = 4  # longest run of words joined into one term
 _WORD = re.compile(r"\w+(?:[.'-]\w+)*")
 _JOINERS = re.compile(r"[\s-]*")  # what may stand between the words of one match
+_SPOKEN_JOINERS = re.compile(r"[\s,-]*")  # rule 3: Whisper writes a pause inside a term as a comma
+# rule 3's odd word may sound at most this many Metaphone letters away from the word it stands for
+SOUND_DISTANCE = 1
+# function words never count as the term's own heard words ("they all produce" is not all-reduce)
+FUNCTION_WORDS = frozenset(
+    "a an and are as at be but by do for from has have i in is it its me my no not of on or so "
+    "that the them then there they this to up us was we were what when will with you all".split()
+)
 
 
 def squash(text: str) -> str:
@@ -87,11 +106,20 @@ class Glossary:
 
     lookup: Mapping[str, str]  # squashed spelling or variant -> canonical term
     terms: tuple[str, ...] = ()  # canonical spellings
+    # rule 3: (spoken words, squashed, canonical term) for each spelling said in 2+ words
+    spoken: tuple[tuple[tuple[str, ...], str], ...] = ()
+    sounds_alike: bool = True  # rule 3 on (the benchmark turns it off to compare)
 
     @classmethod
-    def build(cls, *, terms: Mapping[str, Sequence[str]] | None = None, builtin: bool = True) -> Glossary:
-        """Built-in terms (unless ``builtin`` is False) plus ``terms`` (canonical -> variants)."""
+    def build(
+        cls, *, terms: Mapping[str, Sequence[str]] | None = None, builtin: bool = True, sounds_alike: bool = True
+    ) -> Glossary:
+        """Built-in terms (unless ``builtin`` is False) plus ``terms`` (canonical -> variants).
+
+        sounds_alike: also correct runs that sound like a term said in three or more words (rule 3).
+        """
         lookup: dict[str, str] = {}
+        spoken: dict[tuple[str, ...], str] = {}
         merged: dict[str, tuple[str, ...]] = dict(BUILTIN_TERMS) if builtin else {}
         for term, variants in (terms or {}).items():
             merged[term] = tuple(merged.get(term, ())) + tuple(variants)
@@ -100,7 +128,75 @@ class Glossary:
                 key = squash(spelling)
                 if key:
                     lookup[key] = term
-        return cls(lookup=lookup, terms=tuple(merged))
+                words = spoken_words(spelling)
+                if len(words) >= 2:
+                    spoken.setdefault(words, term)
+        return cls(lookup=lookup, terms=tuple(merged), spoken=tuple(spoken.items()), sounds_alike=sounds_alike)
+
+
+def spoken_words(spelling: str) -> tuple[str, ...]:
+    """How a spelling is said, word by word, squashed: "torch.compile" -> ("torch", "dot", "compile").
+
+    A dot between letters is said "dot"; hyphens and spaces separate words ("MLX-LM" -> mlx, lm).
+    """
+    said = re.sub(r"(?<=[A-Za-z])\.(?=[A-Za-z])", " dot ", spelling)
+    return tuple(w for w in (squash(x) for x in re.split(r"[\s-]+", said)) if w)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sound(word: str) -> str:
+    """Metaphone code of a squashed word ("compile" -> "KMPL"); digits have none."""
+    return jellyfish.metaphone(word) if word.isalpha() else ""
+
+
+def _sounds_like(heard: str, said: str) -> bool:
+    """Rule 3's odd word: a plain lower-case word whose Metaphone code is within SOUND_DISTANCE of ``said``'s."""
+    if not heard.isalpha() or heard != heard.lower():  # "CPU", "M1", "H100": Whisper chose to write them
+        return False
+    a, b = _sound(heard), _sound(said)
+    return min(len(a), len(b)) >= 2 and jellyfish.levenshtein_distance(a, b) <= SOUND_DISTANCE
+
+
+def _spoken_match(text: str, words: Sequence[re.Match[str]], i: int, glossary: Glossary) -> tuple[int, str] | None:
+    """Rule 3 at word ``i``: (number of words, term) of the longest spoken form heard there, or None."""
+    best: tuple[int, str] | None = None
+    for form, term in glossary.spoken:
+        n = len(form)
+        if i + n > len(words) or (best is not None and n <= best[0]):
+            continue
+        run = words[i : i + n]
+        if any(not _SPOKEN_JOINERS.fullmatch(text[a.end() : b.start()]) for a, b in zip(run, run[1:])):
+            continue
+        nxt = words[i + n] if i + n < len(words) else None
+        if nxt is not None and nxt.group()[0].isupper() and not text[run[-1].end() : nxt.start()].strip():
+            continue  # the last word starts a longer name: "MLX, LM Studio"
+        heard = [w.group() for w in run]
+        same = [squash(h) == f for h, f in zip(heard, form)]
+        if all(same):  # every word heard, split by a comma: "MLX, LM"
+            best = (n, term)
+            continue
+        odd = [k for k, s in enumerate(same) if not s]
+        own = [f for f, s in zip(form, same) if s and f not in FUNCTION_WORDS and len(f) > 1]
+        if n >= 3 and len(odd) == 1 and len(own) >= 2 and _sounds_like(heard[odd[0]], form[odd[0]]):
+            best = (n, term)
+    return best
+
+
+# Terms left out of the initial prompt: plurals and sub-models of a listed term (one spelling per term)
+PROMPT_SKIP = frozenset({"KV caches", "all-reduces", "MI300", "MLX-LM"})
+PROMPT_LEAD = "A talk about GPUs and LLM inference: "  # wording chosen on 4 gold rambles (docs/PERFORMANCE.md)
+
+
+def jargon_prompt(extra: Sequence[str] = (), *, builtin: bool = True) -> str:
+    """Whisper's initial prompt that biases the decoder toward the domain's terms: the built-in terms (less
+    ``PROMPT_SKIP``) and ``extra`` (the user's glossary terms) in one sentence, ~100 tokens for the built-in
+    ones ("A talk about GPUs and LLM inference: KV cache, int8, ... and quantization.")."""
+    terms = [t for t in BUILTIN_TERMS if t not in PROMPT_SKIP] if builtin else []
+    terms += [t for t in extra if t not in terms]
+    if not terms:
+        return ""
+    listed = ", ".join(terms[:-1]) + f" and {terms[-1]}" if len(terms) > 1 else terms[0]
+    return PROMPT_LEAD + listed + "."
 
 
 def user_terms(value: Any) -> dict[str, tuple[str, ...]]:
@@ -131,6 +227,18 @@ def glossary_setting(conf: Any) -> tuple[tuple[str, tuple[str, ...]], ...] | Non
         raise InputError(f"config file: {e}", hint='glossary = ["Groq"] or [glossary] Groq = ["grok"]') from e
 
 
+def prompt_setting(conf: Any) -> str | None:
+    """``TranscribeOptions.prompt`` from the settings: the jargon prompt (built-in terms and the user's glossary
+    terms) when ``jargon_prompt`` is on, else None.
+
+    conf: ``ramble2post.config.Settings`` (its ``jargon_prompt``, ``glossary`` and ``use_glossary`` keys).
+    """
+    if not getattr(conf, "jargon_prompt", False):
+        return None
+    user = glossary_setting(conf) or ()
+    return jargon_prompt([term for term, _ in user]) or None
+
+
 def correct_text(text: str, glossary: Glossary) -> tuple[str, list[tuple[str, str]]]:
     """``text`` with glossary terms spelled right, and the (original, term) pairs replaced."""
     words = list(_WORD.finditer(text))
@@ -153,6 +261,10 @@ def correct_text(text: str, glossary: Glossary) -> tuple[str, list[tuple[str, st
             else:
                 hit = (n, term)
             break
+        found = _spoken_match(text, words, i, glossary) if glossary.sounds_alike else None
+        if found is not None and (hit is None or found[0] > hit[0]):  # the longest match wins
+            n, term = found
+            hit = (n, None if text[words[i].start() : words[i + n - 1].end()] == term else term)
         if hit is None:
             i += 1
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -127,6 +128,9 @@ PARAMETERS_M |= {"turbo": 809, "large-v3-turbo": 809, "small.en": 244, "medium.e
 # auto on a short recording: scoring the differing windows after three previous texts, the guard on more
 # text (validation clips, idle 2 cores: RTF 0.33 in all against 0.205 for the two engines)
 SCORE_RTF = 0.11
+# an initial prompt (the jargon prompt, on by default) makes decoding slower: six 8-min clips, the whole
+# command 22.9 s against 19.8 s without it (docs/PERFORMANCE.md, stop 22); the real-time factor is scaled by it
+PROMPT_FACTOR = 1.2
 PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"  # batched engine
 BYTES_PER_AUDIO_SECOND = 16_000 * 4  # float32 samples, bytes/s (ffmpeg's output is converted as it arrives)
 
@@ -166,6 +170,8 @@ def plan_transcription(
     if options.engine == "auto" and engine == "sequential" and not options.word_timestamps:
         engine = "both"  # short: both engines, then each differing window scored (select.py)
         rtf = round(rtf + (rtfs.get("batched") or 0.0) + SCORE_RTF, 3)
+    if options.prompt:
+        rtf = round(rtf * PROMPT_FACTOR, 3)
     return TranscriptionPlan(
         audio_path=str(audio_path),
         duration_s=round(duration, 2),
@@ -392,7 +398,8 @@ def transcribe_file(
         segments=segments,
         model=info,
         device=device,
-        options={k: v for k, v in decode.items()} | {"guard": options.guard},
+        # as JSON gives them back (tuples as lists), so that a transcript equals itself read from the cache
+        options=json.loads(json.dumps({k: v for k, v in decode.items()} | {"guard": options.guard})),
         repairs=tuple(Repair(**r) for r in repairs),
         decoder=ffmpeg_build,
         timing={
