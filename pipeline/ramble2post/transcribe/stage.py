@@ -78,7 +78,9 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
 # 8 = decodes that may sample are seeded (torch_state.seeded_sampling); phrases both engines heard are kept.
 # 9 = the batched engine detects the language on 4 windows; the guard's phrase loops must be dense.
 # 10 = auto's per-window choice scores both texts after three previous texts (select.CONTEXTS).
-ENGINE_VERSION = 10
+# 11 = the batched engine ends a looping row (decoding.EndLoops); a prompt's first pass computes logits
+#      from the start-of-transcript token on (int8 activations quantized over fewer rows).
+ENGINE_VERSION = 11
 
 
 def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOptions, device: str, decoder: str) -> str:
