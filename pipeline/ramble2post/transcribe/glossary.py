@@ -108,6 +108,9 @@ class Glossary:
     terms: tuple[str, ...] = ()  # canonical spellings
     # rule 3: (spoken words, squashed, canonical term) for each spelling said in 2+ words
     spoken: tuple[tuple[tuple[str, ...], str], ...] = ()
+    # rule 3's candidates: a squashed word -> the spoken forms having it first or second (a match has one of
+    # its first two words right: all but one word are), so that a position is checked against a few forms
+    spoken_index: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     sounds_alike: bool = True  # rule 3 on (the benchmark turns it off to compare)
 
     @classmethod
@@ -131,7 +134,18 @@ class Glossary:
                 words = spoken_words(spelling)
                 if len(words) >= 2:
                     spoken.setdefault(words, term)
-        return cls(lookup=lookup, terms=tuple(merged), spoken=tuple(spoken.items()), sounds_alike=sounds_alike)
+        forms = tuple(spoken.items())
+        index: dict[str, list[int]] = {}
+        for k, (words, _) in enumerate(forms):
+            for w in dict.fromkeys(words[:2]):
+                index.setdefault(w, []).append(k)
+        return cls(
+            lookup=lookup,
+            terms=tuple(merged),
+            spoken=forms,
+            spoken_index={w: tuple(ks) for w, ks in index.items()},
+            sounds_alike=sounds_alike,
+        )
 
 
 def spoken_words(spelling: str) -> tuple[str, ...]:
@@ -160,7 +174,9 @@ def _sounds_like(heard: str, said: str) -> bool:
 def _spoken_match(text: str, words: Sequence[re.Match[str]], i: int, glossary: Glossary) -> tuple[int, str] | None:
     """Rule 3 at word ``i``: (number of words, term) of the longest spoken form heard there, or None."""
     best: tuple[int, str] | None = None
-    for form, term in glossary.spoken:
+    near = {squash(w.group()) for w in words[i : i + 2]}
+    candidates = sorted({k for w in near for k in glossary.spoken_index.get(w, ())})
+    for form, term in (glossary.spoken[k] for k in candidates):
         n = len(form)
         if i + n > len(words) or (best is not None and n <= best[0]):
             continue
