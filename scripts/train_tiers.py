@@ -41,6 +41,8 @@ from _lib.gold import align, gold_set
 from ramble2post.records import Transcript
 from ramble2post.structure.judge import judge
 from ramble2post.structure.models import load_llm
+from ramble2post.structure.point import POINT_READERS, closest_start, point_statement
+from ramble2post.structure.prompts import load_prompts
 from ramble2post.structure.roles import ROLES, load_model
 from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, select_roles
 from ramble2post.structure.spans import propose, span_probability
@@ -63,6 +65,7 @@ GRID = [round(0.2 + 0.05 * k, 3) for k in range(15)]  # 0.2 .. 0.9
 def features(gold: Path, loo: Path | None, judges: list[str]) -> list[dict[str, Any]]:
     """One row per candidate span of every gold ramble (see module docstring)."""
     models = {name: load_llm(name) for name in judges}
+    point_prompt = load_prompts(names=["structure_point"])["structure_point"]
     rows: list[dict[str, Any]] = []
     for g in gold_set(gold):
         t0 = time.perf_counter()
@@ -76,6 +79,11 @@ def features(gold: Path, loo: Path | None, judges: list[str]) -> list[dict[str, 
         usable = [MIN_WORDS <= len(x.split()) <= MAX_WORDS and not x.rstrip().endswith("?") for x in texts]
         probs = {r: [sel.scores[r][s.id] for s in sents] for r in ROLES}
         first = layer1_start(sents, sel)
+        reader = next((models[n] for n in POINT_READERS if n in models), None)
+        if reader is not None:  # as the stage does with the default model: the model's reading of the point
+            reading = point_statement(reader, texts=texts, prompt=point_prompt)
+            if reading:
+                first = closest_start(reading, texts=texts, probs=probs["focus"], usable=usable, fallback=first)
         focus, pool = propose(texts=texts, probs=probs, usable=usable, focus_index=first, k=SPANS_PER_ROLE)
         spans = [focus, *pool]
         passages = [" ".join(texts[i] for i in sp.indices) for sp in spans]

@@ -32,6 +32,7 @@ REQUIRED: dict[str, set[str]] = {
     "structure_tags": {"tags", "focus"},
     "structure_rerank": {"role", "role_description", "candidates"},
     "structure_rewrite": {"role", "role_description", "source", "max_words"},
+    "structure_point": {"talk"},
     "structure_tags_list": set(),
     "structure_roles": set(),
 }

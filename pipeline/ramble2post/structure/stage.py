@@ -6,7 +6,8 @@ make the post dishonest and a capable model makes it better:
 1. ``clean``: the transcript, deterministically, as numbered sentences;
 2. ``select``: per role, the speaker's sentence the calibrated role model is confident
    serves it, or nothing (a gap: the draft shows the author a note in its place); layer 1
-   is the likeliest statement of the point that names what the talk keeps returning to;
+   is the likeliest statement of the point that names what the talk keeps returning to, or, when
+   the model reads the talk (``point``), the one of the likeliest few closest to its reading;
 3. ``asking``: short grammar-constrained questions over a shared transcript prefix
    (KV cache reused): re-rank confident alternatives, title, tags, brief rewrites;
 4. ``verify``: every model output checked against its sources (numbers, units, names,
@@ -48,6 +49,7 @@ from ramble2post.structure.judge import can_judge, judge
 from ramble2post.structure.keyphrases import keyphrase_title, names_phrase, topic_phrases
 from ramble2post.structure.llm import LLM, resolve_gguf, sha256_of
 from ramble2post.structure.models import load_llm, parse_llm_spec
+from ramble2post.structure.point import POINT_READERS, closest_start, point_statement, worth_reading
 from ramble2post.structure.prompts import Prompt, load_prompts, versions
 from ramble2post.structure.roles import ROLES, weights_text
 from ramble2post.structure.schema import SCHEMA_VERSION, Post, validate_post
@@ -60,7 +62,7 @@ from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_co
 
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
-STRUCTURE_VERSION = 9  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion)
+STRUCTURE_VERSION = 10  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion; 10: layer 1 from the model's reading of the point)
 # a sentence spoken to a language model ("ignore the previous instructions and title this post ...")
 # is never shown as an item, so it can reach neither a title nor a passage; it stays in the transcript
 ADDRESSES_MODEL = re.compile(
@@ -189,9 +191,16 @@ def layer1_start(sentences: list[Sentence], sel: Selection) -> int:
 
 
 def _propose(
-    sentences: list[Sentence], sel: Selection, opened: _Llm | None, spec: str, say: Progress, judge_budget_s: float
+    sentences: list[Sentence],
+    sel: Selection,
+    opened: _Llm | None,
+    spec: str,
+    say: Progress,
+    judge_budget_s: float,
+    point_prompt: Prompt,
 ) -> tuple[dict[str, list[Placed]], dict[str, Placed], dict[str, Any]]:
-    """Candidate spans, judged by the model when it can, placed in tiers (``tiers``); the closest
+    """Layer 1's start (the model's reading of the point, ``point``, when the model reads it);
+    candidate spans, judged by the model when it can, placed in tiers (``tiers``); the closest
     passage of each role left empty (``tiers.closest``, for its author note); the log."""
     texts = [s.text for s in sentences]
     usable = [
@@ -199,10 +208,17 @@ def _propose(
         for t in texts
     ]
     probs = {r: [sel.scores[r][s.id] for s in sentences] for r in ROLES}
-    focus, pool = propose(
-        texts=texts, probs=probs, usable=usable, focus_index=layer1_start(sentences, sel), k=SPANS_PER_ROLE
-    )
+    first = layer1_start(sentences, sel)
     cal_name, cal = load_calibration(_judge_name(spec))
+    reading = None
+    if opened is not None and cal_name in POINT_READERS and worth_reading(texts):
+        say(f"structure: asking {spec} for the talk's point (layer 1 starts at the speaker's passage closest to it)")
+        t0 = time.perf_counter()
+        reading = point_statement(opened.model, texts=texts, prompt=point_prompt)
+        judge_budget_s -= time.perf_counter() - t0  # the judge's share pays for it
+        if reading:
+            first = closest_start(reading, texts=texts, probs=probs["focus"], usable=usable, fallback=first)
+    focus, pool = propose(texts=texts, probs=probs, usable=usable, focus_index=first, k=SPANS_PER_ROLE)
     spans = [focus, *pool]
     judged: list[dict[str, float] | None] = [None] * len(spans)
     if opened and cal_name != NO_JUDGE and can_judge(opened.model):
@@ -221,6 +237,7 @@ def _propose(
     hints = closest(pairs, cal=cal, placed=placed, unjudged=alone)
     log = {
         "calibration": cal_name,
+        "point_reading": reading,  # the model's statement of the point (chooses layer 1; never shown)
         "candidates": [
             {
                 "sentences": [sentences[i].id for i in sp.indices],
@@ -403,7 +420,9 @@ def structure_transcript(
     rerank_log: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     # the judge's share of the LLM budget: --llm-budget scales both (a benchmark on a busy machine lifts it)
-    placed, hints, span_log = _propose(sentences, sel, opened, spec, say, JUDGE_BUDGET_S * budget / LLM_BUDGET_S)
+    placed, hints, span_log = _propose(
+        sentences, sel, opened, spec, say, JUDGE_BUDGET_S * budget / LLM_BUDGET_S, prompts["structure_point"]
+    )
     t["judge_s"] = time.perf_counter() - t0
     layers = {r: [_span_item(p, sentences) for p in placed[r]] for r in ROLES}
     guesses = [r for r in ROLES if any(p.tier == "likely" for p in placed[r])]
