@@ -116,7 +116,8 @@ def test_download_is_checked_cached_and_transcribes(online, base_checkpoint, ser
     )
     assert transcript.model.source == "download" and transcript.model.sha256 == sha
     words = transcript.text.lower().split()
-    assert {"alright", "try", "process"} <= {w.strip(",.!?") for w in words}, transcript.text
+    # the clip's words the model hears on every CPU tried ("Alright" at its start was dropped on one VM)
+    assert {"try", "process", "best"} <= {w.strip(",.!?") for w in words}, transcript.text
 
     # the next run loads the cached file: the server may be gone
     (server / sha / "small.pt").rename(server / sha / "gone.pt")
