@@ -60,6 +60,20 @@ def test_second_run_is_a_cache_hit_without_loading_a_model(monkeypatch):
         )
 
 
+def test_a_decode_notes_this_machines_speed_for_the_plan():
+    """Each real decode (not a cache hit) keeps its speed against the built-in figures (speed.py)."""
+    from ramble2post.transcribe import speed
+
+    before = len(speed._read().get("cpu", []))
+    options = TranscribeOptions(model="tiny.en", device="cpu")
+    transcribe_file(audio_path=SAMPLE_1MIN, options=options, use_cache=False)
+    runs = speed._read()["cpu"]
+    assert len(runs) == min(before + 1, speed.KEPT_RUNS)
+    assert runs[-1]["model"] == "tiny.en" and 56 < runs[-1]["audio_s"] < 58 and runs[-1]["ratio"] > 0
+    factor, n = speed.machine_factor("cpu")
+    assert n >= 1 and speed.RATIO_RANGE[0] <= factor <= speed.RATIO_RANGE[1]
+
+
 @pytest.mark.parametrize("fmt,marker", [("srt", "00:00:00,000 --> "), ("vtt", "WEBVTT"), ("txt", "transparent")])
 def test_other_formats_on_stdout(fmt, marker):
     result = CliRunner().invoke(

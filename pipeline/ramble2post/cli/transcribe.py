@@ -73,7 +73,8 @@ from ramble2post.transcribe.writers import WRITERS
 @click.option(
     "--plan",
     is_flag=True,
-    help="Only print the audio length and estimated time and memory (reads the header, decodes nothing).",
+    help="Only print the audio length, the estimated time (scaled to this machine's speed once it has "
+    "transcribed something) and the temporary disk the decoded audio needs (reads the header, decodes nothing).",
 )
 def transcribe_cmd(
     audio, output, fmt, model, device, language, prompt, jargon_prompt, beam_size, engine, no_glossary, no_cache, plan
@@ -101,8 +102,15 @@ def transcribe_cmd(
         click.echo(
             f"{audio}: {p.duration_s / 60:.1f} min of audio; {p.model} on {p.device} ({p.engine}) "
             f"needs about {wall} and "
-            f"{p.estimated_audio_memory_bytes / 2**20:.0f} MiB for the decoded audio"
+            f"{p.estimated_audio_disk_bytes / 2**20:.0f} MiB of temporary disk for the decoded audio"
         )
+        speed = (
+            f"this machine's speed from its last {p.speed_runs} run{'s' if p.speed_runs != 1 else ''}: "
+            f"x{p.speed_factor:.2f} the built-in figures"
+            if p.speed_runs
+            else "built-in figures (a 2-core box); the estimate learns this machine's speed from its runs"
+        )
+        click.echo(f"  ({speed})")
         return
     transcript = transcribe_file(audio_path=audio, options=options, use_cache=not no_cache)
     text = WRITERS[fmt](transcript)

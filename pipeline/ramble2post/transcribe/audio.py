@@ -1,4 +1,4 @@
-"""Audio input: find ffmpeg, decode any format it reads to 16 kHz mono float32, validate.
+"""Audio input: find ffmpeg, decode any format it reads to 16 kHz mono (kept on disk, read as float32), validate.
 
 Whisper wants 16 kHz mono. We decode with ffmpeg (argument list, never a shell)
 so that m4a, mp3, wav, flac, ogg, mp4 ... all work. ffmpeg is taken from
@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,18 +31,82 @@ SILENCE_RMS_DBFS = -60.0  # dBFS; quieter than this over the whole file counts a
 MIN_DURATION = 0.1  # s; shorter than this is "no audio"
 
 
+class Pcm:
+    """16 kHz mono audio kept in a temporary file as ffmpeg wrote it (s16le), read a slice at a time.
+
+    Slicing gives float32 in [-1, 1] (the same values as converting the whole file at once), so a
+    window of audio costs memory while it is decoded and nothing after: the process holds no copy of
+    the recording (issue 26: a 67-min file held 257 MB of float32 for the whole run, 3 h 0.69 GB). The
+    file is unlinked from the start (``tempfile.TemporaryFile``) and goes when this object does.
+    ``np.asarray`` gives the whole recording (the sequential engine, short files).
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 1
+
+    def __init__(self, file: Any, count: int) -> None:
+        self._file = file  # keeps the file open; reads use its descriptor at explicit offsets (thread-safe)
+        self._count = count  # samples
+
+    @classmethod
+    def from_array(cls, samples: np.ndarray) -> Pcm:
+        """A ``Pcm`` holding float32 samples in [-1, 1] (tests, generated audio), rounded to int16."""
+        import tempfile
+
+        f = tempfile.TemporaryFile()
+        f.write(np.round(np.clip(np.asarray(samples, np.float32), -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes())
+        f.flush()
+        return cls(f, len(samples))
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def size(self) -> int:
+        return self._count
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self._count,)
+
+    def __getitem__(self, key: slice | int) -> Any:
+        if isinstance(key, int):
+            if not -self._count <= key < self._count:
+                raise IndexError(f"sample {key} of {self._count}")
+            i = key % self._count
+            return self[i : i + 1][0]
+        start, stop, step = key.indices(self._count)
+        if stop <= start:
+            return np.zeros(0, np.float32)
+        raw = os.pread(self._file.fileno(), (stop - start) * BYTES_PER_SAMPLE, start * BYTES_PER_SAMPLE)
+        out = np.multiply(np.frombuffer(raw, "<i2"), 1.0 / 32768.0, dtype=np.float32)
+        return out[::step] if step != 1 else out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype, copy=False)
+
+
+Signal = np.ndarray | Pcm  # what the stages slice: an array (tests, short generated audio) or a Pcm
+
+
 @dataclasses.dataclass(frozen=True)
 class Audio:
-    """Decoded audio: ``samples`` is float32 in [-1, 1] at ``SAMPLE_RATE``."""
+    """Decoded audio: ``pcm`` (sliced as float32 in [-1, 1]) at ``SAMPLE_RATE``."""
 
     path: str
-    samples: np.ndarray
+    pcm: Pcm
     sample_rate: int = SAMPLE_RATE
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The whole recording as one float32 array (4 bytes a sample; the pipeline slices ``pcm``)."""
+        return self.pcm[:]
 
     @property
     def duration(self) -> float:
         """Length in seconds."""
-        return len(self.samples) / self.sample_rate
+        return len(self.pcm) / self.sample_rate
 
 
 def find_ffmpeg() -> str:
@@ -153,7 +218,7 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
         str(SAMPLE_RATE),
         "-",
     ]
-    samples, returncode, stderr = _decode_stream(cmd, expected_s=_expected_duration(p))
+    pcm, returncode, stderr = _decode_to_file(cmd)
     if returncode != 0:
         reason = _ffmpeg_reason(stderr)
         if "moov atom not found" in reason and _has_mp4_header(p):
@@ -165,16 +230,16 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
             f"{p.name} is not audio ffmpeg can decode: {_ffmpeg_reason(stderr)}",
             hint="try converting it: ffmpeg -i INPUT out.wav",
         )
-    if len(samples) < MIN_DURATION * SAMPLE_RATE:
-        raise AudioError(f"{p.name} contains no audio (decoded {len(samples) / SAMPLE_RATE:.2f} s)")
+    if len(pcm) < MIN_DURATION * SAMPLE_RATE:
+        raise AudioError(f"{p.name} contains no audio (decoded {len(pcm) / SAMPLE_RATE:.2f} s)")
     if stderr.strip() and ("error" in stderr.lower() or "invalid" in stderr.lower()):
         # ffmpeg decoded something but complained: a truncated or damaged file
         raise AudioError(
             f"{p.name} looks damaged or truncated: {_ffmpeg_reason(stderr)}",
             hint="re-export the recording, or cut the damaged end with ffmpeg",
         )
-    audio = Audio(path=str(p), samples=samples)
-    if check_silence and rms_dbfs(samples) < SILENCE_RMS_DBFS:
+    audio = Audio(path=str(p), pcm=pcm)
+    if check_silence and rms_dbfs(pcm) < SILENCE_RMS_DBFS:
         raise AudioError(
             f"{p.name} is silent ({audio.duration:.0f} s below {SILENCE_RMS_DBFS:.0f} dBFS)",
             hint="check the microphone input level",
@@ -182,50 +247,25 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
     return audio
 
 
-READ_BYTES = 1 << 20  # bytes of s16le read from ffmpeg at a time (~33 s of audio)
+def _decode_to_file(cmd: list[str]) -> tuple[Pcm, int, str]:
+    """Run ffmpeg with its s16le output going straight to a temporary file: (pcm, exit code, stderr).
 
-
-def _expected_duration(path: Path) -> float | None:
-    """The header's duration (s), to size the sample buffer once; None when the header has none."""
-    try:
-        return probe_duration(path)
-    except AudioError:
-        return None  # decoding will say what is wrong
-
-
-def _decode_stream(cmd: list[str], *, expected_s: float | None) -> tuple[np.ndarray, int, str]:
-    """Run ffmpeg and convert its s16le output to float32 as it arrives: (samples, exit code, stderr).
-
-    The float32 buffer is sized from the header and grown only if the file is longer, so decoding
-    holds the samples once (a 67-min file: 257 MB) instead of the pipe's bytes, an int16 copy and two
-    float32 copies at once (~0.9 GB, issue 26).
+    Python never holds the recording: before, its output was converted to float32 as it arrived into
+    one buffer (a 67-min file: 257 MB for the whole run; before that, ~0.9 GB at once, issue 26).
     """
     import tempfile
 
-    capacity = int(((expected_s or 60.0) + 1.0) * SAMPLE_RATE)
-    out = np.empty(capacity, np.float32)
-    n = 0
-    pending = b""  # an odd byte left over between reads
+    out = tempfile.TemporaryFile()
     with tempfile.TemporaryFile() as err:  # stderr to a file: a full pipe would block ffmpeg
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, check=False)
         except OSError as e:
+            out.close()
             raise DependencyError(f"could not run ffmpeg ({cmd[0]}): {e}") from e
-        assert proc.stdout is not None
-        with proc:
-            while chunk := proc.stdout.read(READ_BYTES):
-                chunk = pending + chunk
-                usable = len(chunk) - len(chunk) % BYTES_PER_SAMPLE
-                pending = chunk[usable:]
-                block = np.frombuffer(chunk[:usable], np.int16)
-                if n + len(block) > len(out):  # longer than the header said
-                    out = np.resize(out, max(n + len(block), int(len(out) * 1.5)))
-                np.multiply(block, 1.0 / 32768.0, out=out[n : n + len(block)], casting="unsafe")
-                n += len(block)
         err.seek(0)
         stderr = err.read().decode("utf-8", "replace")
-    samples = out[:n] if n > 0.9 * len(out) else out[:n].copy()  # a header far too long: no idle buffer kept
-    return samples, proc.returncode, stderr
+    count = os.fstat(out.fileno()).st_size // BYTES_PER_SAMPLE  # an odd last byte is no sample
+    return Pcm(out, count), proc.returncode, stderr
 
 
 _DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
@@ -258,7 +298,7 @@ def _has_mp4_header(path: Path) -> bool:
         return f.read(12)[4:8] == b"ftyp"
 
 
-def rms_dbfs(samples: np.ndarray) -> float:
+def rms_dbfs(samples: Signal) -> float:
     """Root-mean-square level in dB relative to full scale (-inf for digital silence)."""
     if samples.size == 0:
         return float("-inf")

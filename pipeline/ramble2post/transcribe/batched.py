@@ -71,9 +71,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from ramble2post.machine import physical_cores
+from ramble2post.transcribe.audio import Signal
 from ramble2post.transcribe.decoding import (  # noqa: F401  (batch_log_mel: re-exported for tests and scripts)
     DecodeSettings,
     StepTimes,
@@ -259,7 +258,7 @@ def plan_batches(n_windows: int, *, batch_size: int, workers: int) -> list[list[
 # ---------------------------------------------------------------------------- the steps
 
 
-def plan_windows(*, samples: np.ndarray, device: str, options: BatchedOptions) -> WindowPlan:
+def plan_windows(*, samples: Signal, device: str, options: BatchedOptions) -> WindowPlan:
     """Step 1: speech regions, the windows that hold them, their batches and the workers to run them.
 
     samples: 16 kHz mono audio of the whole file.
@@ -294,7 +293,7 @@ window_audio = chunk_audio  # the audio a window holds (decoding.chunk_audio)
 def run_batch(
     net: Whisper,
     *,
-    samples: np.ndarray,
+    samples: Signal,
     chunks: Sequence[Chunk],
     windows: Sequence[int],
     settings: DecodeSettings,
@@ -324,7 +323,7 @@ def run_batches(
     net: Whisper,
     *,
     plan: WindowPlan,
-    samples: np.ndarray,
+    samples: Signal,
     settings: DecodeSettings,
     options: BatchedOptions,
     progress: Callable[[float], None] | None = None,
@@ -407,7 +406,7 @@ def merge_segments(
 def transcribe_batched(
     *,
     model: Whisper,
-    samples: np.ndarray,
+    samples: Signal,
     device: str,
     language: str | None = None,
     prompt: str | None = None,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ramble2post.transcribe.audio import SAMPLE_RATE
+from ramble2post.transcribe.audio import SAMPLE_RATE, Signal
 from ramble2post.transcribe.beam import batch_beam_decoder
 from ramble2post.transcribe.kvcache import static_inference
 from ramble2post.transcribe.vad import N_SAMPLES, Chunk
@@ -96,7 +96,7 @@ def encode(net, clips: Sequence[np.ndarray], *, settings: DecodeSettings) -> tup
     return features, StepTimes(mel_s=tb - ta, encode_s=time.perf_counter() - tb)
 
 
-def chunk_audio(samples: np.ndarray, chunk: Chunk) -> np.ndarray:
+def chunk_audio(samples: Signal, chunk: Chunk) -> np.ndarray:
     """The audio a window holds: its stretches of ``samples`` laid end to end."""
     cuts = [samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for a, b in chunk.spans()]
     return cuts[0] if len(cuts) == 1 else np.concatenate(cuts)
@@ -114,7 +114,7 @@ LANGUAGE_SURE = 0.5
 
 
 def detect_language(
-    net, model, *, samples: np.ndarray, chunks: Sequence[Chunk], settings: DecodeSettings
+    net, model, *, samples: Signal, chunks: Sequence[Chunk], settings: DecodeSettings
 ) -> tuple[list[dict[str, float]], StepTimes]:
     """Language probabilities (whisper's ``detect_language``, one dict per window) of the first window, and
     of ``LANGUAGE_WINDOWS`` spread over the recording when the first is unsure (``LANGUAGE_SURE``); and the

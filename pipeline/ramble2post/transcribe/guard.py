@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ramble2post.transcribe.audio import SAMPLE_RATE
+from ramble2post.transcribe.audio import SAMPLE_RATE, Signal
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +283,7 @@ Decoder = Callable[[np.ndarray], list[dict[str, Any]]]  # 16-kHz clip -> segment
 
 def repair(
     *,
-    samples: np.ndarray,
+    samples: Signal,
     segments: list[dict[str, Any]],
     regions: Sequence[tuple[float, float]],
     decode: Decoder,

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ramble2post.transcribe import guard
+from ramble2post.transcribe.audio import Signal
 from ramble2post.transcribe.vad import Chunk
 
 if TYPE_CHECKING:  # whisper (and torch under it) is imported when a model is loaded, not here
@@ -185,7 +186,7 @@ def cut_like(words: Sequence[str], pieces: Sequence[Sequence[str]]) -> list[list
 def pick(
     *,
     model: Whisper,
-    samples: np.ndarray,
+    samples: Signal,
     chunks: Sequence[Chunk],
     sequential: Sequence[dict[str, Any]],
     batched: Sequence[dict[str, Any]],

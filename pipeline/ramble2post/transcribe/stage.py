@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import tqdm
 
 from ramble2post.cache import StageCache, sha256_file, stable_key
@@ -24,7 +25,7 @@ from ramble2post.errors import AudioError
 from ramble2post.machine import resolve_device
 from ramble2post.records import Correction, Repair, Segment, Transcript
 from ramble2post.transcribe import batched
-from ramble2post.transcribe.audio import describe_decoder, load_audio
+from ramble2post.transcribe.audio import Signal, describe_decoder, load_audio
 from ramble2post.transcribe.models import load_whisper_model, resolve_whisper_model
 
 if TYPE_CHECKING:  # imported when a model is loaded, not here
@@ -134,7 +135,7 @@ SCORE_RTF = 0.11
 # command 22.9 s against 19.8 s without it (docs/PERFORMANCE.md, stop 22); the real-time factor is scaled by it
 PROMPT_FACTOR = 1.2
 PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"  # batched engine
-BYTES_PER_AUDIO_SECOND = 16_000 * 4  # float32 samples, bytes/s (ffmpeg's output is converted as it arrives)
+BYTES_PER_AUDIO_SECOND = 16_000 * 2  # int16 samples in a temporary file, bytes/s (audio.Pcm; none held in memory)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +148,25 @@ class TranscriptionPlan:
     device: str
     engine: str  # "batched" | "sequential" | "both" (auto under BATCHED_MIN_DURATION)
     estimated_wall_s: float  # s, COMMAND_OVERHEAD_S + duration x the assumed real-time factor
-    estimated_audio_memory_bytes: int  # bytes of decoded audio held at once
-    real_time_factor_assumed: float  # wall s per audio s
+    estimated_audio_disk_bytes: int  # bytes of the decoded audio's temporary file (none of it held in memory)
+    real_time_factor_assumed: float  # wall s per audio s, this machine's speed factor included
+    speed_factor: float = 1.0  # this machine against the built-in figures' box, from its own runs (speed.py)
+    speed_runs: int = 0  # how many of its runs that factor is the median of; 0: the built-in figures alone
+
+
+def assumed_rtf(*, name: str, device: str, options: TranscribeOptions, duration: float) -> tuple[str, float]:
+    """(engine, real-time factor) the built-in figures give for this model, device, options and length."""
+    engine = choose_engine(options.engine, duration, word_timestamps=options.word_timestamps)
+    rtfs = RTF_ESTIMATE.get((name, device), {})
+    rtf = rtfs.get(engine) or RTF_FALLBACK.get(device, 0.5)
+    if not rtfs and device == "cpu" and name in PARAMETERS_M and engine == "batched":
+        rtf = round(RTF_ESTIMATE[("base", "cpu")]["batched"] * PARAMETERS_M[name] / 74, 3)
+    if options.engine == "auto" and engine == "sequential" and not options.word_timestamps:
+        engine = "both"  # short: both engines, then each differing window scored (select.py)
+        rtf = round(rtf + (rtfs.get("batched") or 0.0) + SCORE_RTF, 3)
+    if options.prompt:
+        rtf = round(rtf * PROMPT_FACTOR, 3)
+    return engine, rtf
 
 
 def plan_transcription(
@@ -160,20 +178,14 @@ def plan_transcription(
     options: model, device and engine the estimate is for.
     """
     from ramble2post.transcribe.audio import probe_duration
+    from ramble2post.transcribe.speed import machine_factor
 
     duration = probe_duration(audio_path)
     device = resolve_device(options.device)
     name = options.model or DEFAULT_WHISPER
-    engine = choose_engine(options.engine, duration, word_timestamps=options.word_timestamps)
-    rtfs = RTF_ESTIMATE.get((name, device), {})
-    rtf = rtfs.get(engine) or RTF_FALLBACK.get(device, 0.5)
-    if not rtfs and device == "cpu" and name in PARAMETERS_M and engine == "batched":
-        rtf = round(RTF_ESTIMATE[("base", "cpu")]["batched"] * PARAMETERS_M[name] / 74, 3)
-    if options.engine == "auto" and engine == "sequential" and not options.word_timestamps:
-        engine = "both"  # short: both engines, then each differing window scored (select.py)
-        rtf = round(rtf + (rtfs.get("batched") or 0.0) + SCORE_RTF, 3)
-    if options.prompt:
-        rtf = round(rtf * PROMPT_FACTOR, 3)
+    engine, rtf = assumed_rtf(name=name, device=device, options=options, duration=duration)
+    factor, runs = machine_factor(device)  # this machine's speed against the built-in figures' box
+    rtf = round(rtf * factor, 4)
     return TranscriptionPlan(
         audio_path=str(audio_path),
         duration_s=round(duration, 2),
@@ -181,8 +193,10 @@ def plan_transcription(
         device=device,
         engine=engine,
         estimated_wall_s=round(COMMAND_OVERHEAD_S + duration * rtf, 1),
-        estimated_audio_memory_bytes=int(duration * BYTES_PER_AUDIO_SECOND),
+        estimated_audio_disk_bytes=int(duration * BYTES_PER_AUDIO_SECOND),
         real_time_factor_assumed=rtf,
+        speed_factor=factor,
+        speed_runs=runs,
     )
 
 
@@ -199,7 +213,7 @@ class EngineRun:
 
 
 def _run_engine(
-    engine: str, *, model: Whisper, samples: np.ndarray, decode: dict[str, Any], options: TranscribeOptions, device: str
+    engine: str, *, model: Whisper, samples: Signal, decode: dict[str, Any], options: TranscribeOptions, device: str
 ) -> EngineRun:
     import whisper
 
@@ -243,7 +257,7 @@ def _run_engine(
     # seeded: whether the fallback's sampled text keeps an echo over noise must not depend on the process's
     # past (loading the model draws from torch's generator: a test after another that loaded it got other text)
     with contextlib.redirect_stdout(sys.stderr), seeded_sampling():
-        result = whisper.transcribe(model, samples, verbose=False, **decode)
+        result = whisper.transcribe(model, np.asarray(samples), verbose=False, **decode)  # whole: short files
     return EngineRun(
         found=list(result["segments"]), language=result.get("language"), decode={**decode, "engine": "sequential"}
     )
@@ -254,7 +268,7 @@ def _guard_both(
     bat: EngineRun,
     *,
     model: Whisper,
-    samples: np.ndarray,
+    samples: Signal,
     options: TranscribeOptions,
     device: str,
     spoken: frozenset[str],
@@ -322,24 +336,22 @@ def transcribe_file(
     early: list[dict[str, Any]] = []
     spoken: frozenset[str] = frozenset()  # phrases both engines heard repeated: said, not a loop (select.py)
     if both:
-        seq = _run_engine(
-            "sequential", model=model, samples=audio.samples, decode=decode, options=options, device=device
-        )
+        seq = _run_engine("sequential", model=model, samples=audio.pcm, decode=decode, options=options, device=device)
         # in the language the sequential engine heard on its first 30 s (the batched engine alone once took
         # Finnish on a noisy English clip, c25 of the short-clip set, WER 83 %: see batched.LANGUAGE_WINDOWS)
         same = {**decode, "language": decode["language"] or seq.language}
-        run = _run_engine("batched", model=model, samples=audio.samples, decode=same, options=options, device=device)
+        run = _run_engine("batched", model=model, samples=audio.pcm, decode=same, options=options, device=device)
         from ramble2post.transcribe import select
 
         # before the guard: what each engine heard on its own
         spoken = select.heard_by_both(seq.found, run.found, run.chunks)
         if options.guard:  # each engine's own loops and echoes go first: an echo over noise loses a window's score
             seq, run, early = _guard_both(
-                seq, run, model=model, samples=audio.samples, options=options, device=device, spoken=spoken
+                seq, run, model=model, samples=audio.pcm, options=options, device=device, spoken=spoken
             )
         found, choices = select.pick(
             model=model,
-            samples=audio.samples,
+            samples=audio.pcm,
             chunks=run.chunks,
             sequential=seq.found,
             batched=run.found,
@@ -349,7 +361,7 @@ def transcribe_file(
         run = dataclasses.replace(seq, found=found, regions=run.regions, windows=[])
         decode = {**run.decode, "engine": "both", "windows_chosen": _tally(choices)}
     else:
-        run = _run_engine(engine, model=model, samples=audio.samples, decode=decode, options=options, device=device)
+        run = _run_engine(engine, model=model, samples=audio.pcm, decode=decode, options=options, device=device)
         decode = run.decode
     language, found, regions, windows = run.language, run.found, run.regions, run.windows
     t_engine = time.perf_counter()
@@ -362,10 +374,10 @@ def transcribe_file(
             model, language=language or decode["language"], prompt=options.prompt, fp16=device == "cuda"
         )
         found, more = guard.repair(
-            samples=audio.samples,
+            samples=audio.pcm,
             segments=found,
             # the batched engine's own regions, else the same choice made here: Silero on noisy audio
-            regions=regions or detect_speech(samples=audio.samples),
+            regions=regions or detect_speech(samples=audio.pcm),
             decode=decoder,
             # text-only windows: their sentences cover them whatever was dropped, so judge their word rate
             windows=windows,
@@ -373,6 +385,7 @@ def transcribe_file(
         )
         repairs += more
     t_done = time.perf_counter()
+    _note_speed(options=options, name=info.name, device=device, duration=audio.duration, work_s=t_done - t_loaded)
 
     segments = tuple(
         Segment(
@@ -416,6 +429,14 @@ def transcribe_file(
     if use_cache:
         cache.put(key, transcript.to_dict())
     return apply_glossary(transcript, options.glossary)
+
+
+def _note_speed(*, options: TranscribeOptions, name: str, device: str, duration: float, work_s: float) -> None:
+    """Note this decode's speed against the built-in figures, for the next ``--plan`` (speed.py)."""
+    from ramble2post.transcribe.speed import note_run
+
+    engine, rtf = assumed_rtf(name=name, device=device, options=options, duration=duration)
+    note_run(device=device, model=name, engine=engine, audio_s=duration, work_s=work_s, assumed_rtf=rtf)
 
 
 def apply_glossary(transcript: Transcript, terms: tuple[tuple[str, tuple[str, ...]], ...] | None) -> Transcript:

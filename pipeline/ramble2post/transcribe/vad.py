@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ramble2post.transcribe.audio import SAMPLE_RATE
+from ramble2post.transcribe.audio import SAMPLE_RATE, Signal
 
 CHUNK_S = 30.0  # s, Whisper's fixed input window
 FRAME_S = 0.03  # s, VAD analysis frame
@@ -60,18 +60,18 @@ class Chunk:
 # ---------------------------------------------------------------------------- VAD
 
 
-def frame_levels_db(samples: np.ndarray, *, frame_s: float = FRAME_S) -> np.ndarray:
+def frame_levels_db(samples: Signal, *, frame_s: float = FRAME_S) -> np.ndarray:
     """RMS level in dBFS of consecutive, non-overlapping frames (the tail is dropped)."""
     n = int(frame_s * SAMPLE_RATE)
     count = len(samples) // n
     if count == 0:
         return np.zeros(0, np.float32)
-    frames = samples[: count * n].reshape(count, n)
     out = np.empty(count, np.float32)
-    # in blocks of frames: the float64 copy of a whole 67-min file took 0.5 GB twice over (issue 26);
-    # each frame's mean is the same whichever block it is computed in
+    # in blocks of frames: the float64 copy of a whole 67-min file took 0.5 GB twice over (issue 26), and
+    # a Pcm is read a slice at a time; each frame's mean is the same whichever block it is computed in
     for a in range(0, count, LEVEL_BLOCK_FRAMES):
-        block = frames[a : a + LEVEL_BLOCK_FRAMES].astype(np.float64)
+        b = min(a + LEVEL_BLOCK_FRAMES, count)
+        block = np.asarray(samples[a * n : b * n]).reshape(b - a, n).astype(np.float64)
         power = np.mean(block * block, axis=1)
         out[a : a + len(block)] = 10.0 * np.log10(power + 1e-12)
     return out
@@ -84,7 +84,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def speech_regions(*, samples: np.ndarray, options: VadOptions = VadOptions()) -> list[tuple[float, float]]:
+def speech_regions(*, samples: Signal, options: VadOptions = VadOptions()) -> list[tuple[float, float]]:
     """Speech regions ``(start_s, end_s)`` of 16 kHz mono audio, in time order.
 
     samples: float32 in [-1, 1] at ``SAMPLE_RATE``.
@@ -143,7 +143,7 @@ def _quietest_cut(levels: np.ndarray, start: float, end: float, max_s: float) ->
 
 
 def plan_chunks(
-    *, samples: np.ndarray, regions: Sequence[tuple[float, float]], max_chunk_s: float = CHUNK_S
+    *, samples: Signal, regions: Sequence[tuple[float, float]], max_chunk_s: float = CHUNK_S
 ) -> list[Chunk]:
     """Pack speech regions greedily into windows of at most ``max_chunk_s`` seconds.
 
@@ -199,7 +199,7 @@ SILERO_PAD_S = 0.4  # s
 SILERO_MAX_SPEECH_S = CHUNK_S  # s
 
 
-def silero_regions(*, samples: np.ndarray) -> list[tuple[float, float]]:
+def silero_regions(*, samples: Signal) -> list[tuple[float, float]]:
     """Speech regions ``(start_s, end_s)`` from Silero VAD (``silero-vad``: its models are in the
     wheel), on onnxruntime where it is installed (13-min sample on 2 cores: 2.2 s, against 4.9 s
     for its TorchScript model on torch, which is used otherwise).
@@ -243,7 +243,7 @@ def _silero_model():
 NOISY_SPREAD_DB = 25.0  # dB
 
 
-def level_spread_db(samples: np.ndarray) -> float:
+def level_spread_db(samples: Signal) -> float:
     """95th minus 10th percentile of the frame levels (dB): large for clean speech with pauses."""
     levels = frame_levels_db(samples)
     if levels.size == 0:
@@ -257,7 +257,7 @@ def silero_available() -> bool:
     return importlib.util.find_spec("silero_vad") is not None
 
 
-def choose_vad(*, samples: np.ndarray, engine: str = "auto") -> str:
+def choose_vad(*, samples: Signal, engine: str = "auto") -> str:
     """ "energy" or "silero": ``engine`` itself, or for "auto" energy on clean audio (0.01 s per
     minute), Silero where the level spread is under ``NOISY_SPREAD_DB`` and silero-vad is
     installed (~0.2 s per minute on 2 cores with onnxruntime)."""
@@ -272,7 +272,7 @@ def choose_vad(*, samples: np.ndarray, engine: str = "auto") -> str:
 
 
 def detect_speech(
-    *, samples: np.ndarray, engine: str = "auto", options: VadOptions = VadOptions()
+    *, samples: Signal, engine: str = "auto", options: VadOptions = VadOptions()
 ) -> list[tuple[float, float]]:
     """Speech regions from the ``engine`` VAD: "energy" (numpy, here), "silero", or "auto" (``choose_vad``)."""
     if choose_vad(samples=samples, engine=engine) == "silero":
