@@ -247,21 +247,39 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
     return audio
 
 
-def _decode_to_file(cmd: list[str]) -> tuple[Pcm, int, str]:
-    """Run ffmpeg with its s16le output going straight to a temporary file: (pcm, exit code, stderr).
+READ_BYTES = 1 << 20  # bytes of s16le read from ffmpeg at a time (~33 s of audio)
 
-    Python never holds the recording: before, its output was converted to float32 as it arrived into
-    one buffer (a 67-min file: 257 MB for the whole run; before that, ~0.9 GB at once, issue 26).
+
+def _decode_to_file(cmd: list[str]) -> tuple[Pcm, int, str]:
+    """Run ffmpeg and copy its s16le output to a temporary file as it arrives: (pcm, exit code, stderr).
+
+    Python never holds the recording: before, its output was converted to float32 into one buffer (a
+    67-min file: 257 MB for the whole run; before that, ~0.9 GB at once, issue 26). The copy goes through
+    Python, not ffmpeg, so that a full disk is the one clear "no space left" error, not an ffmpeg failure.
     """
+    import errno
     import tempfile
 
     out = tempfile.TemporaryFile()
     with tempfile.TemporaryFile() as err:  # stderr to a file: a full pipe would block ffmpeg
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, check=False)
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         except OSError as e:
             out.close()
             raise DependencyError(f"could not run ffmpeg ({cmd[0]}): {e}") from e
+        assert proc.stdout is not None
+        with proc:
+            try:
+                while chunk := proc.stdout.read(READ_BYTES):
+                    out.write(chunk)
+                out.flush()
+            except OSError as e:
+                proc.kill()
+                out.close()
+                if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    where = f"the decoded audio in {tempfile.gettempdir()}"
+                    raise OSError(e.errno, e.strerror, where) from e
+                raise
         err.seek(0)
         stderr = err.read().decode("utf-8", "replace")
     count = os.fstat(out.fileno()).st_size // BYTES_PER_SAMPLE  # an odd last byte is no sample
