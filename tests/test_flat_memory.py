@@ -149,20 +149,25 @@ def test_plan_learns_this_machines_speed_from_its_runs(no_speed_record):
 
     opts = stage.TranscribeOptions(model="base", device="cpu", engine="batched")
     before = stage.plan_transcription(audio_path=SAMPLE_13MIN, options=opts)
-    rtf = before.real_time_factor_assumed
-    for audio_s, ratio in ((800.0, 1.25), (4000.0, 1.3), (480.0, 1.35), (10.0, 5.0)):  # the 10-s run is not noted
+
+    def note(audio_s, ratio):
+        assumed = stage.COMMAND_OVERHEAD_S + audio_s * before.real_time_factor_assumed
         speed.note_run(
-            device="cpu", model="base", engine="batched", audio_s=audio_s, work_s=audio_s * rtf * ratio, assumed_rtf=rtf
+            device="cpu",
+            model="base",
+            engine="batched",
+            audio_s=audio_s,
+            work_s=assumed * ratio - speed.OUTSIDE_S,
+            assumed_s=assumed,
         )
+
+    for audio_s, ratio in ((800.0, 1.25), (4000.0, 1.3), (480.0, 1.35), (10.0, 5.0)):  # the 10-s run is not noted
+        note(audio_s, ratio)
     after = stage.plan_transcription(audio_path=SAMPLE_13MIN, options=opts)
     assert (after.speed_runs, after.speed_factor) == (3, pytest.approx(1.3, abs=0.01))
-    assert after.estimated_wall_s - stage.COMMAND_OVERHEAD_S == pytest.approx(
-        1.3 * (before.estimated_wall_s - stage.COMMAND_OVERHEAD_S), rel=0.02
-    )
+    assert after.estimated_wall_s == pytest.approx(1.3 * before.estimated_wall_s, rel=0.02)
     for _ in range(speed.KEPT_RUNS):  # the machine got faster (a new box in the same home): the old runs age out
-        speed.note_run(
-            device="cpu", model="base", engine="batched", audio_s=600.0, work_s=600 * rtf * 0.8, assumed_rtf=rtf
-        )
+        note(600.0, 0.8)
     assert stage.plan_transcription(audio_path=SAMPLE_13MIN, options=opts).speed_factor == pytest.approx(0.8, abs=0.01)
     (speed.cache_dir() / "timings.json").write_text("{not json")  # a damaged record is no record
     assert stage.plan_transcription(audio_path=SAMPLE_13MIN, options=opts).speed_runs == 0

@@ -149,8 +149,8 @@ class TranscriptionPlan:
     engine: str  # "batched" | "sequential" | "both" (auto under BATCHED_MIN_DURATION)
     estimated_wall_s: float  # s, COMMAND_OVERHEAD_S + duration x the assumed real-time factor
     estimated_audio_disk_bytes: int  # bytes of the decoded audio's temporary file (none of it held in memory)
-    real_time_factor_assumed: float  # wall s per audio s, this machine's speed factor included
-    speed_factor: float = 1.0  # this machine against the built-in figures' box, from its own runs (speed.py)
+    real_time_factor_assumed: float  # wall s per audio s, the built-in figure (before speed_factor)
+    speed_factor: float = 1.0  # the whole estimate's scale: this machine against the built-in figures' box (speed.py)
     speed_runs: int = 0  # how many of its runs that factor is the median of; 0: the built-in figures alone
 
 
@@ -185,14 +185,13 @@ def plan_transcription(
     name = options.model or DEFAULT_WHISPER
     engine, rtf = assumed_rtf(name=name, device=device, options=options, duration=duration)
     factor, runs = machine_factor(device)  # this machine's speed against the built-in figures' box
-    rtf = round(rtf * factor, 4)
     return TranscriptionPlan(
         audio_path=str(audio_path),
         duration_s=round(duration, 2),
         model=name,
         device=device,
         engine=engine,
-        estimated_wall_s=round(COMMAND_OVERHEAD_S + duration * rtf, 1),
+        estimated_wall_s=round(factor * (COMMAND_OVERHEAD_S + duration * rtf), 1),
         estimated_audio_disk_bytes=int(duration * BYTES_PER_AUDIO_SECOND),
         real_time_factor_assumed=rtf,
         speed_factor=factor,
@@ -385,7 +384,7 @@ def transcribe_file(
         )
         repairs += more
     t_done = time.perf_counter()
-    _note_speed(options=options, name=info.name, device=device, duration=audio.duration, work_s=t_done - t_loaded)
+    _note_speed(options=options, name=info.name, device=device, duration=audio.duration, work_s=t_done - t0)
 
     segments = tuple(
         Segment(
@@ -436,7 +435,8 @@ def _note_speed(*, options: TranscribeOptions, name: str, device: str, duration:
     from ramble2post.transcribe.speed import note_run
 
     engine, rtf = assumed_rtf(name=name, device=device, options=options, duration=duration)
-    note_run(device=device, model=name, engine=engine, audio_s=duration, work_s=work_s, assumed_rtf=rtf)
+    assumed = COMMAND_OVERHEAD_S + duration * rtf
+    note_run(device=device, model=name, engine=engine, audio_s=duration, work_s=work_s, assumed_s=assumed)
 
 
 def apply_glossary(transcript: Transcript, terms: tuple[tuple[str, tuple[str, ...]], ...] | None) -> Transcript:
