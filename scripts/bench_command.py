@@ -11,6 +11,8 @@ start to its exit, its peak RSS from ``wait4``:
   CTranslate2 weights our base checkpoint was converted from) and runs ``BatchedInferencePipeline``
   on the file (its own PyAV decoding and Silero VAD), batch 8, greedy: its fastest CPU setting.
 - ``fw-batch-b2``: the same with two beams, as our engine decodes; ``fw-batch-b5``: five, its default.
+- ``ours-before``: ``ours`` on the code of another checkout (``--before DIR``, e.g. a git worktree of the
+  commit before a change), so that a change is timed against its baseline and faster-whisper in one run.
 
 Both detect the language. Repetitions are interleaved (rep 1 of every engine on every clip, then rep 2)
 so that other load on a shared machine hits both alike; one untimed run of each warms the page cache.
@@ -19,6 +21,7 @@ Also printed: ``--plan``'s estimate for each clip against our measured wall time
     .venv/bin/python scripts/make_short_clips.py --set tests/data/command_clips/clips.json
     .venv/bin/python scripts/bench_command.py --repeat 2 --json command.json
     .venv/bin/python scripts/bench_command.py --file long=/path/67min.m4a:/path/67min.txt --engines ours
+    .venv/bin/python scripts/bench_command.py --engines ours-before,ours,fw-batch --before /tmp/before
 """
 
 from __future__ import annotations
@@ -53,10 +56,13 @@ json.dump({"text": text, "language": info.language}, open(out, "w"))
 """.replace("FW_BATCH", str(FW_BATCH))
 
 
-def timed(cmd: list[str]) -> tuple[float, float, int]:
+BEFORE: Path | None = None  # --before: a checkout whose pipeline/ the "ours-before" engine runs
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """(wall s, peak RSS MiB, exit code) of a child process, from its start to its exit."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -66,14 +72,24 @@ def timed(cmd: list[str]) -> tuple[float, float, int]:
 def run_once(engine: str, audio: Path, tmp: Path, ct2: Path | None) -> dict:
     out = tmp / f"{engine}-{audio.stem}.json"
     out.unlink(missing_ok=True)
+    env = None
     if engine.startswith("ours"):
         exe = str(Path(sys.executable).parent / "ramble2post")
         cmd = [exe, "transcribe", str(audio), "--no-cache", "-o", str(out)]
-        cmd += {"ours": [], "ours-no-prompt": ["--no-jargon-prompt"], "ours-prompt": ["--jargon-prompt"]}[engine]
+        cmd += {
+            "ours": [],
+            "ours-before": [],
+            "ours-no-prompt": ["--no-jargon-prompt"],
+            "ours-prompt": ["--jargon-prompt"],
+        }[engine]
+        if engine == "ours-before":  # the same command on the --before checkout's code
+            if BEFORE is None:
+                raise SystemExit("the ours-before engine needs --before DIR")
+            env = {**os.environ, "PYTHONPATH": str(BEFORE / "pipeline")}
     else:
         beams = engine.rpartition("-b")[2] if re.search(r"-b\d+$", engine) else "1"  # fw-batch-b5: 5 beams
         cmd = [sys.executable, "-c", FW_CHILD, str(ct2), str(audio), beams, str(THREADS), str(out)]
-    wall, rss, rc = timed(cmd)
+    wall, rss, rc = timed(cmd, env)
     if rc != 0:
         raise SystemExit(f"{engine} failed on {audio.name} (exit {rc}): {' '.join(cmd[:4])} ...")
     text = json.loads(out.read_text())["text"]
@@ -103,7 +119,14 @@ def main() -> None:
     ap.add_argument("--engines", default="ours,fw-batch,fw-batch-b2")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", type=Path, help="write every run here")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout (e.g. git worktree add /tmp/before HEAD~1) whose code the ours-before engine runs",
+    )
     args = ap.parse_args()
+    global BEFORE
+    BEFORE = args.before.resolve() if args.before else None
 
     from bench_transcribe import ct2_dir
 

@@ -79,3 +79,24 @@ def test_debug_flag_shows_traceback(tmp_path):
     result = _run(["--debug", "transcribe", str(tmp_path / "nope.m4a")], tmp_path / "home")
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_a_bad_recording_is_the_error_even_when_the_model_fails_too(tmp_path):
+    """The recording is decoded while the model loads (``stage._audio_and_model``): when both fail, the
+    user hears about the recording, the input they can fix, in one line."""
+    path, message = _cases(tmp_path)["text file"]
+    model = tmp_path / "broken.pt"
+    model.write_bytes(b"not a checkpoint" * 1000)
+    result = _run(["transcribe", str(path), "--model", str(model)], tmp_path / "home")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    error_lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], result.stderr
+
+
+def test_a_broken_model_is_one_clear_line_when_the_recording_is_fine(tmp_path):
+    model = tmp_path / "broken.pt"
+    model.write_bytes(b"not a checkpoint" * 1000)
+    result = _run(["transcribe", str(SAMPLE_1MIN), "--model", str(model)], tmp_path / "home")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    error_lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(error_lines) == 1 and "broken.pt" in error_lines[0], result.stderr

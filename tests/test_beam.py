@@ -179,3 +179,115 @@ def test_a_row_whose_text_loops_is_ended_and_decoded_again():
         return SimpleNamespace(tokens=tokens, compression_ratio=1.5, avg_logprob=-0.3, no_speech_prob=0.01)
 
     assert decoding.needs_fallback(result(loop)) and not decoding.needs_fallback(result(said))
+
+
+def _fp32_fast_decoder(model):
+    """The fast CPU decoder (per-window cross-attention keys, in-place KV cache) with fp32 linear layers: a
+    row's values do not depend on the other rows of its batch, except through the int8 logits head's scale."""
+    import copy
+
+    from ramble2post.transcribe import precision
+
+    net = copy.deepcopy(model)
+    precision.speed_up_decoder(net.decoder)
+    return net
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_prompt", [False, True])
+def test_done_windows_leave_the_batch_and_beams_share_their_first_pass(tiny, monkeypatch, with_prompt):
+    """Windows of 3, 12 and 25 s, two beams each: a window whose beam search is over leaves the batch
+    (its rows' caches dropped) and the first pass runs once per window, not per beam; the tokens are those
+    of the decode that keeps every row to the end and runs the first pass on every beam."""
+    import whisper
+
+    from ramble2post.transcribe import batched, decoding, kvcache
+    from ramble2post.transcribe.glossary import jargon_prompt
+
+    model, samples = tiny
+    clips = [samples[a * 16_000 : b * 16_000] for a, b in ((0, 3), (3, 15), (15, 40))]
+    mel = batched.batch_log_mel(clips, n_mels=model.dims.n_mels, device="cpu")
+    tokenizer = whisper.tokenizer.get_tokenizer(model.is_multilingual, language="en", task="transcribe")
+    prompt = tokenizer.encode(" " + jargon_prompt()) if with_prompt else None
+    opts = whisper.DecodingOptions(
+        language="en", fp16=False, temperature=0.0, without_timestamps=True, beam_size=2, prompt=prompt
+    )
+    inference = kvcache.static_inference()
+    kept: list[int] = []
+    real_keep = inference.keep
+
+    def keep(self, rows, windows):
+        kept.append(len(windows))
+        return real_keep(self, rows, windows)
+
+    monkeypatch.setattr(inference, "keep", keep)
+    with torch.inference_mode():
+        net = _fp32_fast_decoder(model)
+        rows: list[int] = []  # the rows of each decoder pass
+        real_forward = type(net.decoder).forward
+
+        def spy(self, x, xa, kv_cache=None):
+            rows.append(x.shape[0])
+            return real_forward(self, x, xa, kv_cache)
+
+        monkeypatch.setattr(type(net.decoder), "forward", spy)
+        features = net.encoder(mel)
+        spent = decoding.batch_task()(net, opts).run(features)
+        spent_rows, rows[:] = list(rows), []
+        monkeypatch.setattr(decoding.batch_task(), "drop_done", False)
+        monkeypatch.setattr(
+            inference, "_first_pass_shared", lambda self, t, a: real_forward(net.decoder, t, a, self.kv_cache)
+        )
+        full = decoding.batch_task()(net, opts).run(features)
+    assert spent_rows[0] == 3 and rows[0] == 6  # the first pass: once per window, then copied to its beams
+    assert kept and kept[0] < 3 and spent_rows[-1] < 6  # windows left the batch before the end
+    assert sum(spent_rows) < 0.9 * sum(rows)  # ... and their rows were not decoded any more
+    assert len(spent[0].tokens) < len(spent[2].tokens)
+    # tokens as without either saving; the int8 logits head has one activation scale per batch, and a
+    # batch without the done windows' rows has another: scores agree to ~2e-3 (measured 1.6e-3), not bit for bit
+    for a, b in zip(spent, full):
+        assert a.tokens == b.tokens and a.text == b.text
+        assert a.avg_logprob == pytest.approx(b.avg_logprob, abs=1e-2)
+        assert a.no_speech_prob == pytest.approx(b.no_speech_prob, abs=1e-2)
+
+
+@pytest.mark.slow
+def test_bf16_cross_attention_values_for_one_decode_only(tiny):
+    """Where the encoder runs in bf16, a decode keeps the cross-attention values in bf16 (half the step's
+    largest read): the text stays that of fp32 values (greedy flips a near-tie now and then: agreement over
+    three windows, not exact tokens), and the setting ends with the decode (the prepared model is shared)."""
+    import dataclasses
+
+    from ramble2post.transcribe import batched, decoding
+    from ramble2post.transcribe.wer import word_error_rate
+
+    model, samples = tiny
+    clips = [samples[a * 16_000 : b * 16_000] for a, b in ((0, 20), (20, 45), (45, 57))]
+    mel = batched.batch_log_mel(clips, n_mels=model.dims.n_mels, device="cpu")
+    settings = decoding.DecodeSettings(
+        language="en", device="cpu", n_mels=model.dims.n_mels, fp16=False, bf16=False,
+        timestamps=False, temperatures=(0.0,), beams=2,
+    )  # fmt: skip
+    seen: list[str] = []
+    with torch.inference_mode():
+        net = batched.prepare_model(model, device="cpu", quantize="int8")
+        cross = [b.cross_attn for b in net.decoder.blocks]
+        real_forward = type(cross[0]).forward
+
+        def spy(self, x, xa=None, mask=None, kv_cache=None):
+            out = real_forward(self, x, xa, mask, kv_cache)
+            seen.append(str(kv_cache[(self.value, "heads")].dtype))
+            return out
+
+        type(cross[0]).forward = spy
+        try:
+            features = net.encoder(mel)
+            fp32, _ = decoding.decode(net, features, settings=settings)
+            fp32_seen, seen[:] = set(seen), []
+            bf16, _ = decoding.decode(net, features, settings=dataclasses.replace(settings, bf16=True))
+        finally:
+            type(cross[0]).forward = real_forward
+    assert fp32_seen == {"torch.float32"} and set(seen) == {"torch.bfloat16"}
+    assert not any(m.values_bf16 for m in cross)  # over with the decode
+    wer = word_error_rate(reference=" ".join(r.text for r in fp32), hypothesis=" ".join(r.text for r in bf16))
+    assert wer <= 0.1, f"WER {wer:.3f} > 0.1 between fp32 and bf16 values"

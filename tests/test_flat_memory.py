@@ -262,3 +262,52 @@ def test_peak_memory_does_not_grow_with_the_recording(tmp_path, tiny):
         peaks.append(_peak_rss_mib([*args, "-o", str(tmp_path / f"x{times}.json")], env))
     minutes = 4 * 13.4  # audio added by the 4 extra copies
     assert (peaks[1] - peaks[0]) / minutes < 5.0, peaks
+
+
+def test_the_first_batch_detects_the_language_from_its_own_encoding(monkeypatch):
+    """``batched.LanguageGate``: the batch holding the first window detects the language from that window's
+    encoder output (no extra encoder pass), the other batches wait for it; a failed detection fails them
+    too, rather than leaving them waiting."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ramble2post.transcribe import batched
+    from ramble2post.transcribe.vad import Chunk
+
+    encoded: list[int] = []
+
+    def fake_encode(net, clips, *, settings):
+        encoded.append(len(clips))
+        return np.zeros((len(clips), 4)), decoding.StepTimes()
+
+    class Net:
+        def detect_language(self, features, tokenizer):
+            assert features.shape == (1, 4)  # the first window's encoder output, from the batch
+            return None, [{"de": 0.9, "en": 0.05}]
+
+    class Model:
+        num_languages = 99
+
+    monkeypatch.setattr(decoding, "encode", fake_encode)
+    settings = decoding.DecodeSettings(
+        language=None, device="cpu", n_mels=80, fp16=False, bf16=False, timestamps=False, temperatures=(0.0,), beams=2
+    )
+    chunks = [Chunk(10.0 * i, 10.0 * i + 10) for i in range(6)]
+    gate = batched.LanguageGate(settings, model=Model(), samples=np.zeros(16_000 * 60, np.float32), chunks=chunks)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        later = pool.submit(gate.settings, Net(), [3, 4, 5], None)  # waits at the gate
+        first = pool.submit(gate.settings, Net(), [0, 1, 2], np.ones((3, 4)))
+        assert first.result(timeout=10).language == "de" and later.result(timeout=10).language == "de"
+    assert encoded == []  # the detection encoded nothing of its own
+
+    class Broken(Net):
+        def detect_language(self, features, tokenizer):
+            raise RuntimeError("detection failed")
+
+    gate = batched.LanguageGate(settings, model=Model(), samples=np.zeros(16_000 * 60, np.float32), chunks=chunks)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        later = pool.submit(gate.settings, Net(), [3, 4, 5], None)
+        first = pool.submit(gate.settings, Broken(), [0, 1, 2], np.ones((3, 4)))
+        with pytest.raises(RuntimeError):
+            first.result(timeout=10)
+        with pytest.raises(RuntimeError):
+            later.result(timeout=10)  # not a hang

@@ -35,6 +35,12 @@ Still openai-whisper + torch underneath; what changes is how the work is fed:
    transposed view, and the cross-attention keys/values cached once per decode as
    contiguous (batch, heads, frames, dim) tensors instead of being read through a permuted
    view at every step. Together: decoding 43 -> ~19 s, total ~36 s on the 13-min sample.
+   Where the encoder runs in bf16, the cached values are kept in bf16 too (the keys and the
+   softmax stay fp32): a step reads every window's 1500 frames per layer, the step's largest
+   memory traffic. A window's beams run their first pass (start tokens and prompt) once, and a
+   window whose beam search is over leaves the batch (``decoding.BatchTask._beam_loop``):
+   whisper's loop decoded it on until the batch's longest window ended (23 % of the steps'
+   rows on an 8-min clip). Measured: docs/PERFORMANCE.md, stop 25.
 6. **Threads**: the encoder's big GEMMs use all physical cores; the decoding loop runs
    on one thread: its per-step ops are tiny, and waking a second thread for each costs
    more than it saves (base, 60 steps x 3 windows: 2.1 CPU-s on 1 thread, 12 on 2).
@@ -67,7 +73,7 @@ import dataclasses
 import enum
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -160,8 +166,8 @@ class BatchedSegment:
 class BatchedTiming:
     """Seconds spent in each step; mel..fallback add up the workers' times (more than the wall time)."""
 
-    prepare_s: float  # s, int8 / fp16 copy of the model (memoised: ~0 after the first call)
-    vad_s: float  # s, VAD and windows
+    prepare_s: float  # s, until the int8 / fp16 copy (memoised) was ready and the language known (overlapped)
+    vad_s: float  # s, VAD and windows (while the copy is made)
     mel_s: float  # s
     encode_s: float  # s
     decode_s: float  # s, first decode of every window
@@ -290,27 +296,69 @@ def plan_windows(*, samples: Signal, device: str, options: BatchedOptions) -> Wi
 window_audio = chunk_audio  # the audio a window holds (decoding.chunk_audio)
 
 
+class LanguageGate:
+    """The decoding settings of a recording whose language is detected from its windows.
+
+    The batch that holds the first window detects it from that window's encoder output (whisper's
+    ``detect_language``: one decoder step; ``LANGUAGE_WINDOWS`` more windows only when it is unsure) and
+    opens the gate; every batch waits at it between encoding and decoding. Before, the first window was
+    encoded once more for the detection, on the main thread, before any batch started (~0.5 s of an
+    8-min command). Batches are handed out in order, so the first one is always being worked on.
+    """
+
+    def __init__(self, settings: DecodeSettings, *, model: Whisper, samples: Signal, chunks: Sequence[Chunk]):
+        self._settings, self._model, self._samples, self._chunks = settings, model, samples, chunks
+        self._future: Future[DecodeSettings] = Future()
+        self.times = StepTimes()
+
+    @property
+    def encoding(self) -> DecodeSettings:
+        """What the encoder needs (device, mel bins, precision): everything but the language."""
+        return self._settings
+
+    def settings(self, net: Whisper, windows: Sequence[int], features: Any) -> DecodeSettings:
+        """The settings to decode ``windows`` with, once the language is known; ``features``: their encoder output."""
+        if 0 in windows and not self._future.done():
+            try:
+                probs, self.times = detect_language(
+                    net,
+                    self._model,
+                    samples=self._samples,
+                    chunks=self._chunks,
+                    settings=self._settings,
+                    first=features[list(windows).index(0)][None],
+                )
+                self._future.set_result(dataclasses.replace(self._settings, language=likeliest_language(probs)))
+            except BaseException as e:  # the batches waiting at the gate fail with it, not hang
+                self._future.set_exception(e)
+                raise
+        return self._future.result()
+
+
 def run_batch(
     net: Whisper,
     *,
     samples: Signal,
     chunks: Sequence[Chunk],
     windows: Sequence[int],
-    settings: DecodeSettings,
+    settings: DecodeSettings | LanguageGate,
     decode_threads: int | None = None,
 ) -> DecodedBatch:
     """Steps 2 and 3 for one batch: encode its windows, then decode them (with whisper's fallback).
 
     net: the prepared model, or a replica with its own decoder when batches run on several threads.
     samples: the file's audio; chunks: all windows; windows: the indices of this batch's windows.
-    settings: decoding settings shared by every batch.
+    settings: decoding settings shared by every batch, or the gate that gives them once the language is known.
     decode_threads: torch threads for the decoding loop (None = as set for the encoder).
     """
     batch = [chunks[i] for i in windows]
-    features, enc_times = encode(net, [window_audio(samples, c) for c in batch], settings=settings)
+    encoding = settings.encoding if isinstance(settings, LanguageGate) else settings
+    features, enc_times = encode(net, [window_audio(samples, c) for c in batch], settings=encoding)
     release_free_memory()  # the encoder's activations, before decoding fills the heap again
+    if isinstance(settings, LanguageGate):
+        encoding = settings.settings(net, windows, features)
     with torch_threads(decode_threads):
-        results, dec_times = decode(net, features, settings=settings)
+        results, dec_times = decode(net, features, settings=encoding)
     return DecodedBatch(
         windows=tuple(windows),
         results=tuple(results),
@@ -324,7 +372,7 @@ def run_batches(
     *,
     plan: WindowPlan,
     samples: Signal,
-    settings: DecodeSettings,
+    settings: DecodeSettings | LanguageGate,
     options: BatchedOptions,
     progress: Callable[[float], None] | None = None,
 ) -> list[DecodedBatch]:
@@ -403,6 +451,42 @@ def merge_segments(
 # ---------------------------------------------------------------------------- the engine
 
 
+def _settings_and_language(
+    *,
+    model: Whisper,
+    samples: Signal,
+    plan: WindowPlan,
+    device: str,
+    language: str | None,
+    prompt: str | None,
+    temperature: float | Sequence[float],
+    beam_size: int | None,
+    options: BatchedOptions,
+) -> DecodeSettings | LanguageGate:
+    """What every batch is decoded with: the prompt's tokens, the fallback temperatures and beams, the
+    language; a ``LanguageGate`` when the language is to be detected (by the first batch)."""
+    from whisper.tokenizer import get_tokenizer
+
+    temps = tuple(float(t) for t in temperature) if isinstance(temperature, (list, tuple)) else (float(temperature),)  # type: ignore[arg-type]
+    settings = DecodeSettings(
+        language="en" if not model.is_multilingual else language,
+        device=device,
+        n_mels=model.dims.n_mels,
+        fp16=device == "cuda",
+        bf16=device == "cpu" and options.encoder_bf16 and cpu_has_bf16(),
+        timestamps=options.timestamps,
+        temperatures=temps,
+        beams=options.beam_size if beam_size is None else beam_size,
+    )
+    # the prompt's tokens do not depend on the language (one vocabulary): made before it is known
+    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=settings.language)
+    if prompt:
+        settings = dataclasses.replace(settings, prompt=tuple(tokenizer.encode(" " + prompt.strip())))
+    if settings.language is None and plan.chunks:
+        return LanguageGate(settings, model=model, samples=samples, chunks=plan.chunks)
+    return settings
+
+
 def transcribe_batched(
     *,
     model: Whisper,
@@ -435,40 +519,35 @@ def transcribe_batched(
     from whisper.tokenizer import get_tokenizer
 
     t0 = time.perf_counter()
-    net = prepare_model(model, device=device, quantize=options.quantize)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ramble2post-prepare") as pool:
+        # the int8 decoder is made while the VAD runs (CPU: ~0.6 s of one core, overlapped)
+        preparing = pool.submit(prepare_model, model, device=device, quantize=options.quantize)
+        plan = plan_windows(samples=samples, device=device, options=options)
+        t_vad = time.perf_counter()
+        settings = _settings_and_language(
+            model=model,
+            samples=samples,
+            plan=plan,
+            device=device,
+            language=language,
+            prompt=prompt,
+            temperature=temperature,
+            beam_size=beam_size,
+            options=options,
+        )
+        net = preparing.result()
     t_prep = time.perf_counter()
-    plan = plan_windows(samples=samples, device=device, options=options)
-    t_vad = time.perf_counter()
-    temps = tuple(float(t) for t in temperature) if isinstance(temperature, (list, tuple)) else (float(temperature),)  # type: ignore[arg-type]
-    settings = DecodeSettings(
-        language="en" if not model.is_multilingual else language,
-        device=device,
-        n_mels=model.dims.n_mels,
-        fp16=device == "cuda",
-        bf16=device == "cpu" and options.encoder_bf16 and cpu_has_bf16(),
-        timestamps=options.timestamps,
-        temperatures=temps,
-        beams=options.beam_size if beam_size is None else beam_size,
-    )
-    detect_times = StepTimes()
     with whisper_sdpa(options.sdpa), torch.inference_mode():
-        if settings.language is None and plan.chunks:
-            with torch_threads(options.threads or physical_cores()):
-                probs, detect_times = detect_language(
-                    net, model, samples=samples, chunks=plan.chunks, settings=settings
-                )
-            settings = dataclasses.replace(settings, language=likeliest_language(probs))
-        tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=settings.language)
-        if prompt:
-            settings = dataclasses.replace(settings, prompt=tuple(tokenizer.encode(" " + prompt.strip())))
         batches = run_batches(net, plan=plan, samples=samples, settings=settings, options=options, progress=progress)
 
     results: list[Any] = [None] * len(plan.chunks)
-    times = detect_times
+    times = settings.times if isinstance(settings, LanguageGate) else StepTimes()
     for b in batches:
         times += b.times
         for i, r in zip(b.windows, b.results):
             results[i] = r
+    if isinstance(settings, LanguageGate):  # every batch has passed it (none when there are no windows)
+        settings = settings.settings(net, [], None) if plan.batches else settings.encoding
     language = settings.language or "en"
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language)
     segments = merge_segments(chunks=plan.chunks, results=results, tokenizer=tokenizer, timestamps=options.timestamps)
@@ -477,7 +556,7 @@ def transcribe_batched(
         language=language,
         timing=BatchedTiming(
             prepare_s=round(t_prep - t0, 3),
-            vad_s=round(t_vad - t_prep, 3),
+            vad_s=round(t_vad - t0, 3),
             mel_s=round(times.mel_s, 3),
             encode_s=round(times.encode_s, 3),
             decode_s=round(times.decode_s, 3),

@@ -20,6 +20,7 @@ import importlib.util
 import io
 import json
 import os
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -293,11 +294,12 @@ def load_whisper_model(*, name_or_path: str | None = None, device: str = "cpu"):
     if key not in _LOADED:
         try:
             model = whisper.load_model(resolved.load_arg, device=device, download_root=str(models_dir() / "openai"))
-        except (RuntimeError, OSError, KeyError, ValueError) as e:
+        except (RuntimeError, OSError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as e:
             if resolved.info.source == "download":
                 raise _download_failed(resolved, e) from e
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]  # torch's own is 6 lines
             raise ModelError(
-                f"could not load Whisper model from {resolved.load_arg}: {e}",
+                f"could not load Whisper model from {resolved.load_arg}: {first}",
                 hint="the file may be truncated or corrupt; delete it to re-create it",
             ) from e
         if resolved.alignment_heads:
