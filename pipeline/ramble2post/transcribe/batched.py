@@ -73,7 +73,7 @@ import dataclasses
 import enum
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -90,6 +90,7 @@ from ramble2post.transcribe.decoding import (  # noqa: F401  (batch_log_mel: re-
     is_silent,
     likeliest_language,
 )
+from ramble2post.transcribe.language import LanguageGate, decode_settings
 from ramble2post.transcribe.precision import (  # noqa: F401
     cpu_has_bf16,
     prepare_model,
@@ -296,45 +297,6 @@ def plan_windows(*, samples: Signal, device: str, options: BatchedOptions) -> Wi
 window_audio = chunk_audio  # the audio a window holds (decoding.chunk_audio)
 
 
-class LanguageGate:
-    """The decoding settings of a recording whose language is detected from its windows.
-
-    The batch that holds the first window detects it from that window's encoder output (whisper's
-    ``detect_language``: one decoder step; ``LANGUAGE_WINDOWS`` more windows only when it is unsure) and
-    opens the gate; every batch waits at it between encoding and decoding. Before, the first window was
-    encoded once more for the detection, on the main thread, before any batch started (~0.5 s of an
-    8-min command). Batches are handed out in order, so the first one is always being worked on.
-    """
-
-    def __init__(self, settings: DecodeSettings, *, model: Whisper, samples: Signal, chunks: Sequence[Chunk]):
-        self._settings, self._model, self._samples, self._chunks = settings, model, samples, chunks
-        self._future: Future[DecodeSettings] = Future()
-        self.times = StepTimes()
-
-    @property
-    def encoding(self) -> DecodeSettings:
-        """What the encoder needs (device, mel bins, precision): everything but the language."""
-        return self._settings
-
-    def settings(self, net: Whisper, windows: Sequence[int], features: Any) -> DecodeSettings:
-        """The settings to decode ``windows`` with, once the language is known; ``features``: their encoder output."""
-        if 0 in windows and not self._future.done():
-            try:
-                probs, self.times = detect_language(
-                    net,
-                    self._model,
-                    samples=self._samples,
-                    chunks=self._chunks,
-                    settings=self._settings,
-                    first=features[list(windows).index(0)][None],
-                )
-                self._future.set_result(dataclasses.replace(self._settings, language=likeliest_language(probs)))
-            except BaseException as e:  # the batches waiting at the gate fail with it, not hang
-                self._future.set_exception(e)
-                raise
-        return self._future.result()
-
-
 def run_batch(
     net: Whisper,
     *,
@@ -451,42 +413,6 @@ def merge_segments(
 # ---------------------------------------------------------------------------- the engine
 
 
-def _settings_and_language(
-    *,
-    model: Whisper,
-    samples: Signal,
-    plan: WindowPlan,
-    device: str,
-    language: str | None,
-    prompt: str | None,
-    temperature: float | Sequence[float],
-    beam_size: int | None,
-    options: BatchedOptions,
-) -> DecodeSettings | LanguageGate:
-    """What every batch is decoded with: the prompt's tokens, the fallback temperatures and beams, the
-    language; a ``LanguageGate`` when the language is to be detected (by the first batch)."""
-    from whisper.tokenizer import get_tokenizer
-
-    temps = tuple(float(t) for t in temperature) if isinstance(temperature, (list, tuple)) else (float(temperature),)  # type: ignore[arg-type]
-    settings = DecodeSettings(
-        language="en" if not model.is_multilingual else language,
-        device=device,
-        n_mels=model.dims.n_mels,
-        fp16=device == "cuda",
-        bf16=device == "cpu" and options.encoder_bf16 and cpu_has_bf16(),
-        timestamps=options.timestamps,
-        temperatures=temps,
-        beams=options.beam_size if beam_size is None else beam_size,
-    )
-    # the prompt's tokens do not depend on the language (one vocabulary): made before it is known
-    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=settings.language)
-    if prompt:
-        settings = dataclasses.replace(settings, prompt=tuple(tokenizer.encode(" " + prompt.strip())))
-    if settings.language is None and plan.chunks:
-        return LanguageGate(settings, model=model, samples=samples, chunks=plan.chunks)
-    return settings
-
-
 def transcribe_batched(
     *,
     model: Whisper,
@@ -524,16 +450,17 @@ def transcribe_batched(
         preparing = pool.submit(prepare_model, model, device=device, quantize=options.quantize)
         plan = plan_windows(samples=samples, device=device, options=options)
         t_vad = time.perf_counter()
-        settings = _settings_and_language(
+        settings = decode_settings(
             model=model,
             samples=samples,
-            plan=plan,
+            chunks=plan.chunks,
             device=device,
             language=language,
             prompt=prompt,
             temperature=temperature,
-            beam_size=beam_size,
-            options=options,
+            beams=options.beam_size if beam_size is None else beam_size,
+            encoder_bf16=options.encoder_bf16,
+            timestamps=options.timestamps,
         )
         net = preparing.result()
     t_prep = time.perf_counter()
