@@ -316,7 +316,7 @@ def _audio_and_model(
         pending = pool.submit(decode)
         try:
             model, info = load_whisper_model(name_or_path=options.model, device=device)
-        except BaseException:
+        except Exception:  # not Ctrl-C: that stops the run as it is
             pending.result()  # a bad recording is the error to report first
             raise
         audio, decode_s = pending.result()
