@@ -291,3 +291,49 @@ def test_bf16_cross_attention_values_for_one_decode_only(tiny):
     assert not any(m.values_bf16 for m in cross)  # over with the decode
     wer = word_error_rate(reference=" ".join(r.text for r in fp32), hypothesis=" ".join(r.text for r in bf16))
     assert wer <= 0.1, f"WER {wer:.3f} > 0.1 between fp32 and bf16 values"
+
+
+def test_sampled_steps_draw_from_their_own_generator():
+    """The fallback's samples do not depend on what else draws from torch's global generator (another worker's
+    fallback, a model's initialisation): the same seed gives the same tokens whatever the global state."""
+    from ramble2post.transcribe.beam import seeded_greedy_decoder
+
+    logits = torch.randn(4, VOCAB, generator=torch.Generator().manual_seed(1)).repeat(6, 1, 1)
+
+    def sample(global_seed: int) -> list[list[int]]:
+        torch.manual_seed(global_seed)
+        dec = seeded_greedy_decoder()(0.8, EOT, seed=0)
+        tokens, sums = torch.tensor([[1, 2]] * 4), torch.zeros(4)
+        for step in logits:
+            torch.rand(100)  # another user of the global generator between steps
+            tokens, _ = dec.update(tokens, step.clone(), sums)
+        return tokens.tolist()
+
+    first = sample(0)
+    assert first == sample(123) == sample(7)
+    assert len({tuple(r[2:]) for r in first}) > 1  # sampled, not argmax: rows differ
+
+
+@pytest.mark.slow
+def test_a_fallback_decode_gives_the_same_text_whatever_the_global_generator(tiny):
+    """Two batches sampling at once on two workers interleaved their draws from the global generator and a
+    clip's text changed with the machine's load; each decode now samples from its own generator."""
+    from ramble2post.transcribe import batched, decoding
+
+    model, samples = tiny
+    clips = [samples[a * 16_000 : b * 16_000] for a, b in ((0, 20), (20, 45))]
+    mel = batched.batch_log_mel(clips, n_mels=model.dims.n_mels, device="cpu")
+    settings = decoding.DecodeSettings(
+        language="en", device="cpu", n_mels=model.dims.n_mels, fp16=False, bf16=False,
+        timestamps=False, temperatures=(1.0,), beams=1,
+    )  # fmt: skip
+    texts = []
+    with torch.inference_mode():
+        net = batched.prepare_model(model, device="cpu", quantize="int8")
+        features = net.encoder(mel)
+        for seed in (0, 99):
+            torch.manual_seed(seed)
+            out, _ = decoding.decode(net, features, settings=settings)
+            texts.append([r.text for r in out])
+    assert texts[0] == texts[1]
+    assert all(r.temperature == 1.0 for r in out)  # decoded by sampling

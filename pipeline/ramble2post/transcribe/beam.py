@@ -89,3 +89,37 @@ def batch_beam_decoder():
             return tokens, completed
 
     return BatchBeamDecoder
+
+
+@functools.cache
+def seeded_greedy_decoder():
+    """whisper's ``GreedyDecoder`` drawing its samples (temperature > 0) from a generator of its own.
+
+    whisper samples from torch's global generator: two batches falling back to sampling at once on
+    the two worker threads interleaved their draws in an order set by the scheduler, and one clip's
+    text changed with the machine's load (c16 of the short-clip set, batched: WER 17.0 % idle, 22.9 %
+    beside a test run). Seeded per decode, a window's samples depend on its batch alone.
+    """
+    import torch
+    import torch.nn.functional as F
+    from whisper.decoding import GreedyDecoder
+
+    class SeededGreedyDecoder(GreedyDecoder):
+        def __init__(self, temperature: float, eot: int, *, seed: int):
+            super().__init__(temperature, eot)
+            self.generator = torch.Generator().manual_seed(seed)  # CPU: the probabilities are moved here to draw
+
+        def update(self, tokens, logits, sum_logprobs):
+            """whisper's step, the sample drawn from ``self.generator``."""
+            if self.temperature == 0:
+                return super().update(tokens, logits, sum_logprobs)
+            probs = torch.softmax(logits.float() / self.temperature, dim=-1)
+            next_tokens = torch.multinomial(probs.cpu(), 1, generator=self.generator)[:, 0].to(logits.device)
+            logprobs = F.log_softmax(logits.float(), dim=-1)
+            current = logprobs[torch.arange(logprobs.shape[0]), next_tokens]
+            sum_logprobs += current * (tokens[:, -1] != self.eot)
+            next_tokens[tokens[:, -1] == self.eot] = self.eot
+            tokens = torch.cat([tokens, next_tokens[:, None]], dim=-1)
+            return tokens, bool((tokens[:, -1] == self.eot).all())
+
+    return SeededGreedyDecoder

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from ramble2post.transcribe.audio import SAMPLE_RATE, Signal
-from ramble2post.transcribe.beam import batch_beam_decoder
+from ramble2post.transcribe.beam import batch_beam_decoder, seeded_greedy_decoder
 from ramble2post.transcribe.kvcache import static_inference
+from ramble2post.transcribe.torch_state import SAMPLING_SEED
 from ramble2post.transcribe.vad import N_SAMPLES, Chunk
 
 # whisper's fallback rules (same thresholds as whisper.transcribe)
@@ -280,6 +281,8 @@ def batch_task():
                 self.decoder = batch_beam_decoder()(
                     options.beam_size, self.tokenizer.eot, self.inference, options.patience
                 )
+            elif options.temperature > 0:  # the fallback's samples from the task's own generator (beam.py)
+                self.decoder = seeded_greedy_decoder()(options.temperature, self.tokenizer.eot, seed=SAMPLING_SEED)
 
         def _get_audio_features(self, mel):
             features = super()._get_audio_features(mel)

@@ -19,13 +19,20 @@
    decoded again on its own came back empty (whisper's no-speech rule) and was dropped.
 3. **Repeats**: a segment that only repeats words of one of the 3 segments before it (whisper,
    conditioned on its previous text, says it again over noise or silence).
+4. **Foreign script**: a run of ``FOREIGN_MIN_LETTERS``+ letters in a script the recording's text
+   does not use (``expected_scripts``): whisper's temperature fallback samples from every language it
+   knows ("I'm giving up ول Districts에요 The Musik" on an English clip, c16 of the short-clip set).
 
 Each flagged span is cut from the audio (with ``PAD_S`` of context) and decoded again on
 its own: no previous text to condition on, greedy, then sampled from T = 0.2 if the greedy
 text still loops (a loop at T = 0 is the greedy path; sampling leaves it), in <= 30-s
-windows. The repair replaces the flagged segments when the new text does not loop (for a
-gap: and is not empty; a loop or repeat that decodes to nothing was words over noise and is
-dropped); what was done is recorded in the transcript (``repairs``).
+windows. The repair replaces the flagged segments when the new text does not loop (a repetition
+the old text has as often is no loop: two decodings heard it, as the speaker's "No, no, no, no, no,
+no, no, no" on c16), has no foreign-script run, and is not faster than anyone speaks
+(``MAX_WORDS_PER_S`` over its span: a 0.9-s echo re-decoded as "Thanks for watching, have a good day,
+and see you next time!" on c16, whisper's best-known invention); for a gap it must not be empty (a loop
+or repeat that decodes to nothing was words over noise and is dropped). What was done is recorded in
+the transcript (``repairs``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import unicodedata
 import zlib
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -71,6 +79,17 @@ PHRASE_SPAN_S = 60.0  # s
 # about" on the 13-min sample: 0.07-0.13; once per 18-word sentence: 0.3). Those were re-decoded and
 # never replaced: 13 s of the 13-min sample's 38 s, 93 s of the 67-min file's 202 s.
 PHRASE_DENSITY_MIN = 0.5
+# letters in a row of one script the recording does not use that make a foreign-script run: one letter
+# alone is a symbol in tech talk ("μs", "π"); a sampled fallback writes whole syllables ("ول", "에요")
+FOREIGN_MIN_LETTERS = 2
+# share of the transcript's letters a script needs to be the recording's own (Latin always is: code,
+# units and names are written in it in every language)
+SCRIPT_MIN_SHARE = 0.05
+# words per second of span that a re-decoded text may not exceed: 6 words/s is 360 wpm, faster than
+# conversational (150-200 wpm) or fast (250-300 wpm) speech; the span is the flag's, plus the 0.2 s on
+# each side within which new segments are kept
+MAX_WORDS_PER_S = 6.0
+MAX_RATE_SLACK_S = 0.4  # s
 
 _WORD = re.compile(r"[\w']+")
 
@@ -176,6 +195,77 @@ def is_loop(text: str) -> bool:
     reps, phrase = longest_repeat(text)
     # one repeated word needs more repeats ("no, no, no" is speech); a phrase needs MIN_REPEATS
     return reps >= (MIN_REPEATS + 3 if len(phrase.split()) == 1 else MIN_REPEATS)
+
+
+def loops_beyond(text: str, old: str) -> bool:
+    """Whether ``text`` loops (``is_loop``) in a way that makes it no better than ``old``.
+
+    A repeated n-gram that ``old`` repeats as often is no loop of the new decoding (two decodings heard
+    it said) when ``text`` brings back more words besides it than ``old`` has (the old decoding stopped
+    early); compressing like a loop always is one.
+    """
+    if not is_loop(text):
+        return False
+    if len(text) >= MIN_CHARS_FOR_RATIO and compression_ratio(text) > COMPRESSION_RATIO_MAX:
+        return True
+    reps, phrase = longest_repeat(text)
+    old_reps, old_phrase = longest_repeat(old)
+    n = len(phrase.split())
+    more_words = len(_WORD.findall(text)) - reps * n > len(_WORD.findall(old)) - old_reps * n
+    return not (phrase == old_phrase and reps <= old_reps and more_words)
+
+
+_SCRIPT_GROUPS = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK"}  # written together with Han
+
+
+def script_of(ch: str) -> str | None:
+    """The script of a letter (the first word of its Unicode name, CJK scripts as one), None for a non-letter."""
+    if not ch.isalpha():
+        return None
+    first = unicodedata.name(ch, "?").split(" ")[0]
+    return _SCRIPT_GROUPS.get(first, first)
+
+
+def expected_scripts(texts: Sequence[str]) -> frozenset[str]:
+    """Latin and every script with ``SCRIPT_MIN_SHARE`` of the letters of ``texts``."""
+    counts: dict[str, int] = {}
+    for text in texts:
+        for ch in text:
+            script = script_of(ch)
+            if script:
+                counts[script] = counts.get(script, 0) + 1
+    total = sum(counts.values())
+    return frozenset({"LATIN"} | {k for k, n in counts.items() if n >= SCRIPT_MIN_SHARE * total})
+
+
+def foreign_runs(text: str, expected: Collection[str]) -> list[str]:
+    """Runs of ``FOREIGN_MIN_LETTERS``+ letters of one script not in ``expected`` (see module doc)."""
+    runs: list[str] = []
+    run, run_script = "", None
+    for ch in text + " ":
+        script = script_of(ch)
+        if script is not None and script not in expected and script == run_script:
+            run += ch
+            continue
+        if len(run) >= FOREIGN_MIN_LETTERS:
+            runs.append(run)
+        run, run_script = (ch, script) if script is not None and script not in expected else ("", None)
+    return runs
+
+
+def find_foreign(segments: Sequence[dict[str, Any]]) -> list[Flag]:
+    """Flags for segments with a foreign-script run (``foreign_runs`` against ``expected_scripts``)."""
+    expected = expected_scripts([s["text"] for s in segments])
+    return [
+        Flag(float(s["start"]), float(s["end"]), "script", (i,))
+        for i, s in enumerate(segments)
+        if foreign_runs(s["text"], expected)
+    ]
+
+
+def too_fast(text: str, start: float, end: float) -> bool:
+    """Whether ``text`` has more words than ``MAX_WORDS_PER_S`` allows over ``[start, end]`` s (see module doc)."""
+    return len(_WORD.findall(text)) > MAX_WORDS_PER_S * (end - start + MAX_RATE_SLACK_S)
 
 
 def _words(text: str) -> str:
@@ -308,12 +398,15 @@ def repair(
         for f in find_phrase_loops(segments, spoken=spoken)
         if not looped & set(f.segments)
     ]
+    looped = {i for f in flags for i in f.segments}
+    flags += [f for f in find_foreign(segments) if not looped & set(f.segments)]
     flags += find_gaps(regions, segments)
     looped = {i for f in flags for i in f.segments}
     flags += [f for f in find_thin(windows, segments) if not looped & set(f.segments)]
     if not flags:
         return segments, []
     duration = len(samples) / SAMPLE_RATE
+    expected = expected_scripts([s["text"] for s in segments])
     drop: set[int] = set()
     added: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
@@ -332,7 +425,8 @@ def repair(
         old = " ".join(segments[i]["text"].strip() for i in flag.segments)
         # a loop or repeat that comes back empty was words over noise: drop them; a gap must get
         # words, a thin window more words than it had
-        ok = not is_loop(text) and (bool(text) or flag.reason != "gap")
+        ok = not loops_beyond(text, old) and (bool(text) or flag.reason != "gap")
+        ok = ok and not foreign_runs(text, expected) and not too_fast(text, flag.start, flag.end)
         # a phrase said twice back to back in the new text and not in the old is the re-decode stuttering
         # over its 1-s context ("Per token." -> "The token. The token. So ...")
         reps, phrase = longest_repeat(text)

@@ -37,7 +37,7 @@ def static_inference():
             return self.model.decoder(tokens, audio_features, kv_cache=self.kv_cache)
 
         def _first_pass_shared(self, tokens, audio_features):
-            """The first pass (start tokens and prompt, ~105 tokens with the jargon prompt) once per window.
+            """The first pass (start tokens and prompt, ~146 tokens with the jargon prompt) once per window.
 
             A window's beams start from the same tokens and the same audio, so their first pass is the
             same computation ``group`` times over; it runs once on one row per window, and the

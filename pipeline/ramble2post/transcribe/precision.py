@@ -93,7 +93,7 @@ def _fast_decoder_classes():
                 kv_cache[kk], kv_cache[vk] = k, v.to(torch.bfloat16) if self.values_bf16 else v
                 kv_cache.pop(self.key, None)  # what whisper's hooks stored: not needed, not kept
                 kv_cache.pop(self.value, None)
-                values = v  # the first pass (start tokens and prompt: ~105 queries) reads the fp32 values
+                values = v  # the first pass (start tokens and prompt: ~146 queries) reads the fp32 values
             else:
                 values = kv_cache[vk]
             q = self.query(x)

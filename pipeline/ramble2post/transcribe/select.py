@@ -12,8 +12,9 @@ windows end, by aligning the two word streams (``cut_like``; its segments do not
 windows, and a segment's words set against the wrong audio cost it ~50 nats). For each window
 where the texts differ:
 
-1. a text that loops (``guard.is_loop``) or repeats a phrase of ``guard.PHRASE_WORDS``+ words
-   ``guard.PHRASE_REPEATS``+ times more often than the other text does is out;
+1. a text that loops (``guard.is_loop``), repeats a phrase of ``guard.PHRASE_WORDS``+ words
+   ``guard.PHRASE_REPEATS``+ times more often than the other text does, or has letters in a script the
+   other does not use (a sampled fallback's "ول Districts에요", ``guard.foreign_runs``) is out;
 2. else both texts are scored by the same fp32 model on the window's audio, teacher-forced: the sum
    of their tokens' log-probabilities, end of text included (a dropped passage pays for an early end
    of text, an invented one for its unlikely tokens). A sum depends on the previous text it is
@@ -88,8 +89,9 @@ def _text(segments: Sequence[dict[str, Any]], idx: Sequence[int]) -> str:
 
 
 def disqualified(text: str, other: str) -> bool:
-    """Whether ``text`` loops, or repeats a long phrase more often than ``other`` does (see module doc)."""
-    if guard.is_loop(text):
+    """Whether ``text`` loops, repeats a long phrase more often than ``other`` does, or has a run of letters
+    in a script ``other`` does not use (``guard.foreign_runs``; see module doc)."""
+    if guard.is_loop(text) or guard.foreign_runs(text, guard.expected_scripts([other])):
         return True
     mine = guard.repeated_phrases(guard.words_of(text))
     theirs = guard.repeated_phrases(guard.words_of(other), min_count=1)
