@@ -315,17 +315,29 @@ def test_sampled_steps_draw_from_their_own_generator():
 
 
 @pytest.mark.slow
-def test_a_fallback_decode_gives_the_same_text_whatever_the_global_generator(tiny):
+def test_a_fallback_decode_gives_the_same_text_whatever_the_global_generator(tiny, monkeypatch):
     """Two batches sampling at once on two workers interleaved their draws from the global generator and a
-    clip's text changed with the machine's load; each decode now samples from its own generator."""
+    clip's text changed with the machine's load; each decode now samples from its own generator, ``best_of``
+    samples per window (whisper's default 5; 3 here), the likeliest kept."""
     from ramble2post.transcribe import batched, decoding
+    from ramble2post.transcribe.beam import seeded_greedy_decoder
+
+    rows: list[int] = []
+    cls = seeded_greedy_decoder()
+    real_update = cls.update
+
+    def spy(self, tokens, logits, sum_logprobs):
+        rows.append(tokens.shape[0])
+        return real_update(self, tokens, logits, sum_logprobs)
+
+    monkeypatch.setattr(cls, "update", spy)
 
     model, samples = tiny
     clips = [samples[a * 16_000 : b * 16_000] for a, b in ((0, 20), (20, 45))]
     mel = batched.batch_log_mel(clips, n_mels=model.dims.n_mels, device="cpu")
     settings = decoding.DecodeSettings(
         language="en", device="cpu", n_mels=model.dims.n_mels, fp16=False, bf16=False,
-        timestamps=False, temperatures=(1.0,), beams=1,
+        timestamps=False, temperatures=(1.0,), beams=1, best_of=3,
     )  # fmt: skip
     texts = []
     with torch.inference_mode():
@@ -337,3 +349,4 @@ def test_a_fallback_decode_gives_the_same_text_whatever_the_global_generator(tin
             texts.append([r.text for r in out])
     assert texts[0] == texts[1]
     assert all(r.temperature == 1.0 for r in out)  # decoded by sampling
+    assert rows and set(rows) == {2 * 3}  # two windows, three samples each

@@ -241,7 +241,8 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
     audio = Audio(path=str(p), pcm=pcm)
     if check_silence and rms_dbfs(pcm) < SILENCE_RMS_DBFS:
         raise AudioError(
-            f"{p.name} is silent ({audio.duration:.0f} s below {SILENCE_RMS_DBFS:.0f} dBFS)",
+            f"{p.name} is silent ({audio.duration:.{0 if audio.duration >= 10 else 1}f} s below "
+            f"{SILENCE_RMS_DBFS:.0f} dBFS)",
             hint="check the microphone input level",
         )
     return audio

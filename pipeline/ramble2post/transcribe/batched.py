@@ -143,6 +143,7 @@ class BatchedOptions:
     # 13.10 -> 12.08 %) at ~1.13x the time: the beams share their window's cross-attention keys
     # (precision.py) and whisper's beam rules run as tensor ops (beam.py). docs/PERFORMANCE.md
     beam_size: int = 2
+    best_of: int = 5  # samples per window at a fallback temperature, the likeliest kept (whisper's default)
 
 
 class SegmentTimes(enum.StrEnum):
@@ -459,6 +460,7 @@ def transcribe_batched(
             prompt=prompt,
             temperature=temperature,
             beams=options.beam_size if beam_size is None else beam_size,
+            best_of=options.best_of,
             encoder_bf16=options.encoder_bf16,
             timestamps=options.timestamps,
         )

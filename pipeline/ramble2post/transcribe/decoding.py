@@ -40,6 +40,9 @@ class DecodeSettings:
     timestamps: bool  # decode timestamp tokens (else text only)
     temperatures: tuple[float, ...]  # fallback schedule
     beams: int  # beams per window at temperature 0; 1 = greedy
+    # samples per window at a fallback temperature, the likeliest kept (whisper.transcribe's and faster-whisper's
+    # default: 5); 1 = one sample
+    best_of: int = 1
     prompt: tuple[int, ...] = ()  # the user's prompt tokens, given to every window
 
 
@@ -239,6 +242,8 @@ def decode(net, features, *, settings: DecodeSettings) -> tuple[list[Any], StepT
             }
             if t == 0 and settings.beams > 1:
                 kwargs["beam_size"] = settings.beams
+            if t > 0 and settings.best_of > 1:
+                kwargs["best_of"] = settings.best_of
             if settings.prompt:
                 kwargs["prompt"] = list(settings.prompt)
             ts = time.perf_counter()

@@ -71,12 +71,14 @@ def decode_settings(
     beams: int,
     encoder_bf16: bool,
     timestamps: bool,
+    best_of: int = 1,
 ) -> DecodeSettings | LanguageGate:
     """What every batch is decoded with: the prompt's tokens, the fallback temperatures and beams, the
     language; a ``LanguageGate`` when the language is to be detected (by the first batch).
 
     chunks: the recording's windows; encoder_bf16: run the encoder under bf16 autocast where the CPU has
-    native bf16; beams: per window at temperature 0; timestamps: decode timestamp tokens."""
+    native bf16; beams: per window at temperature 0; best_of: samples per window at a fallback temperature;
+    timestamps: decode timestamp tokens."""
     from whisper.tokenizer import get_tokenizer
 
     temps = tuple(float(t) for t in temperature) if isinstance(temperature, (list, tuple)) else (float(temperature),)  # type: ignore[arg-type]
@@ -89,6 +91,7 @@ def decode_settings(
         timestamps=timestamps,
         temperatures=temps,
         beams=beams,
+        best_of=best_of,
     )
     # the prompt's tokens do not depend on the language (one vocabulary): made before it is known
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=settings.language)
