@@ -83,8 +83,8 @@ def _decode_options(options: TranscribeOptions, device: str, english_only: bool)
 # 11 = the batched engine ends a looping row (decoding.EndLoops); a prompt's first pass computes logits
 #      from the start-of-transcript token on (int8 activations quantized over fewer rows).
 # 12 = done windows leave the batch and cross-attention values are bf16 (near-ties move); the batched
-#      fallback samples from its own generator (beam.seeded_greedy_decoder); the guard's foreign-script,
-#      speaking-rate and heard-twice checks (guard.py).
+#      fallback keeps the likeliest of 5 samples drawn from its own generator (beam.seeded_greedy_decoder);
+#      the guard's foreign-script, speaking-rate and heard-twice checks (guard.py).
 ENGINE_VERSION = 12
 
 
