@@ -200,7 +200,8 @@ def main() -> None:
         cells += [f"{ratio:.2f}x", f"{estimate:.0f} ({ours:.0f}, {100 * (estimate / ours - 1):+.0f} %)"]
         print(f"| {label} | " + " | ".join(cells) + " |")
     means = [
-        f"{statistics.mean(s['wall']):.1f} / {max(s['rss']):.0f} / {statistics.mean(s['wer']):.2f}"
+        f"{statistics.mean(s['wall']):.1f} / {statistics.mean(s['rss']):.0f} (max {max(s['rss']):.0f}) / "
+        f"{statistics.mean(s['wer']):.2f}"
         for s in summary.values()
     ]
     mean_ratio = (
