@@ -253,9 +253,9 @@ def foreign_runs(text: str, expected: Collection[str]) -> list[str]:
     return runs
 
 
-def find_foreign(segments: Sequence[dict[str, Any]]) -> list[Flag]:
-    """Flags for segments with a foreign-script run (``foreign_runs`` against ``expected_scripts``)."""
-    expected = expected_scripts([s["text"] for s in segments])
+def find_foreign(segments: Sequence[dict[str, Any]], expected: Collection[str]) -> list[Flag]:
+    """Flags for segments with a foreign-script run (``foreign_runs``; ``expected``: ``expected_scripts``
+    of the recording's text)."""
     return [
         Flag(float(s["start"]), float(s["end"]), "script", (i,))
         for i, s in enumerate(segments)
@@ -399,14 +399,14 @@ def repair(
         if not looped & set(f.segments)
     ]
     looped = {i for f in flags for i in f.segments}
-    flags += [f for f in find_foreign(segments) if not looped & set(f.segments)]
+    expected = expected_scripts([s["text"] for s in segments])  # the recording's scripts
+    flags += [f for f in find_foreign(segments, expected) if not looped & set(f.segments)]
     flags += find_gaps(regions, segments)
     looped = {i for f in flags for i in f.segments}
     flags += [f for f in find_thin(windows, segments) if not looped & set(f.segments)]
     if not flags:
         return segments, []
     duration = len(samples) / SAMPLE_RATE
-    expected = expected_scripts([s["text"] for s in segments])
     drop: set[int] = set()
     added: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
