@@ -73,8 +73,8 @@ def seeded_sampling(seed: int = SAMPLING_SEED) -> Iterator[None]:
 
     Whisper's fallback samples from the global generator: seeded here, a decode gives the same text
     whether a model was loaded (or anything else drew random numbers) before it in the process or not.
-    Batched decodes on several worker threads share the one generator: their draws are ordered only
-    when at most one worker samples at a time.
+    (The batched engine's fallback, whose batches run on several worker threads, does not draw from it:
+    each decode samples from a generator of its own, ``beam.seeded_greedy_decoder``.)
     """
     import torch
 
