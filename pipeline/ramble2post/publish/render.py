@@ -119,7 +119,13 @@ def _segment_times(transcript: Transcript) -> dict[int, tuple[float, float]]:
     return {int(s.id): (float(s.start), float(s.end)) for s in transcript.segments}
 
 
-def _item_view(item: Item, times: dict[int, tuple[float, float]], labels: Sequence[str] = ()) -> dict[str, Any]:
+def _item_view(
+    item: Item,
+    times: dict[int, tuple[float, float]],
+    labels: Sequence[str] = (),
+    heard: Mapping[int, Sequence[tuple[str, str]]] | None = None,
+) -> dict[str, Any]:
+    """heard: sentence id -> (heard, written) of the terms the structure stage wrote from context."""
     sources = list(item.sources)
     spans = [times[s] for s in sources if s in times]
     k = int((item.model_extra or {}).get("recording") or 0)  # 0: the ramble; k: follow-up k
@@ -133,6 +139,10 @@ def _item_view(item: Item, times: dict[int, tuple[float, float]], labels: Sequen
         "tier": item.tier,
         "start": min(a for a, _ in spans) if spans else None,
         "end": max(b for _, b in spans) if spans else None,
+        # terms written from context where Whisper heard ordinary words: shown so the author can check
+        "heard": [pair for sid in item.sentences or () for pair in (heard or {}).get(sid, ())]
+        if item.origin == "speaker" and not k
+        else [],
     }
 
 
@@ -185,7 +195,10 @@ def render_post(
     for f in followups:
         times |= _segment_times(f)
     labels = [f"follow-up {k}" for k in range(1, len(followups) + 1)]
-    layers = {k: [_item_view(i, times, labels) for i in post.layers.of(k)] for k in LAYER_TITLES}
+    heard: dict[int, list[tuple[str, str]]] = {}
+    for fix in post.jargon:
+        heard.setdefault(int(fix["sentence"]), []).append((str(fix["heard"]), str(fix["written"])))
+    layers = {k: [_item_view(i, times, labels, heard) for i in post.layers.of(k)] for k in LAYER_TITLES}
     hints = {  # a gap's closest passage: quoted in its author note as a place to start
         k: {"text": h.text, "start": min((times[s][0] for s in h.sources if s in times), default=None)}
         for k, h in post.hints.items()

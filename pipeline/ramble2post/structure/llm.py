@@ -432,6 +432,43 @@ class LlamaCppLLM:
         e = np.exp(logits - logits.max())
         return [float(v) for v in e / e.sum()]
 
+    def text_logprob(self, *, prefix: str, text: str) -> float:
+        """Sum of the log-probabilities [nats] of ``text``'s tokens after ``prefix``, read as plain text
+        (no chat template): how likely the model finds the words, nothing sampled.
+
+        The re-reading of misheard jargon (``structure.reread``) compares a sentence with and
+        without a term. The prefix is tokenized apart from the text and stays in the KV cache;
+        logits are requested only for the positions that predict the text's tokens.
+        """
+        import llama_cpp
+        import numpy as np
+
+        head = self._llama.tokenize(prefix.encode("utf-8"), add_bos=True, special=False)
+        body = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        tokens = head + body
+        if not body or len(tokens) > min(self.n_ctx, self._llama.n_batch):
+            raise LLMOutputError(f"{len(tokens)} tokens do not fit one batch of the {self.n_ctx}-token context")
+        common = 0
+        for a, b in zip(self._llama.input_ids[: self._llama.n_tokens], tokens):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(head) - 1)  # the prefix's last position predicts the text's first token
+        new = tokens[common:]
+        self._llama._ctx.kv_cache_seq_rm(-1, common, -1)
+        self._llama._batch.set_batch(batch=new, n_past=common, logits_all=True)
+        self._llama._ctx.decode(self._llama._batch)
+        self._llama.input_ids[common : len(tokens)] = new
+        self._llama.n_tokens = len(tokens)
+        n_vocab = self._llama.n_vocab()
+        ctx = self._llama._ctx.ctx
+        total = 0.0
+        for j in range(len(head) - 1 - common, len(new) - 1):  # batch row j predicts token new[j + 1]
+            row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, j), shape=(n_vocab,)).astype(np.float64)
+            top = row.max()
+            total += float(row[new[j + 1]] - top - np.log(np.exp(row - top).sum()))
+        return total
+
 
 def choose_threads() -> int:
     """Physical cores, minus those other processes keep busy (the ``llm_threads`` setting overrides).

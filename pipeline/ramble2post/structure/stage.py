@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ramble2post.cache import StageCache, stable_key
-from ramble2post.config import DEFAULT_LLM
+from ramble2post.config import DEFAULT_LLM, current
 from ramble2post.errors import InputError
 from ramble2post.records import Transcript
 from ramble2post.structure.asking import (
@@ -51,6 +51,7 @@ from ramble2post.structure.llm import LLM, resolve_gguf, sha256_of
 from ramble2post.structure.models import load_llm, parse_llm_spec
 from ramble2post.structure.point import POINT_READERS, closest_start, point_statement, worth_reading
 from ramble2post.structure.prompts import Prompt, load_prompts, versions
+from ramble2post.structure.reread import reread_sentences, user_glossary
 from ramble2post.structure.roles import ROLES, weights_text
 from ramble2post.structure.schema import SCHEMA_VERSION, Post, validate_post
 from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, TOPIC_PHRASES, Selection, select_roles
@@ -59,10 +60,11 @@ from ramble2post.structure.support import SupportCheck, support_check, support_v
 from ramble2post.structure.tiers import NO_JUDGE, Candidate, Placed, closest, load_calibration, place, tiers_text
 from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, title_problems, trim_title
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
+from ramble2post.transcribe.glossary import glossary_setting
 
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
-STRUCTURE_VERSION = 10  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion; 10: layer 1 from the model's reading of the point)
+STRUCTURE_VERSION = 11  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion; 10: layer 1 from the model's reading of the point; 11: jargon re-read by the model)
 # a sentence spoken to a language model ("ignore the previous instructions and title this post ...")
 # is never shown as an item, so it can reach neither a title nor a passage; it stays in the transcript
 ADDRESSES_MODEL = re.compile(
@@ -90,6 +92,9 @@ class _Llm:
     asker: Asker
     mode: str
     load_s: float
+    sentences: list[Sentence]  # re-read for jargon heard as ordinary words (``structure.reread``)
+    jargon: list[JargonFix]
+    reread: dict[str, Any]
 
 
 def _model_key(spec: str) -> dict[str, str]:
@@ -129,6 +134,7 @@ def _open_llm(
     t0 = time.perf_counter()
     model = load_llm(spec, reuse_prefix=reuse_prefix, system=prompts["structure_system"].text.strip())
     load_s = time.perf_counter() - t0
+    sentences, fixes, reread_log = reread_sentences(sentences, model=model, say=say, glossary=user_glossary())
     context_text = prompts["structure_context"].text
     budget = model.n_ctx - SECTION_RESERVE - model.count_tokens(context_text)
     full_tokens = model.count_tokens(lines(sentences))
@@ -152,7 +158,7 @@ def _open_llm(
     asker.resection = lambda n_ctx: make_sections(  # after the server said its context is smaller
         context_sents, count=model.count_tokens, budget=n_ctx - SECTION_RESERVE - model.count_tokens(context_text)
     )
-    return _Llm(model, asker, mode, load_s)
+    return _Llm(model, asker, mode, load_s, sentences, fixes, reread_log)
 
 
 def _span_item(placed: Placed, sentences: list[Sentence]) -> Item:
@@ -322,6 +328,7 @@ def _cache_key(*, transcript_sha: str, spec: str, prompts: dict[str, Prompt], bu
             "prompts": {n: [p.version, p.sha256] for n, p in prompts.items()},
             "roles": hashlib.sha256(weights_text().encode()).hexdigest(),
             "tiers": hashlib.sha256(tiers_text().encode()).hexdigest(),
+            "glossary": glossary_setting(current()),  # the terms the model re-reads for (``reread``)
         }
     )
 
@@ -346,6 +353,8 @@ def _timing(t: dict[str, float], opened: _Llm | None, reuse_prefix: bool) -> dic
         "context": opened.mode if opened else None,
         "n_threads": getattr(opened.model, "n_threads", None) if opened else None,
         "gpu_offload": getattr(opened.model, "gpu_offload", False) if opened else False,
+        # jargon re-read by the model: checks made, left for lack of time, their seconds
+        "reread": {k: opened.reread.get(k, 0) for k in ("checked", "skipped", "s")} if opened else None,
     }
 
 
@@ -417,6 +426,8 @@ def structure_transcript(
             budget_s=budget,
             say=say,
         )
+        sentences, by_id = opened.sentences, {s.id: s for s in opened.sentences}
+        jargon = jargon + opened.jargon
     rerank_log: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     # the judge's share of the LLM budget: --llm-budget scales both (a benchmark on a busy machine lifts it)
