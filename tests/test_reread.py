@@ -138,3 +138,15 @@ def test_a_term_written_from_context_is_shown_beside_what_was_heard_in_the_draft
     assert "heard “FD8”, written FP8 from context" in line
     other = next(ln for ln in r.markdown.splitlines() if "costs the same with one passenger" in ln)
     assert "heard" not in other  # only the item whose sentence was re-read carries the note
+
+
+def test_a_sentence_the_model_cannot_score_is_left_as_heard():
+    from ramble2post.errors import LLMOutputError
+
+    class Refuses:
+        def text_logprob(self, *, prefix: str, text: str) -> float:
+            raise LLMOutputError("too long for one batch")
+
+    texts = ["So the whole thing is one big gem."]
+    out, fixes, log = reread(texts, scorer=Refuses())
+    assert out == texts and not fixes and log["skipped"] == 1

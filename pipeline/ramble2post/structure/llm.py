@@ -455,9 +455,13 @@ class LlamaCppLLM:
             common += 1
         common = min(common, len(head) - 1)  # the prefix's last position predicts the text's first token
         new = tokens[common:]
-        self._llama._ctx.kv_cache_seq_rm(-1, common, -1)
-        self._llama._batch.set_batch(batch=new, n_past=common, logits_all=True)
-        self._llama._ctx.decode(self._llama._batch)
+        try:  # llama-cpp-python's internals (0.3.x): another version re-reads nothing rather than fail
+            self._llama._ctx.kv_cache_seq_rm(-1, common, -1)
+            self._llama._batch.set_batch(batch=new, n_past=common, logits_all=True)
+            self._llama._ctx.decode(self._llama._batch)
+        except (AttributeError, TypeError) as e:
+            self._llama.n_tokens = min(self._llama.n_tokens, common)  # what the KV cache may still hold
+            raise LLMOutputError(f"this llama-cpp-python cannot score text: {e}") from e
         self._llama.input_ids[common : len(tokens)] = new
         self._llama.n_tokens = len(tokens)
         n_vocab = self._llama.n_vocab()
