@@ -138,6 +138,23 @@ def test_a_term_written_from_context_is_shown_beside_what_was_heard_in_the_draft
     assert "heard “FD8”, written FP8 from context" in line
     other = next(ln for ln in r.markdown.splitlines() if "costs the same with one passenger" in ln)
     assert "heard" not in other  # only the item whose sentence was re-read carries the note
+    # a gap's closest passage, quoted in its author note, carries it too
+    d["layers"]["analogy"] = []
+    d["gaps"] = ["analogy"]
+    d["hints"] = {"analogy": {"text": "FP8 is like a bus.", "sources": [2], "sentences": [3], "q": 0.2}}
+    d["jargon"].append({"sentence": 3, "heard": "FD8", "written": "FP8"})
+    r = render_post(
+        post=Post.from_dict(d),
+        transcript=make_transcript(),
+        experiment_results=[],
+        layout=LAYOUT,
+        slug="a-post",
+        hardware=HARDWARE,
+        provenance={},
+        now=NOW,
+    )
+    line = next(ln for ln in r.markdown.splitlines() if "FP8 is like a bus." in ln)
+    assert "heard “FD8”, written FP8 from context" in line
 
 
 def test_a_sentence_the_model_cannot_score_is_left_as_heard():

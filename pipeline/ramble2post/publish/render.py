@@ -200,7 +200,11 @@ def render_post(
         heard.setdefault(int(fix["sentence"]), []).append((str(fix["heard"]), str(fix["written"])))
     layers = {k: [_item_view(i, times, labels, heard) for i in post.layers.of(k)] for k in LAYER_TITLES}
     hints = {  # a gap's closest passage: quoted in its author note as a place to start
-        k: {"text": h.text, "start": min((times[s][0] for s in h.sources if s in times), default=None)}
+        k: {
+            "text": h.text,
+            "start": min((times[s][0] for s in h.sources if s in times), default=None),
+            "heard": [pair for sid in h.sentences for pair in heard.get(sid, ())],
+        }
         for k, h in post.hints.items()
         if not layers.get(k)
     }

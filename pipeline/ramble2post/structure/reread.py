@@ -1,8 +1,7 @@
 """Jargon heard as ordinary words, read again by the language model: "one big gem" -> "one big GEMM".
 
 Whisper writes a term it does not expect as the ordinary words that sound like it ("gem" for
-GEMM, "intake quantization" for int8 quantization, "T-flop" for TFLOPS, "VLM does" for vLLM
-does). The glossary (``transcribe.glossary``) fixes spellings that are wrong everywhere and
+GEMM, "FD8 training" for FP8 training, "the k-me cache" for the KV cache, "VLink" for NVLink). The glossary (``transcribe.glossary``) fixes spellings that are wrong everywhere and
 ``jargon.MISHEARD`` a listed few in context; this module finds the rest by sound and lets the
 text decide:
 
@@ -12,20 +11,24 @@ text decide:
    the heard words are read the same way (numbers as words, a lone letter by its name). They
    sound alike when their Metaphone codes agree (within one letter for codes of 4+ letters)
    **and** their readings are close letter by letter (Jaro-Winkler >= ``MIN_SPELLING``), so
-   "got" is not CUDA although both code to "KT". Runs that start or end with a function
-   word, that already are a glossary spelling, or that are the term with an ending ("A100s",
-   "tensor core") are not candidates: they were heard right.
+   "got" is not CUDA although both code to "KT", and "your biting memory" (said "you're buying
+   memory") is not batching. Runs that start or end with a function word, that hold a glossary
+   spelling, that are a number ("200 tokens" is not B200) or that are the term with or without an
+   ending ("A100s", "tensor core") are not candidates: they were heard right.
 2. **The language model decides** (``reread``): the sentence, after the previous one, is scored
    by the model as plain text (sum of token log-probabilities, ``LlamaCppLLM.text_logprob``)
    with the heard words and with the term; the term replaces them only when it makes the
    sentence at least ``MARGIN_NATS`` more likely. Whisper's ear chose the heard words, so the
-   text must be clearly better with the term. "a hidden gem of a paper" stays (-32 nats),
-   "your biting memory" (said "you're buying memory") stays, "intake quantization" is int8.
+   text must be clearly better with the term: "a hidden gem of a paper" stays (-32 nats),
+   "FD8 training" is FP8 training (+11). Text alone cannot tell a garbled ordinary word from a
+   garbled term (the speaker's "give up" heard "GIMMA" reads as GEMM, +9 to +11 nats; the
+   spelling bar keeps it out), so every change is shown in the draft beside what was heard.
 
 Every change is a ``JargonFix`` (sentence id, heard, written) in the post's record, like the
-listed context fixes, so the views can show the verbatim words. Deterministic: nothing is
-sampled. A model that cannot score text (a served one) re-reads nothing. The checks stop when
-``budget_s`` is spent (the 13-minute ramble's run stays under 90 s on 2 cores).
+listed context fixes; the draft shows it beside its item (*heard "FD8", written FP8 from
+context*). Deterministic: nothing is sampled. A model that cannot score text (a served one)
+re-reads nothing. The checks stop when ``budget_s`` is spent (the 13-minute ramble's run stays
+under 90 s on 2 cores).
 """
 
 from __future__ import annotations
