@@ -29,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "pipeline"))
+sys.path.insert(0, str(REPO / "scripts"))
+from bench_jargon_prompt import score  # noqa: E402 - the same recall, extra-term and WER measure
 
 
 def sentences(text: str) -> list[str]:
@@ -71,21 +73,6 @@ def replay(texts: list[str], checks: list[dict], margin: float) -> list[str]:
             if c["heard"] in out[k]:
                 out[k] = re.sub(rf"(?<!\w){re.escape(c['heard'])}(?!\w)", lambda _m, t=c["term"]: t, out[k], count=1)
     return out
-
-
-def score(refs: list[str], hyps: list[str]) -> dict[str, float | int]:
-    from ramble2post.transcribe.glossary import BUILTIN_TERMS, term_counts
-    from ramble2post.transcribe.wer import word_error_rate
-
-    terms = list(BUILTIN_TERMS)
-    ref_n = hit = extra = 0
-    for ref, hyp in zip(refs, hyps, strict=True):
-        rc, hc = term_counts(ref, terms), term_counts(hyp, terms)
-        ref_n += sum(rc.values())
-        hit += sum(min(rc[t], hc[t]) for t in terms)
-        extra += sum(max(0, hc[t] - rc[t]) for t in terms)
-    wer = word_error_rate(reference=" ".join(refs), hypothesis=" ".join(hyps))
-    return {"terms": ref_n, "found": hit, "recall": round(hit / max(1, ref_n), 4), "extra": extra, "wer": round(wer, 4)}
 
 
 def main() -> None:
@@ -134,7 +121,7 @@ def main() -> None:
         rows.append({"label": label, **score(refs, after), "fixes": fixes, "reference_changes": in_refs})
     for r in rows:
         print(
-            f"{r['label']:24} {r['terms']:5} {r['found']:5} {100 * r['recall']:8.1f} {r['extra']:5}"
+            f"{r['label']:24} {r['term_occurrences']:5} {r['found']:5} {100 * r['recall']:8.1f} {r['extra']:5}"
             f" {100 * r['wer']:6.2f} {r['fixes']:5} {r['reference_changes']:7}"
         )
     for d, g in zip(docs, logs, strict=True):

@@ -114,18 +114,15 @@ def test_the_default_model_writes_the_term_where_the_talk_means_it_and_leaves_a_
     assert gains["gem"] < 0  # the model reads "a hidden GEMM of a paper" as far less likely
 
 
-def test_a_term_written_from_context_is_shown_beside_what_was_heard_in_the_draft():
-    from test_blog_common import HARDWARE, make_transcript, post_json
+def _draft_lines(post: dict) -> list[str]:
+    from test_blog_common import HARDWARE, make_transcript
     from test_render_post import LAYOUT, NOW
 
     from ramble2post.publish.render import render_post
     from ramble2post.structure.schema import Post
 
-    d = post_json(unverified=0)
-    d["layers"]["reason"][0]["sentences"] = [2]
-    d["jargon"] = [{"sentence": 2, "heard": "FD8", "written": "FP8"}]
     r = render_post(
-        post=Post.from_dict(d),
+        post=Post.from_dict(post),
         transcript=make_transcript(),
         experiment_results=[],
         layout=LAYOUT,
@@ -134,26 +131,26 @@ def test_a_term_written_from_context_is_shown_beside_what_was_heard_in_the_draft
         provenance={},
         now=NOW,
     )
-    line = next(ln for ln in r.markdown.splitlines() if "Decoding is memory bound" in ln)
+    return r.markdown.splitlines()
+
+
+def test_a_term_written_from_context_is_shown_beside_what_was_heard_in_the_draft():
+    from test_blog_common import post_json
+
+    d = post_json(unverified=0)
+    d["layers"]["reason"][0]["sentences"] = [2]
+    d["jargon"] = [{"sentence": 2, "heard": "FD8", "written": "FP8"}]
+    lines = _draft_lines(d)
+    line = next(ln for ln in lines if "Decoding is memory bound" in ln)
     assert "heard “FD8”, written FP8 from context" in line
-    other = next(ln for ln in r.markdown.splitlines() if "costs the same with one passenger" in ln)
+    other = next(ln for ln in lines if "costs the same with one passenger" in ln)
     assert "heard" not in other  # only the item whose sentence was re-read carries the note
     # a gap's closest passage, quoted in its author note, carries it too
     d["layers"]["analogy"] = []
     d["gaps"] = ["analogy"]
     d["hints"] = {"analogy": {"text": "FP8 is like a bus.", "sources": [2], "sentences": [3], "q": 0.2}}
     d["jargon"].append({"sentence": 3, "heard": "FD8", "written": "FP8"})
-    r = render_post(
-        post=Post.from_dict(d),
-        transcript=make_transcript(),
-        experiment_results=[],
-        layout=LAYOUT,
-        slug="a-post",
-        hardware=HARDWARE,
-        provenance={},
-        now=NOW,
-    )
-    line = next(ln for ln in r.markdown.splitlines() if "FP8 is like a bus." in ln)
+    line = next(ln for ln in _draft_lines(d) if "FP8 is like a bus." in ln)
     assert "heard “FD8”, written FP8 from context" in line
 
 
