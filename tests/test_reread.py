@@ -115,23 +115,9 @@ def test_the_default_model_writes_the_term_where_the_talk_means_it_and_leaves_a_
 
 
 def _draft_lines(post: dict) -> list[str]:
-    from test_blog_common import HARDWARE, make_transcript
-    from test_render_post import LAYOUT, NOW
+    from test_render_post import render
 
-    from ramble2post.publish.render import render_post
-    from ramble2post.structure.schema import Post
-
-    r = render_post(
-        post=Post.from_dict(post),
-        transcript=make_transcript(),
-        experiment_results=[],
-        layout=LAYOUT,
-        slug="a-post",
-        hardware=HARDWARE,
-        provenance={},
-        now=NOW,
-    )
-    return r.markdown.splitlines()
+    return render(post).markdown.splitlines()
 
 
 def test_a_term_written_from_context_is_shown_beside_what_was_heard_in_the_draft():
