@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -124,3 +125,41 @@ def test_spec_kinds_parsed_once(tmp_path):
     with registered_fake("fake-kind", FakeLLM()):
         assert parse_llm_spec("fake-kind").kind == "registered"
     assert parse_llm_spec("fake-kind").kind == "path"  # unknown again: loading it says so
+
+
+def test_busy_cores_counts_other_processes_not_this_one(monkeypatch):
+    """The structure model's thread count follows what other processes use now; this process's own
+    work (the transcription it just ran, which lifts the load average for a minute) is not theirs."""
+    from collections import namedtuple
+
+    import psutil
+
+    from ramble2post import machine
+
+    Cpu = namedtuple("Cpu", "user nice system idle iowait irq softirq steal guest guest_nice")
+    Own = namedtuple("Own", "user system children_user children_system")
+    ticks = iter([0.0, 1.0])  # time.monotonic at the sample's start and end: 1 s
+    machine_cpu = iter([Cpu(10, 0, 2, 100, 1, 0, 0, 0, 3, 0), Cpu(11.9, 0, 2.1, 100.0, 2, 0, 0, 0, 3.5, 0)])
+    own_cpu = iter([Own(5.0, 1.0, 0, 0), Own(6.8, 1.0, 0, 0)])  # this process: 1.8 of the 2.0 busy core-seconds
+    monkeypatch.setattr(machine.time, "monotonic", lambda: next(ticks))
+    monkeypatch.setattr(machine.time, "sleep", lambda s: None)
+    monkeypatch.setattr(psutil, "cpu_times", lambda: next(machine_cpu))
+    monkeypatch.setattr(psutil.Process, "cpu_times", lambda self: next(own_cpu))
+    # busy: user +1.9, system +0.1 (guest +0.5 is inside user, iowait is waiting): 2.0 core-s, 1.8 of them ours
+    assert machine.busy_cores() == pytest.approx(0.2)
+
+
+def test_busy_cores_reads_this_machine():
+    from ramble2post import machine
+
+    assert 0.0 <= machine.busy_cores(sample_s=0.1) <= (os.cpu_count() or 1) + 0.5
+
+
+def test_the_models_threads_follow_the_other_processes(monkeypatch):
+    from ramble2post.structure import llm
+
+    monkeypatch.setattr(llm, "physical_cores", lambda: 2)
+    monkeypatch.setattr(llm, "current", lambda: type("S", (), {"llm_threads": 0})())
+    for busy, threads in ((0.0, 2), (0.3, 2), (0.7, 1), (1.0, 1), (1.9, 1), (11.0, 1)):
+        monkeypatch.setattr(llm, "busy_cores", lambda b=busy: b)
+        assert llm.choose_threads() == threads, busy

@@ -24,7 +24,6 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from typing import Any, Protocol
 from ramble2post.cache import atomic_write_json, sha256_file
 from ramble2post.config import cache_dir, current
 from ramble2post.errors import DependencyError, LLMOutputError, ModelError
-from ramble2post.machine import physical_cores
+from ramble2post.machine import busy_cores, physical_cores
 from ramble2post.structure.split_gguf import SPLIT_MODELS, join_parts
 
 DEFAULT_N_CTX = 8192  # tokens; capped by the model's training context
@@ -477,16 +476,16 @@ class LlamaCppLLM:
 def choose_threads() -> int:
     """Physical cores, minus those other processes keep busy (the ``llm_threads`` setting overrides).
 
-    llama.cpp's worker threads meet at a spinning barrier after every layer, so on an
-    oversubscribed machine more threads are slower: measured here (2 cores, load
-    average ~11) SmolLM2 generated 0.6 tok/s with 2 threads and 23.5 tok/s with 1.
+    llama.cpp's worker threads meet at a spinning barrier after every layer, so a thread that
+    shares its core with another process stalls the others: measured on the 2-core VM of
+    docs/PERFORMANCE.md, Qwen2.5-Coder-1.5B generated 19 tok/s with 1 thread and 8 tok/s with 2
+    while another process kept one core busy (idle: 19 and 26 tok/s; SmolLM2 under a load average
+    of ~11: 23.5 tok/s with 1 thread, 0.6 with 2). Prompt evaluation uses llama.cpp's own batch
+    thread count and ran at ~51 tok/s either way under that load.
     """
     configured = current().llm_threads
     if configured:
         return configured
     physical = physical_cores()
-    try:
-        busy = os.getloadavg()[0]  # runnable processes, 1-minute average
-    except (AttributeError, OSError):
-        busy = 0.0
-    return max(1, min(physical, int(physical - busy + 0.5) + 1)) if busy > physical / 2 else physical
+    busy = busy_cores()  # other processes' cores now; the load average would count this process's transcription
+    return max(1, min(physical, int(physical - busy + 0.5)))  # the cores left free, rounded
