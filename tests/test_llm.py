@@ -130,6 +130,7 @@ def test_spec_kinds_parsed_once(tmp_path):
 def test_busy_cores_counts_other_processes_not_this_one(monkeypatch):
     """The structure model's thread count follows what other processes use now; this process's own
     work (the transcription it just ran, which lifts the load average for a minute) is not theirs."""
+    import itertools
     from collections import namedtuple
 
     import psutil
@@ -138,7 +139,7 @@ def test_busy_cores_counts_other_processes_not_this_one(monkeypatch):
 
     Cpu = namedtuple("Cpu", "user nice system idle iowait irq softirq steal guest guest_nice")
     Own = namedtuple("Own", "user system children_user children_system")
-    ticks = iter([0.0, 1.0])  # time.monotonic at the sample's start and end: 1 s
+    ticks = itertools.chain([0.0, 1.0], itertools.repeat(1.0))  # time.monotonic at the sample's start and end: 1 s
     machine_cpu = iter([Cpu(10, 0, 2, 100, 1, 0, 0, 0, 3, 0), Cpu(11.9, 0, 2.1, 100.0, 2, 0, 0, 0, 3.5, 0)])
     own_cpu = iter([Own(5.0, 1.0, 0, 0), Own(6.8, 1.0, 0, 0)])  # this process: 1.8 of the 2.0 busy core-seconds
     monkeypatch.setattr(machine.time, "monotonic", lambda: next(ticks))
