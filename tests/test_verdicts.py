@@ -50,6 +50,9 @@ def test_claim_detection_on_the_labelled_set():
         ("it was ten x the throughput", (10.0, 10.0)),
         ("FP8 gets you twice the BF16 number", (2.0, 2.0)),
         ("it halves the memory", (0.5, 0.5)),
+        ("so something like 2 and a half times faster in the good case", (2.5, 2.5)),
+        ("one and a half times the throughput", (1.5, 1.5)),
+        ("two to two and a half x", (2.0, 2.5)),
         ("it is faster", None),
     ],
 )
@@ -160,3 +163,81 @@ def test_a_rerun_gives_one_verdict_per_machine():
     verdicts = sorted(v["verdict"] for v in by_machine.values())
     assert verdicts == sorted([FAILS, HOLDS])
     assert view["fails"] == 1  # one VERIFY mark: the author addresses the machine where it did not hold
+
+
+# ------------------------------------------------------- whose claim is it
+
+
+def test_a_claim_about_weights_or_bandwidth_is_no_kv_cache_claim():
+    kv = _result("kv-cache-growth")
+    weights = (
+        "When you decode one token at a time, the model reads all of its weights from memory to produce one token."
+    )
+    assert judge(kv, Claim(text=weights, kind="throughput")) is None
+    v = judge(kv, _claim("The KV cache grows with every token until it fills up the memory."))
+    assert v is not None and v.verdict == HOLDS
+
+
+def test_a_bad_draft_paying_for_nothing_is_a_claim_of_no_gain():
+    spec = _result("speculative-decoding")
+    v = judge(
+        spec,
+        Claim(
+            text="If the draft model is bad at your domain you accept one token out of four and you've paid for "
+            "the draft for nothing.",
+            kind="throughput",
+        ),
+    )
+    assert v is not None and v.claimed == "no gain"
+    best = max(x for k, x in spec["summary"].items() if k.endswith("_speedup") and "end_to_end" not in k)
+    assert v.verdict == (HOLDS if best < 1.05 else FAILS)
+
+
+def _seg(i: int, text: str) -> Segment:
+    return Segment(id=i, start=5.0 * i, end=5.0 * i + 5, text=text)
+
+
+def _detected(name: str, *segment_ids: int) -> dict:
+    r = _result(name)
+    r["detection"] = {"evidence": [{"segment_id": i, "context": False} for i in segment_ids]}
+    r.pop("claims", None)
+    r.pop("claim", None)
+    return r
+
+
+def test_each_claim_is_quoted_under_the_subject_it_was_said_about():
+    from ramble2post.publish.measurements import claims_for
+
+    segs = [
+        _seg(0, "So speculative decoding, the draft model guesses four tokens."),
+        _seg(1, "In practice it's something like 2 and a half times faster."),
+        _seg(2, "Anyway, batching."),
+        _seg(3, "Batching sixteen users gave me about 1.5x the throughput."),
+        _seg(4, "It's a bit like a carpool."),
+    ]
+    spec, batch = _detected("speculative-decoding", 0), _detected("batching-speedup", 2, 3)
+    alone = [c["text"] for c in claims_for(batch, segs)]
+    assert any("1.5x" in t for t in alone)
+    mine = [c["text"] for c in claims_for(batch, segs, rivals=[spec, batch])]
+    theirs = [c["text"] for c in claims_for(spec, segs, rivals=[spec, batch])]
+    assert any("2 and a half" in t for t in theirs) and not any("1.5x" in t for t in theirs)
+    assert any("1.5x" in t for t in mine) and not any("2 and a half" in t for t in mine)
+    far = [_seg(0, "Speculative decoding, the draft model guesses.")] + [_seg(i, "Um, right.") for i in range(1, 9)]
+    far.append(_seg(9, "It's three times faster."))
+    assert claims_for(_detected("speculative-decoding", 0), far) == []  # a minute on, "it" is no longer the subject
+
+
+@pytest.mark.slow
+def test_most_quotes_on_whole_rambles_are_about_their_measurement():
+    """scripts/bench_quotes.py on the 36 labelled rambles: 17 of 42 quotes right after stop 29, 18 of 109 before."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_quotes.py")], capture_output=True, text=True, check=True
+    ).stdout
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("gold", "holdout"))}
+    quoted = sum(int(rows[k][2]) for k in rows)
+    right = sum(int(rows[k][3]) for k in rows)
+    assert quoted >= 20 and right >= 12, out  # the draft still quotes the claims that are there
+    assert right / quoted >= 0.3, out

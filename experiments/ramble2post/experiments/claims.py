@@ -173,8 +173,8 @@ def classify(text: str) -> str | None:
 
 
 _FACTOR = re.compile(
-    rf"\b({_N})(?:\s*(?:to|or|-)\s*({_N}))?[\s-]?(?:x|times|fold)\b(?!\s+(?:a|per|in|out|when|that|i|we|you)\b)"
-    r"|\btwice\b|\bdouble[sd]?\b|\bhal(?:f|ves|ved)\b",
+    rf"\b({_N})(?:\s*(?:to|or|-)\s*({_N}))?( and a half)?[\s-]?(?:x|times|fold)\b(?!\s+(?:a|per|in|out|when|that|i|we|you)\b)"
+    r"|\btwice\b|\bdouble[sd]?\b|(?<!\band a )\bhal(?:f|ves|ved)\b",
     re.IGNORECASE,
 )
 
@@ -202,6 +202,9 @@ def claimed_factor(text: str) -> tuple[float, float] | None:
     hi = _number(m.group(2)) if m.group(2) else lo
     if lo is None or hi is None:
         return None
+    if m.group(3):  # "two and a half times": the half belongs to the last number said
+        hi += 0.5
+        lo = lo if m.group(2) else hi
     return (min(lo, hi), max(lo, hi))
 
 

@@ -221,6 +221,7 @@ def _semantic(
     missed = [e for e in experiments if e.name not in found]
     if not missed or not segments:
         return []
+    from ramble2post.experiments.claims import _sentences, is_claim
     from ramble2post.experiments.detect_semantic import semantic_hits
 
     out = []
@@ -228,6 +229,8 @@ def _semantic(
     skip = {index[e.segment_id] for d in detections for e in d.evidence if not e.context and e.segment_id in index}
     for h in semantic_hits(segments, experiments, window=window, only={e.name for e in missed}, skip_segments=skip):
         segs = segments[h.window_start : h.window_start + window]
+        if not any(is_claim(sentence) for s in segs for sentence in _sentences(str(s.text))):
+            continue  # close in meaning to the topic, but no sentence there claims an outcome to measure
         ev = Evidence(
             segment_id=segs[0].id,
             start=segs[0].start,

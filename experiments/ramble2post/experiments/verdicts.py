@@ -29,7 +29,8 @@ VERDICTS = (HOLDS, PART, FAILS, UNTESTABLE)
 ENOUGH = 0.8  # a claimed multiple holds when at least this share of it was measured
 NEGATIVE = re.compile(
     r"\b(?:slower|doesn'?t (?:help|pay|speed)|does not (?:help|pay)|no speed[\s-]?up|not (?:any )?faster|(?:gain|win) "
-    r"(?:was|is) (?:basically )?gone|can'?t (?:use|feed)|cannot use|sits? idle|never see|won'?t see)\b",
+    r"(?:was|is) (?:basically )?gone|can'?t (?:use|feed)|cannot use|sits? idle|never see|won'?t see"
+    r"|(?:paid|pay|paying) for (?:\w+ ){0,3}?(?:for )?nothing|for nothing|wasted?|not worth it)\b",
     re.IGNORECASE,
 )
 GPU_WORDS = re.compile(
@@ -116,7 +117,8 @@ def judge_speculative(result: Mapping[str, Any], claim: Claim) -> Verdict | None
         runs = [x for x in runs if x is not None]  # the verification-cost rows compare nothing
         same_runs = sum(1 for x in runs if x in (True, "yes"))
         measured.append(f"tokens identical to plain decoding in {same_runs} of {len(runs)} runs")
-    if best_key and (claim.factor or kinds & {"speedup", "comparison", "throughput"}):
+    speedy = claim.factor or kinds & {"speedup", "comparison"} or NEGATIVE.search(claim.text)
+    if best_key and speedy:
         v, words = judge_factor(speeds[best_key] or 0.0, claim)
         parts.append(v == HOLDS)
         claimed.append(words)
@@ -141,7 +143,13 @@ def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
     knee = _num(s.get("compute_bound_batch_fp32"))
     # "decode is memory bound", "every step reads every weight out of memory": the reason batching pays
     waits = r"\b(?:memory|bandwidth)[\s-]bound\b|\breads? (?:every|all the|all) weights?\b|\bout of memory\b"
-    if re.search(waits, claim.text, re.I) and knee is not None and not claim.factor:
+    decoding = r"\b(?:decod\w*|generat\w*|tokens?|batch\w*|one (?:sequence|request|user)|weights?)\b"
+    if (
+        re.search(waits, claim.text, re.I)
+        and re.search(decoding, claim.text, re.I)
+        and knee is not None
+        and not claim.factor
+    ):
         return Verdict(
             HOLDS if knee > 1.5 else FAILS,
             "one-token decoding waits on memory",
@@ -160,7 +168,10 @@ def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
             "extra sequences share each read of the weights until the cores, not memory, are the limit",
         )
     speedish = r"\b(?:faster|slower|throughput|speed\w*|free|cheap\w*|help\w*|pays?)\b"
+    batchy = r"\b(?:batch\w*|matching|users?|requests?|sequences?|concurren\w*|at once|together|parallel)\b"
     if not claim.factor and re.search(r"\btokens? (?:a|per) second\b|\btokens\b", claim.text, re.I):
+        if not re.search(batchy, claim.text, re.I):
+            return None  # a rate with nothing about batching: not this experiment's claim
         return Verdict(
             UNTESTABLE,
             "an absolute rate on the speaker's hardware",
@@ -187,11 +198,12 @@ def judge_kv(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
     if per_tok is None:
         return None
     if not re.search(
-        r"\b(?:grow\w*|fill\w*|memory|gigabytes?|gigs?|bytes|context|batch|cache|cash|stays?|fixed|size)\b",
+        r"\b(?:kv|cache|cash|keys? and values?|context|sequence length|per token|gqa|mqa|grouped|multi[\s-]query"
+        r"|grow\w*|fill\w*|stays? (?:the same|constant|flat|fixed)|fixed size)\b",
         claim.text,
         re.I,
     ):
-        return None  # not about the cache's size
+        return None  # not about the cache: "memory" or "bytes" alone is about weights or bandwidth as often
     measured = f"{per_tok / 1024:.1f} KiB per token per sequence, growing linearly (checked against the allocation)"
     why = "every token leaves a key and a value per layer and KV head, for every sequence in the batch"
     if re.search(
@@ -216,6 +228,12 @@ def judge_quantization(result: Mapping[str, Any], claim: Claim) -> Verdict | Non
     ratio, top1 = _num(s.get(f"{scheme}_ppl_ratio")), _num(s.get(f"{scheme}_same_top1_pct"))
     if ratio is None:
         return None
+    if not bits and not re.search(
+        r"\b(?:quanti\w*|quanta|q[2-8](?:_\w+)?|gguf|gptq|awq|bits?|int\d+|fp16|bf16|full precision|low[\s-]bit|compressed)\b",
+        claim.text,
+        re.I,
+    ):
+        return None  # "basically free", "the same" about something other than fewer bits
     harmless = ratio <= 1.05 and (top1 or 100) >= 90
     says_harmless = bool(
         re.search(
@@ -309,11 +327,16 @@ def judge_lowprec(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
         or NEGATIVE.search(claim.text)
         or re.search(r"\bmatrix[\s-]matrix|\bgemm|\bprefill|\bbig numbers?\b", claim.text, re.I)
     )
-    if contrast and re.search(
-        r"\b(?:flops|flaps|tera\w*|peta\w*|tops|matmuls?|gemms?|matrix[\s-]matrix|throughput|faster|double|tensor|amx|"
-        r"bf16|fp16|int8|big numbers?|speed\w*)\b",
-        claim.text,
-        re.I,
+    units = r"\b(?:flops|flaps|tera\s?flops|tops|matmuls?|matt? mall|gemms?|matrix|tensor|amx|bf16|fp16|int8|fp8|precision)\b"
+    if (
+        contrast
+        and re.search(units, claim.text, re.I)
+        and re.search(
+            r"\b(?:flops|flaps|tera\w*|peta\w*|tops|matmuls?|gemms?|matrix[\s-]matrix|throughput|faster|double|tensor|amx|"
+            r"bf16|fp16|int8|big numbers?|speed\w*)\b",
+            claim.text,
+            re.I,
+        )
     ):
         v, words = judge_factor(
             mm or 0.0, dataclasses.replace(claim, text=NEGATIVE.sub("", claim.text)) if decode else claim
