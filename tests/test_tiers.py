@@ -274,3 +274,29 @@ def test_the_stage_quotes_a_closest_passage_only_for_gaps(tmp_path, monkeypatch)
     assert not used & set(quoted) and len(quoted) == len(set(quoted))  # a sentence is quoted once at most
     talk = " ".join(REASON_RAMBLE)
     assert all(h.text.split()[1] in talk and h.q >= 0.15 for h in post.hints.values())
+
+
+def test_a_structure_whose_judge_ran_out_of_time_is_not_cached_but_a_complete_one_is():
+    from ramble2post.structure.stage import cut_short
+
+    judged = {"judge": {"analogy": 0.3}}
+    assert not cut_short({"calibration": "qwen2.5-coder-1.5b", "candidates": [judged, judged]})
+    assert cut_short({"calibration": "qwen2.5-coder-1.5b", "candidates": [judged, {"judge": None}]})
+    assert cut_short({"calibration": "qwen2.5-coder-1.5b", "candidates": [{"judge": None}]})  # none read in time
+    assert not cut_short({"calibration": "none", "candidates": [{"judge": None}]})  # no judge: nothing to wait for
+
+
+@pytest.mark.slow
+def test_a_busy_machines_partial_judging_is_judged_again_next_run():
+    """The judge's budget ran out (here: a budget too small for one passage): the post is not cached, so a
+    later run on an idle machine judges every passage instead of reusing the load-dependent result."""
+    from ramble2post.config import DEFAULT_LLM
+    from ramble2post.structure.stage import structure_transcript
+
+    segs = tuple(Segment(id=i, start=5.0 * i, end=5.0 * i + 4.5, text=t) for i, t in enumerate(ANALOGY_TALK))
+    transcript = dataclasses.replace(make_transcript(), segments=segs, text=" ".join(ANALOGY_TALK), duration=40.0)
+    said: list[str] = []
+    for _ in range(2):
+        structure_transcript(transcript=transcript, llm=DEFAULT_LLM, llm_budget_s=0.01, progress=said.append)
+    assert not any("cached result" in m for m in said), said
+    assert sum("not cached" in m for m in said) == 2, said

@@ -24,7 +24,7 @@ import dataclasses
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -543,6 +543,15 @@ def structure_transcript(
         },
     }
     record = validate_post(post)
-    if use_cache:
+    if use_cache and not cut_short(span_log):
         cache.put(key, record.to_dict())
+    elif use_cache:
+        say("structure: not cached: the judge's time ran out on this machine's load, so a later run judges again")
     return record
+
+
+def cut_short(span_log: Mapping[str, Any]) -> bool:
+    """True when a judging model was used but its time budget ran out before every passage was read: the
+    post is placed partly by the role model alone, and depends on the machine's load, not on the inputs."""
+    judged = [c.get("judge") is not None for c in span_log.get("candidates") or []]
+    return span_log.get("calibration") != NO_JUDGE and not all(judged)
