@@ -245,5 +245,46 @@ def find_claims(segments: Sequence[Any], *, near: Sequence[int] = (), window: in
     return out
 
 
+CLAIM_REACH = 3  # segments from the detection evidence searched for claims: the sentence that names the subject,
+# or one of the next few ("it grows linearly" after "the KV cache"); six segments (~1 min of speech) quoted
+# sentences about other subjects of the same ramble (docs/EXPERIMENTS.md, "Whose claim is it?")
+
+
+def _distance(at: int, anchors: Sequence[int]) -> int:
+    """Segments from ``at`` back to the nearest anchor at or before it, or forward to one after it; a
+    sentence after the subject is named is one step closer than one before it (speakers name, then claim)."""
+    best = 10**6
+    for a in anchors:
+        best = min(best, 2 * (at - a) if at >= a else 2 * (a - at) + 1)
+    return best
+
+
+def claims_near(
+    segments: Sequence[Any],
+    *,
+    evidence: Sequence[int],
+    rivals: Sequence[Sequence[int]] = (),
+    reach: int = CLAIM_REACH,
+) -> list[tuple[Claim, int]]:
+    """(claim, distance) for the claims said about one experiment's subject: within ``reach`` segments of
+    ``evidence`` (segment ids whose own words detected it) and no farther from it than from any of
+    ``rivals`` (the other experiments' evidence in the same ramble: a ramble that moves from speculative
+    decoding to batching has each claim under its own subject). Distance: ``_distance`` in segments."""
+    pos = {int(s.id): i for i, s in enumerate(segments)}
+    anchors = sorted({pos[n] for n in evidence if n in pos})
+    if not anchors:
+        return []
+    others = [o for o in ([pos[n] for n in r if n in pos] for r in rivals) if o]
+    out = []
+    for c in find_claims(segments, near=[int(segments[a].id) for a in anchors], window=reach):
+        here = pos.get(c.segment_id)
+        if here is None:
+            continue
+        d = _distance(here, anchors)
+        if all(d <= _distance(here, o) for o in others):
+            out.append((c, d))
+    return out
+
+
 def _sentences(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"(?<=[.!?])\s+", text) if p.strip()]

@@ -142,7 +142,10 @@ def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
     batch = s.get("llm_best_batch") or s.get("whisper_best_batch")
     knee = _num(s.get("compute_bound_batch_fp32"))
     # "decode is memory bound", "every step reads every weight out of memory": the reason batching pays
-    waits = r"\b(?:memory|bandwidth)[\s-]bound\b|\breads? (?:every|all the|all) weights?\b|\bout of memory\b"
+    waits = (
+        r"\b(?:memory|bandwidth)[\s-]bound\b|\b(?:reads?|reading|streams?|moves?) (?:every|all)(?: of)?(?: the| its| the model'?s)?"
+        r" weights?\b|\bout of memory\b"
+    )
     decoding = r"\b(?:decod\w*|generat\w*|tokens?|batch\w*|one (?:sequence|request|user)|weights?)\b"
     if (
         re.search(waits, claim.text, re.I)
@@ -167,7 +170,8 @@ def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
             f"{best:.2f}x throughput at batch {batch}, compute-bound near batch {knee or 0:.0f}",
             "extra sequences share each read of the weights until the cores, not memory, are the limit",
         )
-    speedish = r"\b(?:faster|slower|throughput|speed\w*|free|cheap\w*|help\w*|pays?)\b"
+    # "free" only as a claim ("basically free", "for free"): "more workers aren't free" is about workers
+    speedish = r"\b(?:faster|slower|throughput|speed\w*|(?:nearly|almost|basically|practically) free|for free|cheap\w*|help\w*|pays?)\b"
     batchy = r"\b(?:batch\w*|matching|users?|requests?|sequences?|concurren\w*|at once|together|parallel)\b"
     if not claim.factor and re.search(r"\btokens? (?:a|per) second\b|\btokens\b", claim.text, re.I):
         if not re.search(batchy, claim.text, re.I):
@@ -235,18 +239,18 @@ def judge_quantization(result: Mapping[str, Any], claim: Claim) -> Verdict | Non
     ):
         return None  # "basically free", "the same" about something other than fewer bits
     harmless = ratio <= 1.05 and (top1 or 100) >= 90
-    says_harmless = bool(
-        re.search(
-            r"\b(?:free|barely|no (?:quality )?(?:loss|difference)|same|can'?t tell|"
-            r"couldn'?t tell|little|tiny|fine|basically)\b",
-            claim.text,
-            re.I,
-        )
-    )
+    harmless_rx = r"\b(?:free|barely|no (?:quality )?(?:loss|difference)|same|can'?t tell|couldn'?t tell|little|tiny|fine|basically)\b"
+    worse_rx = r"\b(?:worse|dumber|falls? apart|fell apart|degrad\w*|drops?|lose|loses|hurts?)\b"
+    # "four bit is the same answers, where it did fall apart was three bit": the direction that goes with
+    # the bit width is the one said in the clause that names it
+    text = claim.text
+    if bits:
+        clause = next((c for c in re.split(r"[,;:]|\b(?:but|where|whereas|while)\b", text) if bits.group(0) in c), "")
+        if re.search(harmless_rx, clause, re.I) or re.search(worse_rx, clause, re.I):
+            text = clause
+    says_harmless = bool(re.search(harmless_rx, text, re.I))
     # "barely hurts", "lose no quality": a harmless cue negates the worse word beside it
-    says_worse = not says_harmless and bool(
-        re.search(r"\b(?:worse|dumber|falls? apart|degrad\w*|drops?|lose|loses|hurts?)\b", claim.text, re.I)
-    )
+    says_worse = not says_harmless and bool(re.search(worse_rx, text, re.I))
     if not (says_harmless or says_worse):  # the claim gives no direction to test
         return None
     holds = harmless if says_harmless else not harmless
@@ -424,13 +428,66 @@ def judge(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
     fn = JUDGES.get(str(result.get("experiment")))
     if fn is None or result.get("error"):
         return None
+    try:
+        v = fn(result, claim)  # None: the sentence claims nothing this experiment measures
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError):
+        return None
+    if v is None:
+        return None
     gpu = _untestable_gpu(result, claim, "the claim is about a GPU and this run had none")
     # speed ratios change with the hardware; bytes, losses and fits do not (and low-precision-matmul
     # names the CPU's matrix units as the stand-in)
     if gpu is not None and result.get("experiment") in SPEED_EXPERIMENTS:
-        return dataclasses.replace(gpu, machine=str(result.get("machine", "")))
-    try:
-        v = fn(result, claim)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError):
-        return None
-    return None if v is None else dataclasses.replace(v, machine=str(result.get("machine", "")))
+        v = gpu
+    return dataclasses.replace(v, machine=str(result.get("machine", "")))
+
+
+# Neutral figures with every key each judge reads: a claim the judge gives a verdict against them is one
+# the experiment can test, whatever it measures (``testable``: asked before anything is measured).
+PROBES: dict[str, dict[str, Any]] = {
+    "speculative-decoding": {"all_identical": True, "verify_cost_5_tokens_vs_1": 1.0, "rewrite_lookup_speedup": 1.0},
+    "batching-speedup": {
+        "llm_best_speedup": 2.0,
+        "llm_best_batch": 8,
+        "compute_bound_batch_fp32": 8.0,
+        "ridge_FLOP_per_byte": 4.0,
+        "llm_tokens_per_s_batch1": 20.0,
+        "llm_MBU_pct_batch1": 50.0,
+    },
+    "kv-cache-growth": {"checks_agree_within_10pct": True, "model bytes_per_token": 24576},
+    "quantization-loss": {
+        f"int{b}_{k}": v for b in (8, 4, 3, 2) for k, v in (("ppl_ratio", 1.0), ("same_top1_pct", 99.0))
+    },
+    "repeated-sampling": {"cost_per_sample_at_max": 0.5, "max_samples": 8, "saving_at_max": 2.0},
+    "low-precision-matmul": {
+        "fp8_available": True,
+        "best_mm_speedup": 2.0,
+        "best_mv_speedup": 1.0,
+        "best_low_precision": "bf16",
+        "ridge_flop_per_byte": 10.0,
+        **{f"{d}_{k}": 1.5 for d in ("bf16", "fp16", "int8") for k in ("mm_speedup", "mv_speedup")},
+    },
+    "lora-finetune": {
+        "lora_rank_quoted": 8,
+        "steps": 10,
+        "lora_r8_memory_saving": 2.0,
+        "lora_r8_grad_opt_saving": 10.0,
+        "lora_r8_final_loss": 1.0,
+        "full_final_loss": 1.0,
+    },
+}
+
+
+def testable(experiment: str, claim: Claim) -> bool:
+    """True when ``experiment``'s measurement can give ``claim`` a verdict (before it has run): its judge
+    answers against neutral figures (``PROBES``) on a GPU-less machine or not alike."""
+    if experiment not in JUDGES:
+        return False
+    probe = {
+        "experiment": experiment,
+        "device": "cuda",
+        "summary": PROBES.get(experiment, {}),
+        "rows": [],
+        "columns": [],
+    }
+    return judge(probe, claim) is not None

@@ -61,17 +61,25 @@ def list_cmd(as_json):
 def detect_cmd(transcript, as_json):
     """Which experiments does TRANSCRIPT (transcript.json, or a .txt) refer to?"""
     from ramble2post.experiments.detect import detect_experiments
+    from ramble2post.experiments.pipeline_hook import with_claims
 
     source = _read_transcript(transcript)
     found = detect_experiments(transcript=source)
+    measured = {d.experiment for d in with_claims(found, transcript=source)[0]}
     if as_json:
-        click.echo(json.dumps([d.to_dict() for d in found], indent=2, ensure_ascii=False))
+        rows = [{**d.to_dict(), "measured": d.experiment in measured} for d in found]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     if not found:
         click.echo("No experiments referred to.")
         return
     for d in found:
-        click.echo(f"{d.experiment} (score {d.score:.2f}): {d.claim}")
+        why = (
+            "measured by --experiments auto"
+            if d.experiment in measured
+            else "mentioned, no claim it can test: not measured"
+        )
+        click.echo(f"{d.experiment} (score {d.score:.2f}; {why}): {d.claim}")
         for e in d.evidence:
             click.echo(f'  [{_clock(e.start)}-{_clock(e.end)}] segment {e.segment_id}: "{e.quote}" ({e.label})')
 

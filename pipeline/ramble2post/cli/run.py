@@ -44,7 +44,8 @@ def _say(msg: str) -> None:
     "--experiments",
     "experiments",
     default=None,
-    help="auto (run what the ramble talks about), none, or a comma-separated list of experiment names.",
+    help="auto (run what the ramble claims something testable about; a topic only mentioned is not measured),"
+    " none, or a comma-separated list of experiment names.",
 )
 @jargon_prompt_option
 @quick_option

@@ -150,79 +150,38 @@ def find_claim(result: Mapping[str, Any], segments: Sequence[Any]) -> dict[str, 
 MAX_CLAIMS = 2  # claims quoted per experiment: the ones nearest the detection first
 
 
-CLAIM_REACH = 3  # segments from the detection evidence searched for claims: the sentence that names the subject,
-# or the one right after it ("it grows linearly" after "the KV cache"); six segments (~1 min of speech) quoted
-# sentences about other subjects of the same ramble (see docs/EXPERIMENTS.md, "Claims and verdicts")
-
-
-def _evidence_positions(result: Mapping[str, Any], pos: Mapping[int, int]) -> list[int]:
-    """Transcript positions of the segments whose own words detected ``result``'s experiment."""
+def _evidence_ids(result: Mapping[str, Any]) -> list[int]:
+    """Segment ids whose own words detected ``result``'s experiment (its quoted claim's, without them)."""
     evidence = list(((result.get("detection") or {}).get("evidence")) or [])
     near = [int(e["segment_id"]) for e in evidence if not e.get("context") and "segment_id" in e]
     claim = result.get("claim") or {}
     if not near and int(claim.get("segment_id", -1)) >= 0:
         near = [int(claim["segment_id"])]
-    return sorted({pos[n] for n in near if n in pos})
-
-
-def _distance(at: int, anchors: Sequence[int]) -> int:
-    """Segments from ``at`` back to the nearest anchor at or before it, or forward to one after it; a
-    sentence after the subject is named is one step closer than one before it (speakers name, then claim)."""
-    best = 10**6
-    for a in anchors:
-        best = min(best, 2 * (at - a) if at >= a else 2 * (a - at) + 1)
-    return best
+    return near
 
 
 def claims_for(
     result: Mapping[str, Any], segments: Sequence[Any], *, rivals: Sequence[Mapping[str, Any]] = ()
 ) -> list[dict[str, Any]]:
-    """The speaker's testable claims about this experiment (``experiments.claims``): claim sentences within
-    ``CLAIM_REACH`` segments of the evidence its detection rests on that the result can judge: a stated
-    multiple first, then a guarantee, then the nearest; one it cannot test here last. None: a mention only.
-
-    rivals: the other experiments measured for the same ramble; a sentence nearer one of their evidence
-    than this one's is theirs, not quoted here (a ramble that moves from speculative decoding to batching
-    quotes each claim under its own subject).
-    """
-    from ramble2post.experiments.claims import find_claims
+    """The speaker's testable claims about this experiment (``experiments.claims.claims_near``: near the
+    evidence its detection rests on, nearer it than the other measured experiments' in ``rivals``) that the
+    result can judge: a stated multiple first, then a guarantee, then the nearest; one it cannot test here
+    last. None: a mention only."""
+    from ramble2post.experiments.claims import claims_near
     from ramble2post.experiments.verdicts import UNTESTABLE, judge
 
     if not segments:
         return []
-    pos = {int(s.id): i for i, s in enumerate(segments)}
-    anchors = _evidence_positions(result, pos)
-    if not anchors:
-        return []
     name = result.get("experiment")
-    others = [
-        a
-        for r in rivals
-        if r.get("experiment") != name and not r.get("error")
-        for a in [_evidence_positions(r, pos)]
-        if a
-    ]
-
-    def mine(c: Any) -> bool:
-        here = pos.get(c.segment_id)
-        if here is None:
-            return False
-        d = _distance(here, anchors)
-        return all(d <= _distance(here, o) for o in others)
-
-    def rank(c: Any) -> tuple[bool, int, int, float]:
+    others = [_evidence_ids(r) for r in rivals if r.get("experiment") != name and not r.get("error")]
+    ranked = []
+    for c, distance in claims_near(segments, evidence=_evidence_ids(result), rivals=others):
         v = judge(result, c)
-        strength = 0 if c.factor is not None else 1 if c.kind == "guarantee" else 2
-        return (
-            v is not None and v.verdict == UNTESTABLE,
-            strength,
-            _distance(pos.get(c.segment_id, 0), anchors),
-            c.start,
-        )
-
-    near = [int(segments[a].id) for a in anchors]
-    found = [c for c in find_claims(segments, near=near, window=CLAIM_REACH) if mine(c) and judge(result, c)]
-    return [c.to_dict() for c in sorted(found, key=rank)[:MAX_CLAIMS]]
+        if v is not None:
+            strength = 0 if c.factor is not None else 1 if c.kind == "guarantee" else 2
+            ranked.append(((v.verdict == UNTESTABLE, strength, distance, c.start), c))
+    ranked.sort(key=lambda x: x[0])
+    return [c.to_dict() for _, c in ranked[:MAX_CLAIMS]]
 
 
 def verdict_views(claims: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
