@@ -117,7 +117,9 @@ def judge_speculative(result: Mapping[str, Any], claim: Claim) -> Verdict | None
         runs = [x for x in runs if x is not None]  # the verification-cost rows compare nothing
         same_runs = sum(1 for x in runs if x in (True, "yes"))
         measured.append(f"tokens identical to plain decoding in {same_runs} of {len(runs)} runs")
-    speedy = claim.factor or kinds & {"speedup", "comparison"} or NEGATIVE.search(claim.text)
+    # "more than one token of the pass", "jump around": a comparison is a speed claim only with a speed word
+    rate = re.search(r"\b(?:tokens?|per second|faster|slower|speed\w*|latency|quicker)\b", claim.text, re.I)
+    speedy = claim.factor or "speedup" in kinds or ("comparison" in kinds and rate) or NEGATIVE.search(claim.text)
     if best_key and speedy:
         v, words = judge_factor(speeds[best_key] or 0.0, claim)
         parts.append(v == HOLDS)
@@ -370,8 +372,10 @@ def judge_lora(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
         _num(s.get(f"{t}_final_loss")),
         _num(s.get("full_final_loss")),
     )
-    if claim.kind == "quality" or re.search(
-        r"\b(?:quality|as good|as well|loss|lags?|worse|accura\w+)\b", claim.text, re.I
+    tuning = r"\b(?:lora|laura|q\s?lora|adapters?|fine[\s-]?tun\w*|rank|peft|heft|train\w*)\b"
+    if re.search(tuning, claim.text, re.I) and (
+        claim.kind == "quality"
+        or re.search(r"\b(?:quality|as good|as well|loss|lags?|worse|accura\w+)\b", claim.text, re.I)
     ):
         if lossr is None or lossf is None:
             return None
