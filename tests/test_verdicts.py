@@ -191,6 +191,8 @@ def test_a_bad_draft_paying_for_nothing_is_a_claim_of_no_gain():
     assert v is not None and v.claimed == "no gain"
     best = max(x for k, x in spec["summary"].items() if k.endswith("_speedup") and "end_to_end" not in k)
     assert v.verdict == (HOLDS if best < 1.05 else FAILS)
+    if v.verdict == HOLDS:  # the reason it did not pay, not "accepted often enough"
+        assert "verif" in v.why and "accepted often enough" not in v.why, v.why
 
 
 def _seg(i: int, text: str) -> Segment:

@@ -130,7 +130,9 @@ def judge_speculative(result: Mapping[str, Any], claim: Claim) -> Verdict | None
     if not parts:
         return None
     verdict = combine(parts)
-    why = why_speed if not all(parts) else "the draft tokens were accepted often enough and verification was cheap"
+    # a claim of no gain that holds has the same reason as a claim of a gain that does not: the measured cost
+    gained = all(parts) and "no gain" not in claimed
+    why = "the draft tokens were accepted often enough and verification was cheap" if gained else why_speed
     if verdict == HOLDS and claimed == ["same output"]:
         why = "greedy speculative decoding only keeps tokens the target model itself would choose"
     return Verdict(verdict, " and ".join(claimed), "; ".join(measured), why)
