@@ -89,8 +89,8 @@ def with_claims(
 ) -> tuple[list[Detection], list[Detection]]:
     """(measured, mentioned): the detections near which the speaker claims something the experiment can
     test (``claims.claims_near`` with the other detections as rivals, ``verdicts.testable``), and those
-    whose subject is only mentioned. A measurement answers a claim, not a topic: on 36 labelled rambles the
-    rule runs 28 of 68 detected experiments, 13 of the 16 the labels back (docs/EXPERIMENTS.md)."""
+    whose subject is only mentioned. A measurement answers a claim, not a topic: on 38 labelled rambles the
+    rule runs 24 of 72 detected experiments, 13 of the 17 the labels back (``scripts/bench_quotes.py``)."""
     from ramble2post.experiments.claims import claims_near
     from ramble2post.experiments.detect import _segments
     from ramble2post.experiments.verdicts import JUDGES, testable
