@@ -178,6 +178,44 @@ def test_a_claim_about_weights_or_bandwidth_is_no_kv_cache_claim():
     assert v is not None and v.verdict == HOLDS
 
 
+def test_the_cache_named_without_a_claim_about_its_growth_gets_no_kv_verdict():
+    # seen on unseen rambles (paged attention, flash attention): each got "grows with context and batch:
+    # holds here" from the KV-cache experiment, which measures none of them
+    kv = _result("kv-cache-growth")
+    for text in (
+        "You've reserved 2000 tokens worth of cache, and you're using 10.",
+        "Start with the exact same text, you compute the KV cache for that shared prefix once.",
+        "At 8K context the plain PyTorch attention was 5x slower than the flash kernel, and it used a couple "
+        "of gigabytes more memory.",
+        "And that matrix is N by N so it grows with the square of the sequence length.",
+    ):
+        assert judge(kv, Claim(text=text, kind=classify(text) or "comparison")) is None, text
+    for text in (
+        "So a single request with a 32,000 token context is something like 80 gigabytes of KV cache.",
+        "The KV cache eats more memory than the weights themselves once the context gets long.",
+        "Right, so the cache, it grows linearly.",
+    ):
+        v = judge(kv, _claim(text))
+        assert v is not None and v.verdict == HOLDS, text
+
+
+def test_something_else_slower_or_free_is_no_batching_claim():
+    batching = _result("batching-speedup")
+    for text in (
+        "The attention kernel has to chase the block table, so it's a bit slower than a contiguous cache.",
+        "And you also get prefix sharing almost for free, two requests with the same system prompt can point "
+        "at the same blocks.",
+        "Paged attention cuts the cache into blocks of, I think 16 tokens, and hands out blocks as the sequence grows.",
+    ):
+        assert judge(batching, Claim(text=text, kind=classify(text) or "comparison")) is None, text
+    for text in (
+        "So you can serve more users at once, basically for free.",
+        "At batch 64 you get around two thousand tokens a second.",
+        "With one request at a time batching doesn't help, it's slower per user.",
+    ):
+        assert judge(batching, _claim(text)) is not None, text
+
+
 def test_a_bad_draft_paying_for_nothing_is_a_claim_of_no_gain():
     spec = _result("speculative-decoding")
     v = judge(
@@ -231,7 +269,7 @@ def test_each_claim_is_quoted_under_the_subject_it_was_said_about():
 
 @pytest.mark.slow
 def test_most_quotes_on_whole_rambles_are_about_their_measurement():
-    """scripts/bench_quotes.py on the 38 labelled rambles: 18 of 39 quotes right after stop 29, 19 of 115 before."""
+    """scripts/bench_quotes.py on the 38 labelled rambles: 18 of 33 quotes right after stop 30, 19 of 115 before stop 29."""
     import subprocess
     import sys
 

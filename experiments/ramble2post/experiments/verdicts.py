@@ -138,6 +138,13 @@ def judge_speculative(result: Mapping[str, Any], claim: Claim) -> Verdict | None
     return Verdict(verdict, " and ".join(claimed), "; ".join(measured), why)
 
 
+# tokens counting a size, not a rate: "blocks of, I think, 16 tokens", "2,000 tokens worth", "an 8K-token prompt"
+TOKENS_AS_SIZE = (
+    r"\b(?:blocks?|chunks?|pages?|tiles?|windows?) of\b[^.?!]{0,20}?\btokens\b|\btokens (?:each|long|worth|of context)\b"
+    r"|\b\d[\d,.]*\s?k?[\s-]tokens? (?:context|prompt|sequence|block|window)s?\b"
+)
+
+
 def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
     s = _s(result)
     best = _num(s.get("llm_best_speedup")) or _num(s.get("whisper_best_speedup"))
@@ -180,6 +187,10 @@ def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
     if not claim.factor and re.search(r"\btokens? (?:a|per) second\b|\btokens\b", claim.text, re.I):
         if not re.search(batchy, claim.text, re.I):
             return None  # a rate with nothing about batching: not this experiment's claim
+        if not re.search(r"\btokens? (?:a|per) second\b", claim.text, re.I) and re.search(
+            TOKENS_AS_SIZE, claim.text, re.I
+        ):
+            return None  # "blocks of 16 tokens", "a 2,000-token prompt": a size counted in tokens, not a rate
         return Verdict(
             UNTESTABLE,
             "an absolute rate on the speaker's hardware",
@@ -188,6 +199,15 @@ def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
         )
     if not claim.factor and not re.search(speedish, claim.text, re.I):
         return None
+    if NEGATIVE.search(claim.text) and not re.search(batchy, claim.text, re.I):
+        return None  # "the attention kernel ... is a bit slower": something is slower, not batching's gain
+    got = re.search(
+        r"\bget(?:s|ting)? ((?:[\w'-]+ ){1,5}?)(?:(?:almost|basically|nearly|practically) )?for free\b",
+        claim.text,
+        re.I,
+    )
+    if got and not re.search(batchy, got.group(1), re.I):
+        return None  # "you also get prefix sharing almost for free": what is free is what you get
     verdict, words = judge_factor(best, claim)
     if re.search(r"\b(?:nearly|almost|basically|practically) free\b|\bfor free\b", claim.text, re.I):
         # "free": N sequences cost about one; holds when the speed-up reaches half the batch
@@ -197,6 +217,21 @@ def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
         f"compute-bound near batch {s.get('compute_bound_batch_fp32', 0):.0f}, so extra sequences stop being free there"
     )
     return Verdict(verdict, words, f"{best:.2f}x throughput at batch {batch}", why)
+
+
+# what the KV-cache experiment measures is growth: bytes per token, linear in context and batch
+KV_GROWS = (
+    r"\b(?:grow\w*|grew|fill\w*|climb\w*|balloon\w*|blows? up|linear\w*|scal(?:es?|ing) with|goes up with"
+    r"|(?:per|every|each|a) token|times (?:the )?(?:context|sequence))\b"
+)
+# a size at a stated or a long context: "a 32,000-token context is 80 GB of KV cache", "at 128K context",
+# "once the context gets long"
+KV_SIZE_AT = (
+    r"\b(?:k|tokens?)[\s-]context\b|\bcontext of \d|\blong(?:er)? (?:context|sequence|prompt)s?\b"
+    r"|\b(?:context|sequence|prompt)s? (?:gets?|is|are) (?:\w+ )?(?:long|longer|bigger)\b"
+)
+# things other than the cache that grow with the sequence: a sentence naming one and not the cache is about it
+KV_OTHER_SUBJECT = r"\b(?:matri(?:x|ces)|scores?|activations?|weights?|parameters?|attention map|logits)\b"
 
 
 def judge_kv(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
@@ -222,6 +257,13 @@ def judge_kv(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
         return Verdict(FAILS if agree else PART, "does not grow", measured, why)
     if claim.factor and re.search(r"\b(?:gqa|mqa|grouped|multi[\s-]query|shar\w+ (?:keys|heads))\b", claim.text, re.I):
         return Verdict(HOLDS if agree else PART, "smaller with fewer KV heads", measured, why)
+    cache = re.search(r"\b(?:kv|cache|cash|keys? and values?)\b", claim.text, re.I)
+    if not cache and re.search(KV_OTHER_SUBJECT, claim.text, re.I):
+        return None  # "that matrix grows with the square of the sequence length": another thing grows
+    if not re.search(KV_GROWS, claim.text, re.I) and not (cache and re.search(KV_SIZE_AT, claim.text, re.I)):
+        # the cache named with no claim about its size: "you compute the KV cache for that prefix once",
+        # "you've reserved 2000 tokens worth of cache", "at 8K context plain attention used more memory"
+        return None
     return Verdict(HOLDS if agree else PART, "grows with context and batch", measured, why)
 
 
