@@ -133,6 +133,15 @@ def test_a_likely_item_is_rendered_as_a_guess_and_counted(tmp_path):
     assert VERIFY_MARK in line and "a guess" in line and "analogy" in line
     assert r.verify_count == count_verify_marks(r.markdown) == 1
     assert "1 of them are guesses" in r.markdown
+    # the header's guess sentence ends its line: the next part of the quote is its own paragraph, not
+    # "... rather than nothing.>" run into the next sentence (seen on every draft with a guess)
+    d = post_json(unverified=0, gaps=("example",))
+    d["layers"]["analogy"][0]["tier"] = "likely"
+    from test_render_post import render
+
+    lines = render(Post.from_dict(d)).markdown.splitlines()
+    guess = next(k for k, ln in enumerate(lines) if "of them are guesses" in ln)
+    assert lines[guess].endswith("rather than nothing.") and lines[guess + 1] == ">", lines[guess : guess + 2]
 
 
 def test_a_likely_item_is_listed_and_blocks_publish(tmp_path):
@@ -235,6 +244,8 @@ def test_a_gap_quotes_its_closest_passage_in_the_author_note_not_as_the_role():
     section = r.markdown.split("## An analogy", 1)[1].split("\n## ", 1)[0]
     assert AUTHOR_MARK in section and "The closest passage, too weak to count as one" in section
     assert "Decoding is memory bound." in section and "said at 0:05" in section
+    assert section.rstrip("\n").endswith("“Decoding is memory bound.”")  # the quote ends its own line
+    assert "”\n\n## " in r.markdown.split("## An analogy", 1)[1]  # a blank line before the next heading
     assert r.verify_count == count_verify_marks(r.markdown) == 0  # not a guess: nothing to unmark
     assert r.author_count == count_author_notes(r.markdown) == 1
     d["hints"] = {"reason": d["hints"]["analogy"]}  # a role that has items takes no hint
