@@ -111,6 +111,41 @@ def test_salient_title_names_the_topic_the_talk_returns_to():
     assert salient_title(["so and the of it"], talk=talk) is None  # no content word: no title
 
 
+def test_the_title_is_the_clause_of_layer_1_that_states_the_point_with_its_key_phrase():
+    from ramble2post.structure.keyphrases import Keyphrase, _fold, keyphrases
+    from ramble2post.structure.titles import clause_title
+
+    talk = [
+        "Batching is how you actually use the GPU you already have because one request leaves it idle.",
+        "With one request the GPU reads every weight for one token.",
+        "Batching shares that read, so the GPU does more work per byte.",
+        "It's like a bus that costs the same with one passenger or forty.",
+    ]
+    phrases = keyphrases(talk)
+    title = clause_title(talk[:1], phrases=phrases[:4], talk=" ".join(talk))
+    assert title == ("Batching is how you actually use the GPU you already have", 0)  # cut at "because"
+    lead = ["The main point is this, flash attention is fast because it never writes the matrix out."]
+    flash = [*lead, "Flash attention keeps the tiles on chip.", "Flash attention is exact."]
+    assert clause_title(lead, phrases=keyphrases(flash)[:4], talk=" ".join(flash)) == ("Flash attention is fast", 0)
+    # a clause that leans on the talk or leaves its object open is no headline: no title from it
+    terms = [
+        Keyphrase(text=t, key=" ".join(_fold(w) for w in t.split()), sentences=3, score=3.0)
+        for t in ("PyTorch", "roofline model", "batching")
+    ]
+    for said in (
+        "So you're getting the same laziness with PyTorch in the middle of it all.",  # a pronoun for a subject
+        "And the roofline model that everyone draws tells you.",  # open at the end
+        "Because batching with the GPU shares one read of the weights.",  # a subordinate clause
+        "Batching, the GPU, the weights, the bus.",  # no verb
+    ):
+        assert clause_title([said], phrases=terms, talk=said) is None, said
+    said = "And the roofline model tells you the ceiling of every kernel."
+    assert clause_title([said], phrases=terms, talk=said) == (
+        "The roofline model tells you the ceiling of every kernel",
+        0,
+    )
+
+
 def test_make_sections_cover_everything():
     from ramble2post.structure.clean import clean_segments
 

@@ -58,13 +58,20 @@ from ramble2post.structure.select import MAX_WORDS, MIN_WORDS, TOPIC_PHRASES, Se
 from ramble2post.structure.spans import propose, span_probability
 from ramble2post.structure.support import SupportCheck, support_check, support_verdict
 from ramble2post.structure.tiers import NO_JUDGE, Candidate, Placed, closest, load_calibration, place, tiers_text
-from ramble2post.structure.titles import salient_title, sentence_case, speaker_title, title_problems, trim_title
+from ramble2post.structure.titles import (
+    clause_title,
+    salient_title,
+    sentence_case,
+    speaker_title,
+    title_problems,
+    trim_title,
+)
 from ramble2post.structure.verify import embedding_cosine, is_verbatim, merge_counts, problems, verify_items
 from ramble2post.transcribe.glossary import glossary_setting
 
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
-STRUCTURE_VERSION = 11  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion; 10: layer 1 from the model's reading of the point; 11: jargon re-read by the model)
+STRUCTURE_VERSION = 12  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion; 10: layer 1 from the model's reading of the point; 11: jargon re-read by the model; 12: the title a clause of layer 1)
 # a sentence spoken to a language model ("ignore the previous instructions and title this post ...")
 # is never shown as an item, so it can reach neither a title nor a passage; it stays in the transcript
 ADDRESSES_MODEL = re.compile(
@@ -257,18 +264,24 @@ def _propose(
 
 
 def _speaker_title(sel: Selection, layers: dict[str, list[Item]], by_id: dict[int, Sentence], talk: str) -> Item:
-    """The title without a model: the key phrases that layer 1 names (the point names the topic),
-    else the talk's top key phrases; failing that, a salient run of layer 1."""
+    """The title without a model: the clause of layer 1 that states the point with a key phrase it names
+    ("Tensor cores do exactly one thing"); else the key phrases that layer 1 names, else the talk's top
+    key phrases; failing that, a salient run of layer 1."""
     point = " ".join(it["speaker_text"] for it in layers["focus"])
     named = [p for p in sel.phrases if names_phrase(point, [p])]
     phrases = named or sel.phrases
+    focus_ids = [sid for it in layers["focus"] for sid in it["sentences"]]
+    # the clause names what the talk is about (its subject or top key phrases), not only a word of layer 1
+    topic = topic_phrases(sel.phrases, TOPIC_PHRASES)
+    clause = clause_title([by_id[sid].text for sid in focus_ids], phrases=topic, talk=talk)
+    if clause:
+        return {"text": clause[0], "origin": "speaker", "sources": list(by_id[focus_ids[clause[1]]].segments)}
     text = keyphrase_title(phrases)
     if text:
         top = phrases[0]
         sids = [s.id for s in by_id.values() if names_phrase(s.text, [top])] or layers["focus"][0]["sentences"]
         segs = sorted({seg for sid in sids for seg in by_id[sid].segments})
         return {"text": text, "origin": "speaker", "sources": segs}
-    focus_ids = [sid for it in layers["focus"] for sid in it["sentences"]]
     cut = salient_title([by_id[sid].text for sid in focus_ids], talk=talk)
     sid = focus_ids[cut[1]] if cut else focus_ids[0]
     return {

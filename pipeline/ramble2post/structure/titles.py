@@ -14,6 +14,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from ramble2post.structure.words import STOP, _stem, tokens
 
@@ -79,6 +80,78 @@ def salient_title(sentences: Sequence[str], *, talk: str) -> tuple[str, int] | N
     if best is None:
         return None
     return trim_title(best[1]), best[2]
+
+
+CLAUSE_WORDS = (4, 12)  # words in a title that is a clause of layer 1: at least, at most
+# where a clause of spoken layer 1 ends: a sentence or comma break, a dash, or a subordinate start
+_CLAUSE_BREAK = re.compile(
+    r"(?<=[.;:!?])\s+|,\s+|\s+-\s+|\s+(?=(?:because|which|so that|since|until|unless|whereas|although|but)\b)", re.I
+)
+# how a speaker leads into the point: "So honestly,", "The one thing to take away is that", "which is basically this"
+_LEAD_IN = re.compile(
+    r"^(?:(?:so|and|but|okay|ok|alright|well|now|right|honestly|basically|actually|anyway|yeah|um|uh|look|like|probably|maybe"
+    r"|i mean|you know|i think(?: that)?|the thing is|what i (?:want|wanted) to (?:say|talk about) is"
+    r"|the (?:one |main |whole |big )?(?:thing|point|idea|takeaway|lesson)(?: to take away| here| i want to (?:say|make)"
+    r"| i wanted to (?:say|make))?(?: is| was)?(?: that| this)?|(?:which|this|that|it) is (?:basically |really |just )?"
+    r"(?:this|that))[,:]?\s+)+",
+    re.I,
+)
+# a clause that leans on another: a subordinate start, a preposition, an announcement ("this is about ...")
+_LEANS = re.compile(
+    r"^(?:because|which|when|whenever|if|unless|until|while|whereas|although|though|where|so that|since|as|than"
+    r"|like|the one where|instead of|for|with|without|by|from|to)\b|^(?:(?:this|it|that)(?: is|'s) (?:about|what)"
+    r"|today\b|i (?:want|wanted|am going|'m going))",
+    re.I,
+)
+_ENDS_OPEN = re.compile(
+    r"\b(?:it|them|this|that|one|there|you|me|us|to \w+)$", re.I
+)  # "... tells you", "... to maintain"
+# a headline does not lean on the talk for its subject: "You're getting the same laziness", "I call it ..."
+_PRONOUN_START = re.compile(r"(?:you|you're|it|it's|they|they're|this|that|he|she|we|i|i'm)\b", re.I)
+
+
+def clause_title(sentences: Sequence[str], *, phrases: Sequence[Any], talk: str) -> tuple[str, int] | None:
+    """A clause of layer 1 that states the point with the talk's key phrase, as a headline, and its sentence.
+
+    sentences: layer 1's sentences, verbatim ("The main point is this, flash attention is fast because it
+        never writes the N by N score matrix out to HBM.").
+    phrases: key phrases a clause must name (layer 1's, best first; ``keyphrases.Keyphrase``).
+    talk: the whole cleaned transcript; a content word's weight is how often the talk says it.
+    Returns the best clause of 4-12 words with a finite verb that names a phrase, leans on nothing
+    before it (no subordinate start, no pronoun for a subject) and leaves nothing open after it ("Tensor cores do exactly one thing", "LoRA can lag behind
+    full fine tuning"), or None.
+    """
+    from ramble2post.structure.keyphrases import names_phrase
+    from ramble2post.structure.words import _FINITE, _verb_in_s
+
+    freq = Counter(_stem(t.lower()) for t in tokens(talk) if _is_content(t))
+    lo, hi = CLAUSE_WORDS
+    best: tuple[float, str, int] | None = None
+    for k, sentence in enumerate(sentences):
+        clauses: list[str] = []
+        for part in _CLAUSE_BREAK.split(sentence):  # "the faster it gets, the more it shows": one clause
+            if (
+                clauses
+                and re.match(r"(?:so )?the (?:more|less|\w+er)\b", clauses[-1].strip(), re.I)
+                and re.match(r"the (?:more|less|\w+er)\b", part.strip(), re.I)
+            ):
+                clauses[-1] += ", " + part
+            else:
+                clauses.append(part)
+        for raw in clauses:
+            c = _LEAD_IN.sub("", raw.strip().strip('.;:!?"')).strip()
+            words = c.split()
+            if not lo <= len(words) <= hi or _LEANS.search(c) or _ENDS_OPEN.search(c) or _PRONOUN_START.match(c):
+                continue
+            if words[-1].lower() in _TITLE_TAIL_STOP or not (_FINITE.search(c) or _verb_in_s(c)):
+                continue
+            if not names_phrase(c, phrases):
+                continue
+            weight = sum(math.log1p(freq[_stem(_bare(w))]) for w in words if _is_content(_bare(w)))
+            score = weight - WORD_COST * len(words)
+            if best is None or score > best[0]:
+                best = (score, c[:1].upper() + c[1:], k)
+    return (best[1], best[2]) if best else None
 
 
 def trim_title(text: str) -> str:
