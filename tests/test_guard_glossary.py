@@ -104,6 +104,13 @@ def test_repair_without_flags_does_not_decode():
         ("Roofline first, then batching.", "Roofline first, then batching."),  # sentence capital kept
         ("It fits in 8 gigabytes.", "It fits in 8 gigabytes."),  # "in 8" is not int8
         ("the kv. Cache", "the kv. Cache"),  # never across a full stop
+        # the article and a number are a quantity, not the A100 (seen: "nvidia-smi says a hundred percent"
+        # written "A100% utilization"); the GPU said with its capital still is one
+        ("it says a 100% utilization", "it says a 100% utilization"),
+        ("it was a 100 times faster", "it was a 100 times faster"),
+        ("A 100 tokens a second.", "A 100 tokens a second."),
+        ("we ran it on an A 100 GPU, 80 gigs", "we ran it on an A100 GPU, 80 gigs"),
+        ("The A 100 has 40 GB.", "The A100 has 40 GB."),
     ],
 )
 def test_correct_text(text, want):

@@ -86,6 +86,22 @@ MAX_WORDS = 4  # longest run of words joined into one term
 _WORD = re.compile(r"\w+(?:[.'-]\w+)*")
 _JOINERS = re.compile(r"[\s-]*")  # what may stand between the words of one match
 _SPOKEN_JOINERS = re.compile(r"[\s,-]*")  # rule 3: Whisper writes a pause inside a term as a comma
+# "a 100% utilization", "a 100 times faster", "A 100 tokens": the article and a number, not the A100 GPU
+_UNIT_AFTER = re.compile(
+    r"\s?(?:%|percent\b|times\b|x\b|fold\b|tokens?\b|seconds?\b|ms\b|milliseconds?\b|minutes?\b|hours?\b"
+    r"|steps?\b|users?\b|requests?\b|people\b|bytes?\b|[kmgt]b\b|gigs?\b|gigabytes?\b|megabytes?\b|billion\b|million\b)",
+    re.I,
+)
+
+
+def _article_and_number(text: str, run: Sequence[re.Match[str]]) -> bool:
+    """True when ``run`` is the article "a" and a number ("a 100"), said as a quantity: lower case, or
+    followed by a unit ("A 100 tokens"). Squashed, it spells a GPU ("A100"), which nobody said."""
+    if len(run) != 2 or run[0].group().lower() != "a" or not run[1].group().isdigit():
+        return False
+    return run[0].group() == "a" or bool(_UNIT_AFTER.match(text, run[-1].end()))
+
+
 # rule 3's odd word may sound at most this many Metaphone letters away from the word it stands for
 SOUND_DISTANCE = 1
 # function words never count as the term's own heard words ("they all produce" is not all-reduce)
@@ -269,7 +285,7 @@ def correct_text(text: str, glossary: Glossary) -> tuple[str, list[tuple[str, st
             if any(not _JOINERS.fullmatch(text[a.end() : b.start()]) for a, b in zip(run, run[1:])):
                 continue
             term = glossary.lookup.get(squash("".join(w.group() for w in run)))
-            if term is None:
+            if term is None or _article_and_number(text, run):
                 continue
             original = text[run[0].start() : run[-1].end()]
             if original == term or (term == term.lower() and original.lower() == term):
