@@ -3,6 +3,7 @@ over a noisy tail, made with espeak-ng and the tool's own ffmpeg at test time; t
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -56,7 +57,8 @@ def test_default_run_is_guarded(noisy_tail):
     fixed = _run(noisy_tail, on=True)
     assert fixed.options["engine"] == "both" and fixed.options["guard"] is True  # auto under 5 min: both engines
     assert not [s for s in fixed.segments if s.start >= SPEECH_END_S], (fixed.repairs, fixed.segments)
-    assert "every token reads every weight again and again" in fixed.text.lower()
+    words = " ".join(re.findall(r"[a-z']+", fixed.text.lower()))  # Whisper's commas vary with the CPU
+    assert "every token reads every weight again and again" in words, fixed.text
     segs = [{"start": s.start, "end": s.end, "text": s.text} for s in fixed.segments]
     assert not [f for f in guard.find_loops(segs) if f.reason == "repeat"]
 
