@@ -264,7 +264,7 @@ def _propose(
 
 
 def _speaker_title(sel: Selection, layers: dict[str, list[Item]], by_id: dict[int, Sentence], talk: str) -> Item:
-    """The title without a model: the clause of layer 1 that states the point with a key phrase it names
+    """The title without a model: the clause of layer 1 that names the talk's subject or a top key phrase
     ("Tensor cores do exactly one thing"); else the key phrases that layer 1 names, else the talk's top
     key phrases; failing that, a salient run of layer 1."""
     point = " ".join(it["speaker_text"] for it in layers["focus"])

@@ -1,11 +1,11 @@
-"""Titles cut from the speaker's own words, for when the model's title fails verification.
+"""Titles cut from the speaker's own words (a model's title is only ever a suggestion).
 
-A ramble's layer-1 sentence rarely starts with its topic ("You just point at it,
-you emphasize the main point"), so the first clause makes a poor title. Instead
-``salient_title`` looks, inside the layer-1 sentences, for the short run of
-words whose content words the speaker keeps coming back to across the whole
-talk ("idea of these three different layers"): a topic the talk is about,
-in the speaker's words, with nothing added.
+``clause_title`` takes the clause of layer 1 that states the point with the talk's subject in it,
+as a headline ("Tensor cores do exactly one thing"); a blind reader kept twice as many of these
+as of key-phrase titles (docs/STRUCTURE_QUALITY.md). Where no clause qualifies the stage joins
+the key phrases (``keyphrases.keyphrase_title``), and failing those ``salient_title`` looks, inside
+the layer-1 sentences, for the short run of words the speaker keeps coming back to across the
+whole talk ("idea of these three different layers"). Nothing is added to the speaker's words.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def clause_title(sentences: Sequence[str], *, phrases: Sequence[Any], talk: str)
 
     sentences: layer 1's sentences, verbatim ("The main point is this, flash attention is fast because it
         never writes the N by N score matrix out to HBM.").
-    phrases: key phrases a clause must name (layer 1's, best first; ``keyphrases.Keyphrase``).
+    phrases: key phrases a clause must name (the talk's subject or top phrases; ``keyphrases.Keyphrase``).
     talk: the whole cleaned transcript; a content word's weight is how often the talk says it.
     Returns the best clause of 4-12 words with a finite verb that names a phrase, leans on nothing
     before it (no subordinate start, no pronoun for a subject) and leaves nothing open after it ("Tensor cores do exactly one thing", "LoRA can lag behind
