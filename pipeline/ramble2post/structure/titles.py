@@ -14,9 +14,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
-from ramble2post.structure.words import STOP, _stem, tokens
+from ramble2post.structure.keyphrases import Keyphrase, names_phrase
+from ramble2post.structure.words import _FINITE, STOP, _stem, _verb_in_s, tokens
 
 TITLE_MAX_WORDS = 12
 SALIENT_WORDS = (3, 9)  # words in a title cut from a clause: at least, at most
@@ -110,7 +110,7 @@ _ENDS_OPEN = re.compile(
 _PRONOUN_START = re.compile(r"(?:you|you're|it|it's|they|they're|this|that|he|she|we|i|i'm)\b", re.I)
 
 
-def clause_title(sentences: Sequence[str], *, phrases: Sequence[Any], talk: str) -> tuple[str, int] | None:
+def clause_title(sentences: Sequence[str], *, phrases: Sequence[Keyphrase], talk: str) -> tuple[str, int] | None:
     """A clause of layer 1 that states the point with the talk's key phrase, as a headline, and its sentence.
 
     sentences: layer 1's sentences, verbatim ("The main point is this, flash attention is fast because it
@@ -121,9 +121,6 @@ def clause_title(sentences: Sequence[str], *, phrases: Sequence[Any], talk: str)
     before it (no subordinate start, no pronoun for a subject) and leaves nothing open after it ("Tensor cores do exactly one thing", "LoRA can lag behind
     full fine tuning"), or None.
     """
-    from ramble2post.structure.keyphrases import names_phrase
-    from ramble2post.structure.words import _FINITE, _verb_in_s
-
     freq = Counter(_stem(t.lower()) for t in tokens(talk) if _is_content(t))
     lo, hi = CLAUSE_WORDS
     best: tuple[float, str, int] | None = None
