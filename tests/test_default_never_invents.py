@@ -312,3 +312,16 @@ def test_each_previous_text_counts_and_their_leads_are_added(monkeypatch, sums, 
     assert [c.chosen for c in choices] == [chosen, chosen]
     assert seen[0] == ["", "", ""] and seen[1] == ["", "The KV cache grows.", "The cave cache grows."]
     assert len(choices[0].scores) == len(select.CONTEXTS)
+
+
+def test_a_looping_window_scored_after_a_long_previous_text_fits_the_decoder(tiny):
+    """A 30 s window that loops has ~440 tokens of text; with 223 tokens of previous text on top it ran past
+    Whisper's 448-token context and the whole command died ("size of tensor a (450) must match ... 448", an
+    unseen ramble at stop 31). The previous text now gets what the text leaves."""
+    model, samples = tiny
+    loop = " ".join(["the weights get squished down to int8 and the activations stay in bf16"] * 40)
+    previous = " ".join(["so the next thing I tried was a different quantization scheme"] * 30)
+    [[long_score, short_score]] = select.text_logprobs_after(
+        model, samples[: 30 * 16000], [loop, "the weights get squished"], language="en", prompts=[previous]
+    )
+    assert long_score < short_score < 0  # scored, both finite, and the loop far less likely

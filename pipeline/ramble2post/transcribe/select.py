@@ -139,13 +139,22 @@ def text_logprobs_after(
     out = []
     with torch.inference_mode():
         features = model.embed_audio(mel[None].to(param.device, param.dtype))
+        bodies = [tokenizer.encode(" " + text.strip())[:MAX_TOKENS] if text.strip() else [] for text in texts]
+        sot = list(tokenizer.sot_sequence_including_notimestamps)
+        # the previous text gets what the longest text leaves of the decoder's context (448 tokens with the start
+        # and end tokens): a 30 s window that loops can run to 440 tokens, and 223 of prompt on top of it
+        # overflowed whisper's positional embedding (a crash seen on an unseen ramble at stop 31)
+        room = model.dims.n_text_ctx - len(sot) - 2 - max((len(b) for b in bodies), default=0)
         for prompt in prompts:
-            start = list(tokenizer.sot_sequence_including_notimestamps)
-            if prompt.strip():  # previous text, as whisper's sequential loop gives it (its last 223 tokens)
-                start = [tokenizer.sot_prev] + tokenizer.encode(" " + prompt.strip())[-223:] + start
+            start = list(sot)
+            keep = min(223, room)
+            if (
+                prompt.strip() and keep > 0
+            ):  # previous text, as whisper's sequential loop gives it (its last 223 tokens)
+                start = [tokenizer.sot_prev] + tokenizer.encode(" " + prompt.strip())[-keep:] + start
             sums = []
-            for text in texts:
-                body = tokenizer.encode(" " + text.strip())[:MAX_TOKENS] if text.strip() else []
+            for body in bodies:
+                body = body[: model.dims.n_text_ctx - len(start) - 1]
                 tokens = torch.tensor([start + body + [tokenizer.eot]], device=param.device)
                 logits = model.logits(tokens[:, :-1], features).float()
                 logp = torch.log_softmax(logits[0, len(start) - 1 :], dim=-1)
