@@ -313,3 +313,28 @@ def test_an_experiment_runs_only_where_the_ramble_claims_something_it_can_test()
         assert found, segs  # the subject is detected either way
         kept, mentioned = with_claims(found, transcript=segs)
         assert bool(kept) is runs and bool(mentioned) is not runs
+
+
+def test_decoding_limited_by_memory_said_in_plain_words_is_no_gain_claimed():
+    """Speakers say memory-bound without the word: both sentences were judged "one-token decoding gains too,
+    does not hold" on a ramble written at stop 31, the opposite of what they claim."""
+    lowprec = _result("low-precision-matmul")
+    for text in (
+        "When you're generating one token at a time, the big model isn't really doing math, it's reading.",
+        "A 70B in FP16 is 140GB of weights, and you drag all of it through memory for one token while the"
+        " tensor cores sit there bored.",
+    ):
+        v = judge(lowprec, Claim(text=text, kind="comparison"))
+        assert v is not None and v.claimed == "no gain for one-token decoding", (text, v)
+        assert v.verdict == HOLDS, (text, v)
+    gains = judge(lowprec, Claim(text="In int8 one-token decoding gets 3x faster.", kind="speedup"))
+    assert gains is not None and gains.claimed.startswith("one-token decoding gains")
+
+
+def test_a_comparison_about_something_else_is_no_speed_claim_for_speculative_decoding():
+    """The speaker's analogy (a senior skimming a junior's email) is no claim about decoding speed."""
+    spec = _result("speculative-decoding")
+    analogy = "Skimming it and going yeah, that's what I would say, is way faster than writing it from scratch."
+    assert judge(spec, Claim(text=analogy, kind="comparison")) is None
+    about = judge(spec, Claim(text="With a draft model the big model is way faster per token.", kind="comparison"))
+    assert about is not None and about.claimed

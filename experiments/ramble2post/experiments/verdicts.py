@@ -96,6 +96,15 @@ def _untestable_gpu(result: Mapping[str, Any], claim: Claim, why: str) -> Verdic
 # ---------------------------------------------------------------- per experiment
 
 
+# what a speed claim about speculative decoding without a figure names: "Skimming it is way faster than writing
+# it from scratch" (the speaker's analogy, a senior reading a junior's email) claims nothing about decoding
+DECODING_SUBJECT = re.compile(
+    r"\b(?:speculat\w*|draft\w*|tokens?|decod\w*|verif\w*|models?|guess\w*|accept\w*|lookup|look-?ahead|medusa"
+    r"|eagle|inference|generat\w*|llms?|forward pass\w*|speed[\s-]?ups?|\d+(?:\.\d+)?\s?(?:x|times))\b",
+    re.IGNORECASE,
+)
+
+
 def judge_speculative(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
     s = _s(result)
     speeds = {k: _num(v) for k, v in s.items() if k.endswith("_speedup") and "end_to_end" not in k}
@@ -108,7 +117,10 @@ def judge_speculative(result: Mapping[str, Any], claim: Claim) -> Verdict | None
     )
     kinds = {k for k, _ in claim_cues(claim.text)}
     parts, measured, claimed = [], [], []
-    if "guarantee" in kinds or re.search(r"\bsame\b|\bidentical\b|\blossless\b", claim.text, re.I):
+    same_said = (
+        r"\bsame\b|\bidentical\b|\blossless\b|without changing (?:the |its |your )?(?:output|answer|result|text)s?"
+    )
+    if "guarantee" in kinds or re.search(same_said, claim.text, re.I):
         same = bool(s.get("all_identical"))
         parts.append(same)
         claimed.append("same output")
@@ -120,7 +132,9 @@ def judge_speculative(result: Mapping[str, Any], claim: Claim) -> Verdict | None
     # "more than one token of the pass", "jump around": a comparison is a speed claim only with a speed word
     rate = re.search(r"\b(?:tokens?|per second|faster|slower|speed\w*|latency|quicker)\b", claim.text, re.I)
     speedy = claim.factor or "speedup" in kinds or ("comparison" in kinds and rate) or NEGATIVE.search(claim.text)
-    if best_key and speedy:
+    # a figure ("2 and a half times faster") takes its subject from the sentences before; a bare comparison
+    # must name what is faster
+    if best_key and speedy and (claim.factor or DECODING_SUBJECT.search(claim.text)):
         v, words = judge_factor(speeds[best_key] or 0.0, claim)
         parts.append(v == HOLDS)
         claimed.append(words)
@@ -336,6 +350,17 @@ def judge_repeated(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
     return Verdict(verdict, words, measured, why)
 
 
+# a decoding step limited by memory, said in plain words: "it isn't really doing math, it's reading", "you drag
+# all of it through memory for one token while the tensor cores sit there bored" (both were judged as claiming a
+# gain for one-token decoding, "does not hold", on a ramble written at stop 31)
+MEMORY_BOUND = re.compile(
+    r"\b(?:memory[\s-]bound|bandwidth[\s-]bound|waits?|waiting (?:on|for) (?:memory|the weights|bandwidth)"
+    r"|through memory|(?:isn'?t|is not|aren'?t|not) (?:really |even |actually )?(?:doing )?(?:much |any |the )?"
+    r"(?:math|compute|computing|arithmetic)|it'?s (?:just |mostly )?reading|bored|idle)\b",
+    re.IGNORECASE,
+)
+
+
 def judge_lowprec(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
     s = _s(result)
     if re.search(r"\bfp8\b|\bf\.?\s?p\.?\s?eight\b|\btf32\b", claim.text, re.I) and not s.get("fp8_available"):
@@ -365,9 +390,7 @@ def judge_lowprec(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
         re.I,
     )
     if decode:
-        no_gain = bool(NEGATIVE.search(claim.text)) or bool(
-            re.search(r"\bmemory[\s-]bound\b|\bwaits?\b", claim.text, re.I)
-        )
+        no_gain = bool(NEGATIVE.search(claim.text)) or bool(MEMORY_BOUND.search(claim.text))
         parts.append(((mv or 1.0) < 1.5) == no_gain)
         claimed.append("no gain for one-token decoding" if no_gain else "one-token decoding gains too")
         measured.append(f"matrix-vector {mv:.2f}x fp32 at best")
