@@ -55,6 +55,33 @@ def test_run_returns_the_draft_and_the_records_it_came_from(tmp_path, monkeypatc
     d = result.to_dict()  # what `ramble2post AUDIO --json` prints
     assert d["branch"] == result.draft.branch and d["hardware"]["device"] == "cpu" and d["timings_s"]
     assert lines[0].startswith("[1/4] transcribe") and any(x.startswith("[4/4] draft") for x in lines)
+    assert not any("note: the speech was heard as" in x for x in lines)  # English: no language note
+
+
+def test_run_says_when_the_speech_is_not_english(tmp_path, monkeypatch):
+    """German speech gets a draft, and one line saying the stages after transcription are built for
+    English (seen on an espeak-ng German clip: the draft was titled "Ist" with no word of warning)."""
+    import dataclasses
+
+    import ramble2post.transcribe.stage as tr
+
+    audio = tmp_path / "ramble.m4a"
+    audio.write_bytes(b"not really audio")
+    german = dataclasses.replace(make_transcript(), language="de")
+    monkeypatch.setattr(tr, "transcribe_file", lambda *, audio_path, options: german)
+    fake_structure = types.ModuleType("ramble2post.structure.stage")
+    fake_structure.structure_transcript = lambda *, transcript, llm, progress=None: make_post()
+    monkeypatch.setitem(sys.modules, "ramble2post.structure.stage", fake_structure)
+    lines: list[str] = []
+    ramble2post.run(
+        audio=audio,
+        blog_repo=make_repo(tmp_path / "blog"),
+        settings=Settings(device="cpu", experiments="none"),
+        llm="none",
+        progress=lines.append,
+    )
+    notes = [x for x in lines if "note: the speech was heard as" in x]
+    assert len(notes) == 1 and "German (de)" in notes[0] and "--language en" in notes[0]
 
 
 def test_run_stops_between_stages_when_asked(tmp_path, monkeypatch):
@@ -73,3 +100,14 @@ def test_run_stops_between_stages_when_asked(tmp_path, monkeypatch):
             llm="none",
             should_stop=lambda: next(calls),
         )
+
+
+def test_experiments_measure_with_the_small_model_unless_the_user_named_one():
+    """The default 1.5B structure model made the speculative-decoding experiment take 413 s for a 3-minute
+    ramble (stop 31); experiments use their own 135M default unless the user names a model."""
+    from ramble2post.api import _experiment_llm
+    from ramble2post.config import DEFAULT_LLM, EXPERIMENT_LLM
+
+    assert _experiment_llm(DEFAULT_LLM) == EXPERIMENT_LLM != DEFAULT_LLM
+    assert _experiment_llm("gemma3-270m") == "gemma3-270m"
+    assert _experiment_llm("openai:http://127.0.0.1:8080/v1/qwen") == "openai:http://127.0.0.1:8080/v1/qwen"

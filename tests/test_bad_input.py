@@ -39,16 +39,23 @@ def _cases(tmp: Path):
     truncated = tmp / "truncated.m4a"
     truncated.write_bytes(SAMPLE_1MIN.read_bytes()[:60_000])
     silence = _write_wav(tmp / "silence.wav", np.zeros(16000 * 5, dtype=np.float32))
+    video = tmp / "screen.mp4"  # a screen recording saved without its sound
+    from ramble2post.transcribe.audio import find_ffmpeg
+
+    subprocess.run(
+        [find_ffmpeg(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=d=1:s=32x32", str(video)], check=True
+    )
     return {
         "missing": (tmp / "nope.m4a", "audio file not found"),
         "empty": (empty, "is empty"),
         "text file": (text, "not audio ffmpeg can decode"),
         "truncated": (truncated, "looks truncated"),
         "silence": (silence, "is silent"),
+        "video without sound": (video, "has no audio track"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "text file", "truncated", "silence"])
+@pytest.mark.parametrize("case", ["missing", "empty", "text file", "truncated", "silence", "video without sound"])
 def test_bad_audio(case, tmp_path):
     path, message = _cases(tmp_path)[case]
     home = tmp_path / "home"

@@ -24,8 +24,8 @@ DEFAULT_WHISPER = "base"  # Whisper model name
 # packaged GGUF (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, from part packages): the one model here that judges
 # roles above chance (docs/STRUCTURE_QUALITY.md); --llm smollm2 is the 135M model, 10x faster and blind to roles
 DEFAULT_LLM = "qwen2.5-coder-1.5b"
-# what an experiment measures with when no model is named (the main command passes its own): the 135M
-# model keeps a hardware measurement quick; the claims measured do not depend on the model's quality
+# what an experiment measures with when no model is named (the main command passes the user's --llm when one is
+# named): the 135M model keeps a hardware measurement quick; the claims measured do not depend on its quality
 EXPERIMENT_LLM = "smollm2"
 
 

@@ -226,8 +226,12 @@ def load_audio(path: str | os.PathLike, *, check_silence: bool = True) -> Audio:
                 f"{p.name} looks truncated (ffmpeg: {reason})",
                 hint="the recording may not have finished saving; re-export it",
             )
+        if "does not contain any stream" in reason:  # "-vn" left nothing: a video or image with no sound
+            raise AudioError(
+                f"{p.name} has no audio track", hint="export the recording with its sound, or pick the audio file"
+            )
         raise AudioError(
-            f"{p.name} is not audio ffmpeg can decode: {_ffmpeg_reason(stderr)}",
+            f"{p.name} is not audio ffmpeg can decode: {reason}",
             hint="try converting it: ffmpeg -i INPUT out.wav",
         )
     if len(pcm) < MIN_DURATION * SAMPLE_RATE:

@@ -423,7 +423,7 @@ def transcribe_file(
     )
     if not any(s.text for s in segments):
         raise AudioError(
-            f"no speech recognised in {audio_path.name} ({audio.duration:.0f} s of audio)",
+            f"no speech recognised in {audio_path.name} ({audio.duration:.{0 if audio.duration >= 10 else 1}f} s of audio)",
             hint="check the recording: noise or music gives no words",
         )
     transcribe_s = t_done - t_loaded
