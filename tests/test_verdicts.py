@@ -338,3 +338,16 @@ def test_a_comparison_about_something_else_is_no_speed_claim_for_speculative_dec
     assert judge(spec, Claim(text=analogy, kind="comparison")) is None
     about = judge(spec, Claim(text="With a draft model the big model is way faster per token.", kind="comparison"))
     assert about is not None and about.claimed
+
+
+def test_a_speed_claim_without_a_figure_names_the_experiments_subject():
+    """An int8-weights ramble (stop 31) had "So it's a generation speed up, not a prefill speed up." judged by
+    the batching result ("holds: 2.61x throughput") and "Prompt processing basically didn't get faster." by
+    repeated sampling ("Claimed: faster; holds"): neither says a word about batching or samples."""
+    batching, repeated = _result("batching-speedup"), _result("repeated-sampling")
+    assert judge(batching, Claim(text="So it's a generation speed up, not a prefill speed up.", kind="speedup")) is None
+    assert judge(repeated, Claim(text="Prompt processing basically didn't get faster.", kind="comparison")) is None
+    said = judge(batching, Claim(text="Batching the requests together is way faster.", kind="comparison"))
+    assert said is not None and said.claimed
+    tries = judge(repeated, Claim(text="Sampling sixty four tries is basically free.", kind="speedup"))
+    assert tries is not None and tries.claimed == "nearly free"

@@ -30,7 +30,8 @@ ENOUGH = 0.8  # a claimed multiple holds when at least this share of it was meas
 NEGATIVE = re.compile(
     r"\b(?:slower|doesn'?t (?:help|pay|speed)|does not (?:help|pay)|no speed[\s-]?up|not (?:any )?faster|(?:gain|win) "
     r"(?:was|is) (?:basically )?gone|can'?t (?:use|feed)|cannot use|sits? idle|never see|won'?t see"
-    r"|(?:paid|pay|paying) for (?:\w+ ){0,3}?(?:for )?nothing|for nothing|wasted?|not worth it)\b",
+    r"|(?:paid|pay|paying) for (?:\w+ ){0,3}?(?:for )?nothing|for nothing|wasted?|not worth it"
+    r"|(?:didn'?t|did not|doesn'?t|does not|don'?t|won'?t|wasn'?t|isn'?t) (?:\w+ ){0,2}?(?:any )?faster)\b",
     re.IGNORECASE,
 )
 GPU_WORDS = re.compile(
@@ -213,8 +214,11 @@ def judge_batching(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
         )
     if not claim.factor and not re.search(speedish, claim.text, re.I):
         return None
-    if NEGATIVE.search(claim.text) and not re.search(batchy, claim.text, re.I):
-        return None  # "the attention kernel ... is a bit slower": something is slower, not batching's gain
+    if (NEGATIVE.search(claim.text) or not claim.factor) and not re.search(batchy, claim.text, re.I):
+        # "the attention kernel ... is a bit slower": something is slower, not batching's gain; "so it's a
+        # generation speed up, not a prefill speed up" (int8 weights, stop 31): a speed-up without a figure
+        # must say what is batched
+        return None
     got = re.search(
         r"\bget(?:s|ting)? ((?:[\w'-]+ ){1,5}?)(?:(?:almost|basically|nearly|practically) )?for free\b",
         claim.text,
@@ -323,6 +327,13 @@ def judge_quantization(result: Mapping[str, Any], claim: Claim) -> Verdict | Non
     return Verdict(HOLDS if holds else FAILS, "barely hurts" if says_harmless else "noticeably worse", measured, why)
 
 
+# what a claim about repeated sampling without a figure names: the samples, tries or answers drawn
+SAMPLES_SAID = (
+    r"\b(?:sampl\w*|tries|tried again|attempts?|answers?|candidates?|generations?|rollouts?|completions?|best[\s-]of"
+    r"|pass ?@|shots?|draws?|n of them|(?:\w+ )?times over|in parallel|at once|together|shared? (?:the )?prefix|prompt'?s cache)\b"
+)
+
+
 def judge_repeated(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
     s = _s(result)
     cost = _num(s.get("cost_per_sample_at_max"))
@@ -346,6 +357,8 @@ def judge_repeated(result: Mapping[str, Any], claim: Claim) -> Verdict | None:
         r"\b(?:faster|slower|cheap\w*|cost\w*|time|free|expensive)\b", claim.text, re.I
     ):
         return None
+    if not claim.factor and not re.search(SAMPLES_SAID, claim.text, re.I):
+        return None  # "prompt processing basically didn't get faster" (int8 weights, stop 31) is about prefill
     verdict, words = judge_factor(saving, claim)
     return Verdict(verdict, words, measured, why)
 
