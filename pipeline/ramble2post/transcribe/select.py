@@ -144,7 +144,8 @@ def text_logprobs_after(
         # the previous text gets what the longest text leaves of the decoder's context (448 tokens with the start
         # and end tokens): a 30 s window that loops can run to 440 tokens, and 223 of prompt on top of it
         # overflowed whisper's positional embedding (a crash seen on an unseen ramble at stop 31)
-        room = model.dims.n_text_ctx - len(sot) - 2 - max((len(b) for b in bodies), default=0)
+        # (the decoder reads start + text: the end token is only a target; where the old code fit, nothing changes)
+        room = model.dims.n_text_ctx - len(sot) - 1 - max((len(b) for b in bodies), default=0)
         for prompt in prompts:
             start = list(sot)
             keep = min(223, room)
@@ -154,7 +155,7 @@ def text_logprobs_after(
                 start = [tokenizer.sot_prev] + tokenizer.encode(" " + prompt.strip())[-keep:] + start
             sums = []
             for body in bodies:
-                body = body[: model.dims.n_text_ctx - len(start) - 1]
+                body = body[: model.dims.n_text_ctx - len(start)]
                 tokens = torch.tensor([start + body + [tokenizer.eot]], device=param.device)
                 logits = model.logits(tokens[:, :-1], features).float()
                 logp = torch.log_softmax(logits[0, len(start) - 1 :], dim=-1)
