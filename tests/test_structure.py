@@ -137,8 +137,13 @@ def test_the_title_is_the_clause_of_layer_1_that_states_the_point_with_its_key_p
         "And the roofline model that everyone draws tells you.",  # open at the end
         "Because batching with the GPU shares one read of the weights.",  # a subordinate clause
         "Batching, the GPU, the weights, the bus.",  # no verb
+        "Multiply it by the batching factor and the roofline model holds.",  # its object is said before
     ):
         assert clause_title([said], phrases=terms, talk=said) is None, said
+    # an unseen all-reduce ramble (stop 31): the title was the instruction "Multiply it at 2 times n minus 1 over n factor"
+    heard = "Which is just buffer size over time, and multiply it at 2 times n minus 1 over n factor."
+    minus = [Keyphrase(text="minus 1", key="minus 1", sentences=3, score=3.0)]
+    assert clause_title([heard], phrases=minus, talk=heard) is None
     said = "And the roofline model tells you the ceiling of every kernel."
     assert clause_title([said], phrases=terms, talk=said) == (
         "The roofline model tells you the ceiling of every kernel",

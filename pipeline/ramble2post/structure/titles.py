@@ -107,7 +107,11 @@ _ENDS_OPEN = re.compile(
     r"\b(?:it|them|this|that|one|there|you|me|us|to \w+)$", re.I
 )  # "... tells you", "... to maintain"
 # a headline does not lean on the talk for its subject: "You're getting the same laziness", "I call it ..."
-_PRONOUN_START = re.compile(r"(?:you|you're|it|it's|they|they're|this|that|he|she|we|i|i'm)\b", re.I)
+# nor for its object: "multiply it at 2 times n minus 1 over n factor" (a verb, then "it": an instruction about
+# something said before; an unseen all-reduce ramble's title at stop 31)
+_PRONOUN_START = re.compile(
+    r"(?:you|you're|it|it's|they|they're|this|that|he|she|we|i|i'm)\b|[a-z]+ (?:it|them|these|those)\b", re.I
+)
 
 
 def clause_title(sentences: Sequence[str], *, phrases: Sequence[Keyphrase], talk: str) -> tuple[str, int] | None:
