@@ -298,3 +298,15 @@ def test_author_notes_are_listed_and_block_publishing_until_forced(tmp_path):
     assert out.exit_code == 5 and "AUTHOR NOTE" in out.output and f"refs/heads/{d.branch}" in branches(root)
     out = runner.invoke(cli, ["publish", d.slug, "--blog-repo", str(root), "--force", "--yes"])
     assert out.exit_code == 0, out.output
+
+
+def test_a_second_draft_of_one_recording_says_where_the_first_is(tmp_path):
+    """Running ramble2post twice on one recording made drafts/grinder-2 and -3 without a word (stop 31)."""
+    root = make_busy_repo(tmp_path / "blog")
+    lines: list[str] = []
+    first = draft(root, say=lines.append)
+    assert not any("already hold" in x for x in lines)
+    second = draft(root, say=lines.append)
+    notes = [x for x in lines if "already hold" in x]
+    assert second.branch != first.branch and len(notes) == 1
+    assert first.branch in notes[0] and second.branch in notes[0]

@@ -184,6 +184,13 @@ def create_draft(
             )
 
         slug = unique_slug(title, exists=taken)
+        earlier = drafts_of_audio(repo, transcript.audio_sha256)
+        if earlier:  # a second run of one recording is a new branch, said so: the user may want the first
+            names = ", ".join(f"{gitops.DRAFT_PREFIX}{e}" for e in earlier)
+            say(
+                f"note: {names} already hold(s) a draft of this recording; this one goes on "
+                f"{gitops.DRAFT_PREFIX}{slug} (delete a draft you do not want with: git branch -D BRANCH)"
+            )
         rendered = render_post(
             post=post,
             transcript=transcript,
@@ -281,6 +288,21 @@ def _draft_post_path(repo: gitops.git.Repo, *, base: str, tip: str, slug: str) -
         if n.rsplit("/", 1)[-1] == f"{slug}.md":
             return n
     return names[0] if names else None
+
+
+def drafts_of_audio(repo: gitops.git.Repo, audio_sha256: str) -> list[str]:
+    """Slugs of the ``drafts/*`` branches whose post was made from the recording ``audio_sha256``."""
+    if not audio_sha256:
+        return []
+    out = []
+    for info in list_drafts(repo):
+        if not info.commit or not info.path:
+            continue
+        text = (gitops.read_blob(repo, info.commit, info.path) or b"").decode("utf-8", errors="replace")
+        meta = split_front_matter(text)[0].get("ramble2post") or {}
+        if isinstance(meta, dict) and meta.get("audio_sha256") == audio_sha256:
+            out.append(info.slug)
+    return out
 
 
 def list_drafts(repo: gitops.git.Repo) -> list[DraftInfo]:
