@@ -107,3 +107,30 @@ def test_a_broken_model_is_one_clear_line_when_the_recording_is_fine(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     error_lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
     assert len(error_lines) == 1 and "broken.pt" in error_lines[0], result.stderr
+
+
+def test_a_typo_in_llm_fails_before_the_transcription(tmp_path):
+    """`--llm nosuchmodel` used to fail at the structure stage, after transcribing (stop 31)."""
+    result = _run([str(SAMPLE_1MIN), "--llm", "nosuchmodel", "--blog-repo", str(tmp_path / "nope")], tmp_path / "h")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "[1/4]" not in result.stderr, result.stderr
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "unknown LLM 'nosuchmodel'" in errors[0], result.stderr
+
+
+def test_every_model_the_help_names_passes_the_check():
+    from ramble2post.api import _check_llm
+    from ramble2post.config import DEFAULT_LLM, EXPERIMENT_LLM
+    from ramble2post.errors import ModelError
+
+    for ok in (
+        DEFAULT_LLM,
+        EXPERIMENT_LLM,
+        "gemma3-270m",
+        "none",
+        "qwen2.5-coder-0.5b",
+        "openai:http://127.0.0.1:8080/v1/m",
+    ):
+        _check_llm(ok)
+    with pytest.raises(ModelError, match="not found"):
+        _check_llm("/no/such/model.gguf")

@@ -96,6 +96,7 @@ def run(
     timings: dict[str, float] = {}
     check_readable(audio)  # a typo in the audio path is reported first, before any repo is created
     _check_experiment_names(selection)  # and a typo in experiments, before an hour of work
+    _check_llm(spec)  # and in --llm, before the transcription
     repo_path = _preflight_blog(None if blog_repo is None else Path(blog_repo), posts_dir, say)
 
     t = _stage(1, "transcribe", f"{audio} with Whisper {conf.model} on {device}", say, stop)
@@ -322,6 +323,16 @@ def _cache_entries(stage: str) -> set[str]:
         return {p.name for p in StageCache(stage).root.glob("*.json")}
     except OSError:
         return set()
+
+
+def _check_llm(spec: str) -> None:
+    """Refuse a malformed or unknown ``--llm`` up front (a served or downloadable model is checked when used)."""
+    from ramble2post.structure.llm import check_gguf_spec
+    from ramble2post.structure.models import parse_llm_spec
+
+    parsed = parse_llm_spec(spec)
+    if parsed.kind in ("path", "packaged"):
+        check_gguf_spec(parsed.text)
 
 
 def _check_experiment_names(selection: str) -> None:

@@ -206,6 +206,19 @@ def resolve_gguf(spec: str) -> tuple[str, Path, str, str]:
     raise ModelError(f"unknown LLM {spec!r}", hint=HOW_TO_GET)
 
 
+def check_gguf_spec(spec: str) -> None:
+    """``resolve_gguf``'s errors for a typo, without loading or joining anything: a run checks ``--llm`` before
+    it transcribes (``--llm nosuchmodel`` used to fail after the transcription, half a minute in)."""
+    p = Path(spec).expanduser()
+    if p.is_file():
+        return
+    if spec.endswith(".gguf") or "/" in spec and not spec.startswith("hf:"):
+        raise ModelError(f"LLM file not found: {spec}", hint=HOW_TO_GET)
+    if spec in ("smollm2", "gemma3-270m", "gemma3") or spec in SPLIT_MODELS:
+        return
+    raise ModelError(f"unknown LLM {spec!r}", hint=HOW_TO_GET)
+
+
 def quantization_of(metadata: dict[str, str], path: Path) -> str:
     ft = metadata.get("general.file_type")
     try:
