@@ -188,6 +188,7 @@ def follow_up(
     device = resolve_device(conf.device)
     gaps, likely = check_draft(open_repo_for(blog_repo), slug=slug, posts_dir=posts_dir)
     check_readable(audio)
+    _check_llm(spec)
     say(f"{slug}: open parts {', '.join(gaps) or 'none'}; guesses to check {', '.join(likely) or 'none'}")
     t = _stage(1, "transcribe", f"{audio} with Whisper {conf.model} on {device}", say, stop, of=3)
     options = TranscribeOptions(
