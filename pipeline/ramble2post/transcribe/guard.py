@@ -94,6 +94,17 @@ MAX_RATE_SLACK_S = 0.4  # s
 _WORD = re.compile(r"[\w']+")
 
 
+# what each flag means, in the log line a user reads ("guard: 75.0-82.0 s (speech with no words) decoded again")
+_REASON_WORDS = {
+    "loop": "a loop",
+    "repeat": "text repeated over noise",
+    "phrase": "a phrase repeated",
+    "gap": "speech with no words",
+    "thin": "too few words for the speech",
+    "script": "letters of another script",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Flag:
     """A span to decode again: ``[start, end)`` in seconds of the file, and why."""
@@ -445,7 +456,15 @@ def repair(
                 "applied": ok,
             }
         )
-        log.info("guard: %s at %.1f-%.1f s %s: %r -> %r", flag.reason, flag.start, flag.end, ok, old[:60], text[:60])
+        log.info(
+            "guard: %.1f-%.1f s (%s) decoded again, %s: %r -> %r",
+            flag.start,
+            flag.end,
+            _REASON_WORDS.get(flag.reason, flag.reason),
+            "replaced" if ok else "first decoding kept",
+            old[:60],
+            text[:60],
+        )
         if ok:
             drop.update(flag.segments)
             added.extend(new)
