@@ -83,6 +83,16 @@ def test_placement_tiers_and_one_role_per_sentence():
     assert low["focus"][0].tier == "likely"  # layer 1 is never empty: a weak point is shown as a guess
 
 
+def test_layer_1_states_the_point_in_at_most_two_sentences():
+    """A run-on point does not carry layer 1 into what comes after it (an unseen all-reduce ramble of stop 31
+    had a 3-sentence layer 1, the last two garbled sums); a reason still spans four."""
+    texts = [f"Sentence {i} goes on about the all-reduce and the ring and the buffers." for i in range(8)]
+    probs = {r: [0.5] * len(texts) for r in ROLES}
+    focus, _pool = propose(texts=texts, probs=probs, usable=[True] * len(texts), focus_index=2, k=3)
+    assert list(focus.indices) == [2, 3]
+    assert len(grow(2, role="reason", texts=texts, probs=probs["reason"], usable=[True] * len(texts)).indices) == 4
+
+
 def test_the_judge_moves_q_both_ways_in_the_shipped_calibration():
     name, cal = load_calibration("qwen2.5-coder-1.5b")
     assert name == "qwen2.5-coder-1.5b"
