@@ -37,6 +37,16 @@ def fixed(texts):
             "Batching",
         ),
         (["The colonel launch overhead dominates on the GPU when kernels are tiny."], "colonel", "kernel"),
+        (
+            ["Continuous marching keeps every slot busy, so throughput goes up for the same requests."],
+            "marching",
+            "batching",
+        ),
+        (
+            ["With CUDA drafts the CPU launch cost is paid once, then you replay the kernels."],
+            "CUDA drafts",
+            "CUDA graphs",
+        ),
         (["The KV cache is memory that blows with every single token you generate."], "blows", "grows"),
     ],
 )
@@ -54,6 +64,7 @@ def test_each_mishearing_is_corrected_in_context(context, heard, written):
         ["Pattern matching on strings is slow in Python, so we precompile the regex."],  # no serving context
         ["The colonel in the story never gets a letter."],  # no GPU context
         ["I put the M8 bolts in the drawer next to the drill."],  # no precision context
+        ["The marching band kept the throughput of the parade going for hours of requests."],  # a band marches
         ["The memory use blows up with every token once the cache spills."],  # "blows up": the idiom
     ],
 )

@@ -144,6 +144,20 @@ def test_the_title_is_the_clause_of_layer_1_that_states_the_point_with_its_key_p
     heard = "Which is just buffer size over time, and multiply it at 2 times n minus 1 over n factor."
     minus = [Keyphrase(text="minus 1", key="minus 1", sentences=3, score=3.0)]
     assert clause_title([heard], phrases=minus, talk=heard) is None
+    # two unseen rambles of stop 32: "and look at the shared memory bank conflict counter" lost its verb to the
+    # lead-in "look" and left a preposition first; "Continuous Marching gets you too exce-y-nally" kept a garbled word
+    bank = [
+        Keyphrase(text=t, key=" ".join(_fold(w) for w in t.split()), sentences=3, score=3.0)
+        for t in ("shared memory", "batching")
+    ]
+    for heard in (
+        "So if you get this, or write it in triton, and look at the shared memory bank conflict counter.",
+        "In shared memory the tiles stay on chip.",
+        "Continuous batching gets you too exce-y-nally, I've seen people claim over 10x throughput.",
+    ):
+        assert clause_title([heard], phrases=bank, talk=heard) is None, heard
+    said = "Look, shared memory keeps every tile on chip."
+    assert clause_title([said], phrases=bank, talk=said) == ("Shared memory keeps every tile on chip", 0)
     said = "And the roofline model tells you the ceiling of every kernel."
     assert clause_title([said], phrases=terms, talk=said) == (
         "The roofline model tells you the ceiling of every kernel",

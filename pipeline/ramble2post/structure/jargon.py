@@ -52,10 +52,17 @@ MISHEARD: tuple[Misheard, ...] = (
         r"(?:kb|kv|kay ?vee|cavey|cave) ?(?:cash|cache|cashe)", "KV cache", _ATTN + r"|decod\w*|memory|generat\w*"
     ),
     Misheard(r"matching", "batching", _SERVE, need=2, guard=r"pattern|string|regex|template|exact|fuzzy|key"),
+    # an unseen serving ramble of stop 32 (a Scottish-English voice): "Continuous Marching" throughout
+    Misheard(r"marching", "batching", _SERVE, need=2, guard=r"band|army|parade|soldiers?|orders|ants|troops"),
     Misheard(r"colonels?|kernal", "kernel", _GPU, need=2),
     Misheard(r"m ?ccl|an ccl|n ?ccl", "NCCL", r"all.?reduce|gpus?|nvlink|collectives?|gradients?|ranks?"),
     Misheard(r"(?:oil|soil|all) ?reduc(?:e|es|ing)", "all-reduce", r"nccl|gpus?|gradients?|nvlink|ranks?|collectives?"),
-    Misheard(r"q-? ?graphs?|cuda ?graph", "CUDA graphs", r"kernels?|launch\w*|capture|replay|gpus?"),
+    # "CUDA drafts", "CUDA bluff" (an unseen ramble of stop 31); not "CUDA offers", which is also English
+    Misheard(
+        r"q-? ?graphs?|cuda ?graph|cuda (?:drafts?|bluffs?|grafts?|grass)",
+        "CUDA graphs",
+        r"kernels?|launch\w*|capture|replay|gpus?",
+    ),
     Misheard(r"flash ?attention|flesh attention", "flash attention", _ATTN + r"|sram|tiles?|kernels?"),
     Misheard(r"speculative coding", "speculative decoding", r"draft|tokens?|guess\w*|verif\w*|accept\w*|model"),
     Misheard(r"laura|lorra", "LoRA", r"adapters?|rank|fine.?tun\w*|weights|low.rank|matri(?:x|ces)|base model"),

@@ -89,7 +89,7 @@ _CLAUSE_BREAK = re.compile(
 )
 # how a speaker leads into the point: "So honestly,", "The one thing to take away is that", "which is basically this"
 _LEAD_IN = re.compile(
-    r"^(?:(?:so|and|but|okay|ok|alright|well|now|right|honestly|basically|actually|anyway|yeah|um|uh|look|like|probably|maybe"
+    r"^(?:(?:so|and|but|okay|ok|alright|well|now|right|honestly|basically|actually|anyway|yeah|um|uh|look(?=,)|like|probably|maybe"
     r"|i mean|you know|i think(?: that)?|the thing is|what i (?:want|wanted) to (?:say|talk about) is"
     r"|the (?:one |main |whole |big )?(?:thing|point|idea|takeaway|lesson)(?: to take away| here| i want to (?:say|make)"
     r"| i wanted to (?:say|make))?(?: is| was)?(?: that| this)?|(?:which|this|that|it) is (?:basically |really |just )?"
@@ -99,7 +99,8 @@ _LEAD_IN = re.compile(
 # a clause that leans on another: a subordinate start, a preposition, an announcement ("this is about ...")
 _LEANS = re.compile(
     r"^(?:because|which|when|whenever|if|unless|until|while|whereas|although|though|where|so that|since|as|than"
-    r"|like|the one where|instead of|for|with|without|by|from|to)\b|^(?:(?:this|it|that)(?: is|'s) (?:about|what)"
+    r"|like|the one where|instead of|for|with|without|by|from|to|at|in|on|of|into|onto|about|through|over|under|after"
+    r"|before|during|around|across|per|via|between|against)\b|^(?:(?:this|it|that)(?: is|'s) (?:about|what)"
     r"|today\b|i (?:want|wanted|am going|'m going))",
     re.I,
 )
@@ -112,6 +113,18 @@ _ENDS_OPEN = re.compile(
 _PRONOUN_START = re.compile(
     r"(?:you|you're|it|it's|they|they're|this|that|he|she|we|i|i'm)\b|[a-z]+ (?:it|them|these|those)\b", re.I
 )
+# nor is an instruction to the listener a statement of the point: "look at the shared memory bank conflict counter"
+# (an unseen tiling ramble's last sentence at stop 32)
+_IMPERATIVE = re.compile(
+    r"(?:look|go|try|read|check|make|take|put|use|run|write|keep|let|imagine|picture|think|add|multiply|divide"
+    r"|measure|profile|open|turn|pick|grab|start|stop|remember|notice|consider|see|watch)\b",
+    re.I,
+)
+
+
+# a word Whisper garbled into letters joined by hyphens ("exce-y-nally" for "exceptionally"): a one-letter part
+# between two others; real hyphenated words have none ("end-to-end", "state-of-the-art", "k-means", "n-gram")
+_GARBLED = re.compile(r"\b[a-z]+-[a-z]-[a-z]+", re.I)
 
 
 def clause_title(sentences: Sequence[str], *, phrases: Sequence[Keyphrase], talk: str) -> tuple[str, int] | None:
@@ -143,6 +156,10 @@ def clause_title(sentences: Sequence[str], *, phrases: Sequence[Keyphrase], talk
             c = _LEAD_IN.sub("", raw.strip().strip('.;:!?"')).strip()
             words = c.split()
             if not lo <= len(words) <= hi or _LEANS.search(c) or _ENDS_OPEN.search(c) or _PRONOUN_START.match(c):
+                continue
+            if _IMPERATIVE.match(c):
+                continue
+            if _GARBLED.search(c):
                 continue
             if words[-1].lower() in _TITLE_TAIL_STOP or not (_FINITE.search(c) or _verb_in_s(c)):
                 continue
