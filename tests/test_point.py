@@ -14,7 +14,6 @@ from test_blog_common import make_transcript
 
 from ramble2post.records import Segment
 from ramble2post.structure.point import (
-    CANDIDATES,
     SYSTEM,
     candidates,
     closest_start,
@@ -84,7 +83,7 @@ def test_the_reading_is_asked_under_its_own_system_prompt_and_restores_the_stage
 def test_layer_1_starts_at_the_candidate_closest_to_the_reading_not_at_the_likeliest_aside():
     probs = [0.9, 0.2, 0.3, 0.3, 0.4, 0.8]  # the role model prefers the asides
     usable = [True] * len(TALK)
-    assert {seed for seed, _ in candidates(texts=TALK, probs=probs, usable=usable, also=0)} == set(range(CANDIDATES))
+    assert {seed for seed, _ in candidates(texts=TALK, probs=probs, usable=usable, also=0)} == set(range(len(TALK)))
     reading = "A tokens-per-second figure is meaningless unless padding tokens are left out of the count."
     assert closest_start(reading, texts=TALK, probs=probs, usable=usable, fallback=0) == 4
     reading = "The speaker's coffee went cold while counting padding."
@@ -92,6 +91,25 @@ def test_layer_1_starts_at_the_candidate_closest_to_the_reading_not_at_the_likel
     usable[4] = False  # a sentence that may not be shown is never layer 1
     reading = "A tokens-per-second figure is meaningless unless padding tokens are left out of the count."
     assert closest_start(reading, texts=TALK, probs=probs, usable=usable, fallback=0) != 4
+
+
+def test_a_stated_point_the_role_model_ranks_last_can_still_be_layer_1():
+    """An unseen tiling ramble (stop 32): its point ("the thing you actually care about is reuse") had no cue, the
+    role model ranked it below six asides and mechanics, and the reading could only choose among those six."""
+    talk = [
+        "Okay so every CUDA tutorial has this one kernel and people just copy it.",
+        "An H100 has about a petaflop of math and three and a half terabytes a second of memory.",
+        "The naive kernel does two flops for every two numbers it loads.",
+        "A block of threads owns a 128 by 128 tile of the output.",
+        "It loops over K in slabs of 32 and loads each piece once.",
+        "Make the tile huge and only one block fits per SM.",
+        "Flash attention is the same reasoning applied to attention.",
+        "Every number you pull from global memory, you want to reuse as many times as possible in shared memory.",
+    ]
+    probs = [0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.05]  # the point last
+    usable = [True] * len(talk)
+    reading = "Tiling keeps data in shared memory so each number loaded from global memory is reused many times."
+    assert closest_start(reading, texts=talk, probs=probs, usable=usable, fallback=0) == 7
 
 
 @pytest.mark.slow

@@ -6,26 +6,26 @@ point: it is a plain claim said halfway through, between an anecdote and its num
 role model's likeliest sentence is often an aside that happens to name the topic ("Anyway, the
 part that tripped me up is the hit rate"). A model that reads the whole talk knows what it is
 about. So the structure model is asked once, "In one sentence, what is the speaker's main
-point?" (``prompts/structure_point.txt``), and layer 1 starts at the one of the role model's
-``CANDIDATES`` likeliest point sentences whose passage is closest to that answer (MiniLM
-cosine). The answer is never shown: layer 1 stays the speaker's words, and it only chooses
-among passages the role model already proposes.
+point?" (``prompts/structure_point.txt``), and layer 1 starts at the complete statement whose
+passage is closest to that answer (MiniLM cosine), the role model's point probability a small
+prior. The answer is never shown: layer 1 stays the speaker's words.
 
 Measured (docs/STRUCTURE_QUALITY.md, "Layer 1 from the model's reading of the point"): layer 1
-right on 17 of 26 gold rambles with held-out role models (role model alone: 13) and on 6 of 9
-holdout rambles (3), about 10 s per talk with Qwen2.5-Coder-1.5B on 2 cores. The judge's
-per-passage P(point) does not separate points from other passages (13 of 26), so the model reads
-the talk, not the passages.
+right on 19 of 26 gold rambles with held-out role models (role model alone: 13), on 6 of 9
+holdout rambles (3) and on 4 of 9 unseen ones (2); on topic 22, 9 and 6, about 10 s per talk with Qwen2.5-Coder-1.5B on
+2 cores. The judge's per-passage P(point) does not separate points from other passages (13 of
+26), so the model reads the talk, not the passages.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from ramble2post.structure.prompts import Prompt
-from ramble2post.structure.spans import grow
+from ramble2post.structure.spans import MAX_FOCUS_SPAN, grow
 from ramble2post.structure.words import complete_statement
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,14 @@ SYSTEM = "You read transcripts of spoken technical talks and state their main po
 # calibration's name); the three smaller packaged models add nothing as judges, and a served model's
 # reading is unmeasured
 POINT_READERS = ("qwen2.5-coder-1.5b",)
-CANDIDATES = 6  # the role model's likeliest point sentences the answer chooses among
+# how much the role model's point probability still counts beside the reading: score = cosine + PRIOR_WEIGHT *
+# ln(p) over every complete statement. Until stop 32 the reading chose among the role model's six likeliest only,
+# and a stated point the role model ranks low (no cue: "the thing you actually care about is reuse") was out of
+# reach. Same readings, the cut -> this rule: gold (26) layer 1 right 19 -> 19 (real register 8 -> 9 of 13), on
+# topic 20 -> 22; holdout (9) 6 -> 6, 9 -> 9; nine unseen rambles 4 -> 4, 5 -> 6. Weights 0-0.1 give the gold
+# figures within one
+PRIOR_WEIGHT = 0.05  # cosine per nat
+EPS = 1e-4  # probabilities are clipped here before the log
 TALK_WORDS = 900  # words of the talk the model reads (~1,200 tokens: ~10 s on 2 cores); longer talks are thinned
 ANSWER_TOKENS = 48  # one sentence
 # words above which the talk is not read: its thinned text would be half of it or less, and the reading
@@ -91,17 +98,21 @@ def point_statement(model: Any, *, texts: Sequence[str], prompt: Prompt) -> str 
 def candidates(
     *, texts: Sequence[str], probs: Sequence[float], usable: Sequence[bool], also: int
 ) -> list[tuple[int, list[int]]]:
-    """(seed, its passage's sentences) for the ``CANDIDATES`` likeliest usable point sentences by the role
-    model whose passage (``spans.grow``) is all complete statements (layer 1 is never a fragment; where
-    none is, those with a complete first sentence, else any), plus ``also`` (the role model's own choice)."""
+    """(seed, its passage's sentences) for every usable sentence whose passage (``spans.grow``) is all
+    complete statements, likeliest point first by the role model (layer 1 is never a fragment; where none
+    is, those with a complete first sentence, else any), plus ``also`` (the role model's own choice)."""
 
     def passage(i: int) -> list[int]:
-        return list(grow(i, role="focus", texts=texts, probs=probs, usable=usable, connectives=False).indices)
+        return list(  # the passage layer 1 would show: its first sentence and at most one more
+            grow(
+                i, role="focus", texts=texts, probs=probs, usable=usable, connectives=False, max_span=MAX_FOCUS_SPAN
+            ).indices
+        )
 
     ranked = sorted((i for i in range(len(probs)) if usable[i]), key=lambda i: -probs[i])
     whole = [i for i in ranked if all(complete_statement(texts[k]) for k in passage(i))]
     starts = [i for i in ranked if complete_statement(texts[i])]
-    order = (whole or starts or ranked)[:CANDIDATES]
+    order = list(whole or starts or ranked)
     if also not in order:
         order.append(also)
     return [(i, passage(i)) for i in order]
@@ -116,7 +127,8 @@ def closest_start(
     fallback: int,
 ) -> int:
     """The sentence layer 1 starts at: among ``candidates``, the one whose passage is closest to
-    ``reading`` (cosine of MiniLM embeddings); ``fallback`` wins a tie.
+    ``reading`` (cosine of MiniLM embeddings), the role model's point probability a small prior
+    (``PRIOR_WEIGHT``); ``fallback`` wins a tie.
 
     reading: the model's statement of the point (``point_statement``).
     texts, usable: the talk's cleaned sentences and which may be shown (as for ``spans.grow``).
@@ -129,7 +141,9 @@ def closest_start(
     seeds = [seed for seed, _ in found]
     passages = [" ".join(texts[k] for k in sentences) for _, sentences in found]
     vecs = embed([reading, *passages])
-    scores = [float(vecs[k + 1] @ vecs[0]) for k in range(len(seeds))]
+    scores = [
+        float(vecs[k + 1] @ vecs[0]) + PRIOR_WEIGHT * math.log(max(probs[seed], EPS)) for k, seed in enumerate(seeds)
+    ]
     best = max(range(len(seeds)), key=lambda k: (scores[k], seeds[k] == fallback))
-    log.debug("layer 1: %s (cosines %s)", seeds[best], [round(s, 3) for s in scores])
+    log.debug("layer 1: %s (scores %s)", seeds[best], [round(s, 3) for s in scores])
     return seeds[best]
