@@ -307,8 +307,14 @@ NO_ANALOGY = [
 @pytest.mark.slow
 def test_a_role_the_ramble_lacks_is_left_empty_not_faked():
     """No analogy in the ramble: none in the post, and the post records the gap (rendered as an author's note)."""
-    post = structure_transcript(transcript=make_transcript(NO_ANALOGY), llm="none", use_cache=False).to_dict()
+    said: list[str] = []
+    post = structure_transcript(
+        transcript=make_transcript(NO_ANALOGY), llm="none", use_cache=False, progress=said.append
+    ).to_dict()
     assert post["layers"]["analogy"] == [] and "analogy" in post["gaps"]
+    # the progress line names the roles left to the author after the tiers, not the role model's first gaps
+    (left,) = [line for line in said if "left to the author" in line]
+    assert "analogy" in left and "example" not in left and "focus" not in left, said
     assert "KV cache" in post["layers"]["focus"][0]["text"]  # layer 1 names the topic
     example = [it["text"] for it in post["layers"]["example"]]
     assert example == [NO_ANALOGY[3]]  # "for example" said outright is an example

@@ -424,8 +424,6 @@ def structure_transcript(
     t0 = time.perf_counter()
     sel = select_roles(sentences)
     t["select_s"] = time.perf_counter() - t0
-    if sel.gaps:
-        say(f"structure: left empty (no sentence likely enough to serve them): {', '.join(sel.gaps)}")
 
     opened = None
     if spec != "none":
@@ -452,6 +450,9 @@ def structure_transcript(
     guesses = [r for r in ROLES if any(p.tier == "likely" for p in placed[r])]
     if guesses:
         say(f"structure: shown as guesses for the author to check: {', '.join(guesses)}")
+    # said after the judge and the tiers, not after the role model alone: its gaps are often filled later
+    if empty := [r for r in ROLES if not placed[r]]:
+        say(f"structure: left to the author (no passage likely enough): {', '.join(empty)}")
     talk = " ".join(s.text for s in sentences)
     title = _speaker_title(sel, layers, by_id, talk)
     tag_list = prompts["structure_tags_list"].entries()
