@@ -149,3 +149,23 @@ def test_cli_detect_rejects_a_non_transcript(tmp_path):
     r = CliRunner().invoke(cli, ["experiments", "detect", str(p)])
     assert r.exit_code == 2
     assert "not a transcript" in r.output and "Traceback" not in r.output
+
+
+# a continuous-batching ramble of stop 32 (Whisper's words): its prefill complaint, with "a 4000 token prompt",
+# is close in meaning to speculative decoding, which then ran for 146 s and got a verdict on a sentence about latency
+BATCHING_TALK = (
+    "So continuous batching is the thing everybody turns on first for serving. "
+    "Static batching waits for the whole batch, continuous batching swaps a finished sequence out every step. "
+    "Okay so where was I. "
+    "Your time between tokens gets spiked, if someone drops a 4000 token prompt and every model else's next token is "
+    "late, you can see it in the P9.9. "
+    "And the schedule is just way more complicated. "
+    "You're tracking memory per sequence, deciding who to admit, sometimes having to preempt, somebody, because "
+    "you're out of cash, and you're way too optimistic."
+)
+
+
+def test_a_number_claim_does_not_lower_the_semantic_bar_once_the_rules_found_the_ramble_s_subject():
+    found = {d.experiment for d in detect_experiments(transcript=segments_from_text(BATCHING_TALK))}
+    assert "batching-speedup" in found  # the rules see the subject
+    assert "speculative-decoding" not in found  # the numbers are about it, not about another experiment

@@ -131,11 +131,13 @@ def semantic_hits(
     thresholds: dict[str, Thresholds] | None = None,
     only: set[str] | None = None,
     skip_segments: set[int] | frozenset[int] = frozenset(),
+    numbers_lower: bool = True,
 ) -> list[SemanticHit]:
     """Experiments found by meaning, each with its best qualifying window. Empty if embeddings are unavailable.
 
     experiments: all candidates (a window counts only for its closest ones); only: names to report (default all);
     skip_segments: indices of segments whose words a rule already explained (windows touching them are skipped).
+    numbers_lower: a number claim in the window lowers the bar to ``Thresholds.low`` (off: ``high`` always).
     """
     wins = [(i, t) for i, t in window_texts(segments, window) if not skip_segments.intersection(range(i, i + window))]
     if not wins or not experiments:
@@ -155,7 +157,7 @@ def semantic_hits(
             if only is not None and exp.name not in only:
                 continue
             t = th.get(exp.name, DEFAULT_THRESHOLDS)
-            if s + MARGIN < top or not (s >= t.high or (nums and s >= t.low)):
+            if s + MARGIN < top or not (s >= t.high or (numbers_lower and nums and s >= t.low)):
                 continue
             if exp.name not in hits or s > hits[exp.name].similarity:
                 hits[exp.name] = SemanticHit(
