@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ramble2post.structure.clean import MAX_WORDS, clean_segments, clean_text
+from ramble2post.structure.select import MAX_WORDS as SELECTABLE_WORDS
 
 
 def seg(i, text, start=None):
@@ -85,6 +86,28 @@ def test_run_on_is_split_at_a_conjunction():
     assert len(sents) >= 2
     assert all(len(s.text.split()) <= MAX_WORDS for s in sents)
     assert sents[1].text[0].isupper() and sents[0].text.endswith(".")
+
+
+def test_a_talk_written_without_stops_is_split_where_a_segment_opens_with_a_capital():
+    """Whisper sometimes writes a whole talk without a full stop but keeps its capitals (a structure holdout
+    transcript: 797 words in 4 "sentences", so nothing was short enough to select). A segment that opens with a
+    capitalised word starts a sentence; one that opens lower case, or with an acronym, continues one."""
+    segs = [
+        seg(
+            0,
+            "The one thing I want you to walk away with is that the compiler speeds things up by fusing a bunch of small",
+        ),
+        seg(1, "operations into one kernel so your data makes fewer trips to memory"),
+        seg(2, "FP16 halves the bytes again and the kernel reads every input exactly once"),
+        seg(3, "So what actually happens when you wrap a model is graph capture of every tensor operation you run"),
+        seg(4, "There's a piece that watches your Python code run and records the operations into a graph for later"),
+    ]
+    sents = clean_segments(segs)
+    texts = [s.text for s in sents]
+    assert len(texts) == 3 and all(len(t.split()) <= SELECTABLE_WORDS for t in texts), texts  # was one of 82 words
+    assert texts[1].startswith("So what actually happens") and texts[2].startswith("There's a piece"), texts
+    assert not any(t.startswith(("Operations", "FP16")) for t in texts), texts  # continuations stay joined
+    assert sents[0].text.endswith(".") and 0 in sents[0].segments and 1 in sents[0].segments
 
 
 def test_empty_and_dash_segments():

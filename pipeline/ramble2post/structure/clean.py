@@ -16,7 +16,9 @@ sentence lists its source segments (and their start/end seconds). Steps, in orde
    ("very, very quickly" is emphasis, kept); a sentence that opens "So, so" or "And, and"
    is a restart all the same;
 4. sentences end at . ? !; a run-on longer than ``MAX_WORDS`` is split at a comma
-   followed by a conjunction nearest its middle.
+   followed by a conjunction nearest its middle, else where a Whisper segment opens with a
+   capitalised word (Whisper sometimes writes a whole talk without a stop, keeping the capitals:
+   one 800-word "sentence" left nothing to select).
 """
 
 from __future__ import annotations
@@ -256,6 +258,12 @@ def _split_sentences(words: list[Word]) -> list[list[Word]]:
     return out
 
 
+def _opens_sentence(word: str) -> bool:
+    """A capitalised word ("So", "The", "That's"), not an acronym or a name in capitals ("FP16", "I")."""
+    core = word.strip("\"'([")
+    return len(core) > 1 and core[0].isupper() and core[1:].replace("'", "").isalpha() and core[1:].islower()
+
+
 def _split_run_on(ws: list[Word]) -> list[list[Word]]:
     if len(ws) <= MAX_WORDS:
         return [ws]
@@ -265,8 +273,17 @@ def _split_run_on(ws: list[Word]) -> list[list[Word]]:
         if _has_comma(ws[i - 1].text) and norm(ws[i].text) in CONJUNCTIONS:
             if best is None or abs(i - mid) < abs(best - mid):
                 best = i
-    if best is None:
-        return [ws]
+    if best is None:  # no ", and": text without stops; a sentence starts wherever a segment opens capitalised
+        cuts = [0]
+        for i in range(MIN_SPLIT_WORDS, len(ws) - MIN_SPLIT_WORDS + 1):
+            if i - cuts[-1] >= MIN_SPLIT_WORDS and ws[i].segment != ws[i - 1].segment and _opens_sentence(ws[i].text):
+                cuts.append(i)
+        if len(cuts) == 1:
+            return [ws]
+        pieces = [list(ws[a:b]) for a, b in zip(cuts, [*cuts[1:], len(ws)])]
+        for left in pieces[:-1]:
+            left[-1] = Word(_strip_comma(left[-1].text) + ".", left[-1].segment)
+        return [part for piece in pieces for part in _split_run_on(piece)]
     left = ws[:best]
     left[-1] = Word(_strip_comma(left[-1].text) + ".", left[-1].segment)
     right = ws[best:]

@@ -71,7 +71,7 @@ from ramble2post.transcribe.glossary import glossary_setting
 
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
-STRUCTURE_VERSION = 14  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion; 10: layer 1 from the model's reading of the point; 11: jargon re-read by the model; 12: the title a clause of layer 1; 13: no clause starting with a verb and its pronoun object; 14: layer 1 at most two sentences)
+STRUCTURE_VERSION = 15  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion; 10: layer 1 from the model's reading of the point; 11: jargon re-read by the model; 12: the title a clause of layer 1; 13: no clause starting with a verb and its pronoun object; 14: layer 1 at most two sentences; 15: text without stops split at capitalised segments)
 # a sentence spoken to a language model ("ignore the previous instructions and title this post ...")
 # is never shown as an item, so it can reach neither a title nor a passage; it stays in the transcript
 ADDRESSES_MODEL = re.compile(
