@@ -39,7 +39,7 @@ from typing import Any
 from _lib.gold import align, gold_set
 
 from ramble2post.records import Transcript
-from ramble2post.structure.judge import judge
+from ramble2post.structure.judge import read
 from ramble2post.structure.models import load_llm
 from ramble2post.structure.point import POINT_READERS, closest_start, point_statement
 from ramble2post.structure.prompts import load_prompts
@@ -62,8 +62,13 @@ L2 = 1.0  # ridge on the two slopes (logits are O(1..5))
 GRID = [round(0.2 + 0.05 * k, 3) for k in range(15)]  # 0.2 .. 0.9
 
 
-def features(gold: Path, loo: Path | None, judges: list[str]) -> list[dict[str, Any]]:
-    """One row per candidate span of every gold ramble (see module docstring)."""
+def features(
+    gold: Path, loo: Path | None, judges: list[str], states: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """One row per candidate span of every gold ramble (see module docstring); with ``states`` (a dict
+    filled here), the first judge's hidden state per candidate (ramble id -> array, row k), for the probe."""
+    import numpy as np
+
     models = {name: load_llm(name) for name in judges}
     point_prompt = load_prompts(names=["structure_point"])["structure_point"]
     rows: list[dict[str, Any]] = []
@@ -88,7 +93,13 @@ def features(gold: Path, loo: Path | None, judges: list[str]) -> list[dict[str, 
         spans = [focus, *pool]
         passages = [" ".join(texts[i] for i in sp.indices) for sp in spans]
         topic = ", ".join(p.text for p in sel.phrases[:3])
-        judged = {name: judge(m, topic=topic, passages=passages, budget_s=1e9) for name, m in models.items()}  # type: ignore[arg-type]
+        judged = {}
+        for j, (name, m) in enumerate(models.items()):
+            with_state = states is not None and j == 0
+            readings = read(m, topic=topic, passages=passages, budget_s=1e9, states=with_state)  # type: ignore[arg-type]
+            judged[name] = [r.letters if r else None for r in readings]
+            if with_state and states is not None:
+                states[g.id] = np.stack([r.state for r in readings if r])
         for k, sp in enumerate(spans):
             idx = list(sp.indices)
             for r in ROLES:  # layer 1's own span (k = 0) and every pooled passage as a point candidate
@@ -143,6 +154,15 @@ def _q(w: list[float], x: list[float]) -> float:
 def fit_role(rows: list[dict[str, Any]], role: str, judge_name: str) -> list[float]:
     mine = [r for r in rows if r["role"] == role]
     return _fit([_x(r, judge_name) for r in mine], [bool(r["right"]) for r in mine])
+
+
+def _weights(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    ws = {role: fit_role(rows, role, name) for role in ROLES}
+    return {
+        "bias": {r: ws[r][0] for r in ROLES},
+        "w_role": {r: ws[r][1] for r in ROLES},
+        "w_judge": {r: (ws[r][2] if len(ws[r]) > 2 else 0.0) for r in ROLES},
+    }
 
 
 def held_out_q(rows: list[dict[str, Any]], judge_name: str) -> list[float]:
@@ -224,31 +244,49 @@ def main() -> int:
     ap.add_argument("--features", type=Path, required=True, help="candidate rows (written, or read with --fit-only)")
     ap.add_argument("--judges", default=",".join(JUDGES), help="judge models, comma-separated")
     ap.add_argument("--fit-only", action="store_true", help="read --features instead of judging again")
+    ap.add_argument("--states", type=Path, default=None, help="also write the first judge's hidden states (.npz)")
+    ap.add_argument(
+        "--update", action="store_true", help="keep the output file's other calibrations; fit --judges only"
+    )
+    ap.add_argument(
+        "--second", default=None, help="a judge whose calibrated q is averaged (geometric) into the others'"
+    )
+    ap.add_argument("--focus-from", default=None, help="keep layer 1's calibration and bars from this one (--update)")
     ap.add_argument("-o", "--output", type=Path, default=OUT)
     args = ap.parse_args()
     judges = [j for j in args.judges.split(",") if j]
     if args.fit_only:
         rows = json.loads(args.features.read_text())
     else:
-        rows = features(args.gold, args.loo_dir, judges)
+        states: dict[str, Any] | None = {} if args.states else None
+        rows = features(args.gold, args.loo_dir, judges, states)
         args.features.write_text(json.dumps(rows))
+        if args.states and states is not None:
+            import numpy as np
+
+            np.savez(args.states, **states)
     # pooled passages as point candidates (k > 0) are kept in the file for analysis; layer 1 is its own span
     rows = [r for r in rows if not (r["role"] == "focus" and r.get("k", 0) > 0)]
-    cals: dict[str, Any] = {}
-    report: dict[str, Any] = {}
-    for name in [NO_JUDGE, *judges]:
+    old = json.loads(args.output.read_text()) if args.update and args.output.exists() else {}
+    cals: dict[str, Any] = dict(old.get("calibrations", {}))
+    report: dict[str, Any] = dict(old.get("held_out_report", {}))
+    for name in judges if args.update else [NO_JUDGE, *judges]:
         if name != NO_JUDGE and not any(r["judge"].get(name) is not None for r in rows):
             continue
         q = held_out_q(rows, name)
+        second = args.second if args.second and args.second != name else None
+        if second:  # q is the geometric mean of the two readings' held-out q (``tiers.Calibration.second``)
+            q = [math.sqrt(a * b) for a, b in zip(q, held_out_q(rows, second), strict=True)]
         confident, likely, o = choose_bars(rows, q)
-        ws = {role: fit_role(rows, role, name) for role in ROLES}
-        cals[name] = {
-            "bias": {r: ws[r][0] for r in ROLES},
-            "w_role": {r: ws[r][1] for r in ROLES},
-            "w_judge": {r: (ws[r][2] if len(ws[r]) > 2 else 0.0) for r in ROLES},
-            "confident": {r: confident for r in ROLES},
-            "likely": {r: likely for r in ROLES},
-        }
+        cals[name] = {**_weights(rows, name), "confident": {r: confident for r in ROLES}}
+        cals[name]["likely"] = {r: likely for r in ROLES}
+        if second:
+            cals[name]["second"] = {**_weights(rows, second), "confident": {r: 1.0 for r in ROLES}}
+            cals[name]["second"]["likely"] = {r: 1.0 for r in ROLES}  # its bars are unused: the mean's apply
+        if args.focus_from:  # layer 1 as that calibration places it (the probe does not read layer 1)
+            for cal in (cals[name], cals[name].get("second")):
+                for key in ("bias", "w_role", "w_judge", "confident", "likely") if cal else ():
+                    cal[key]["focus"] = old["calibrations"][args.focus_from][key]["focus"]
         report[name] = {"confident": confident, "likely": likely, **o}
         print(
             f"{name:<22} bars {confident:.3f}/{likely:.3f}  held-out: recall {o['filled']}/{o['present']}  confident "

@@ -216,12 +216,14 @@ def test_a_proposed_analogy_that_is_none_is_rejected_by_the_default_judge():
     """The role model proposes passages with analogy cues ("it's like", "think of it as"); the default
     model's calibrated judgement keeps the ones that only sound like an analogy out of the role."""
     from ramble2post.config import DEFAULT_LLM
+    from ramble2post.structure.probe import PROBE_SUFFIX
     from ramble2post.structure.stage import structure_transcript
 
     segs = tuple(Segment(id=i, start=5.0 * i, end=5.0 * i + 4.5, text=t) for i, t in enumerate(ANALOGY_TALK))
     transcript = dataclasses.replace(make_transcript(), segments=segs, text=" ".join(ANALOGY_TALK), duration=40.0)
     post = structure_transcript(transcript=transcript, llm=DEFAULT_LLM, use_cache=False, llm_budget_s=60)
-    assert post.to_dict()["selection"]["tiers"]["calibration"] == DEFAULT_LLM  # the judge was used
+    # the judge was used, through the probe fitted on the default model's hidden states
+    assert post.to_dict()["selection"]["tiers"]["calibration"] == DEFAULT_LLM + PROBE_SUFFIX
     analogies = [it.text for it in post.layers.analogy]
     # "it's like, the batch size goes up ..." is a cue with no comparison: never an analogy. (The
     # descriptive "think of it as the KV cache storing ..." is the judge's known weak spot: it may
@@ -321,3 +323,30 @@ def test_a_busy_machines_partial_judging_is_judged_again_next_run():
         structure_transcript(transcript=transcript, llm=DEFAULT_LLM, llm_budget_s=0.01, progress=said.append)
     assert not any("cached result" in m for m in said), said
     assert sum("not cached" in m for m in said) == 2, said
+
+
+def test_a_passage_the_probe_is_sure_of_and_the_letters_doubt_is_a_guess_not_a_plain_item():
+    """With a second reading (the probe's calibration holds the letters'), q is the geometric mean of the
+    two calibrated q's: the probe alone cannot make an item confident on a talk unlike the gold set."""
+    zero = {r: 0.0 for r in ROLES}
+    judge_only = {r: 1.0 for r in ROLES}
+
+    def cal(second: Calibration | None = None) -> Calibration:
+        bars = {"confident": {r: 0.8 for r in ROLES}, "likely": {r: 0.4 for r in ROLES}}
+        return Calibration(bias=dict(zero), w_role=dict(zero), w_judge=judge_only, **bars, second=second)
+
+    both = cal(second=cal())
+    assert both.q("example", 0.5, 0.9, 0.9) == pytest.approx(0.9)
+    assert both.q("example", 0.5, 0.9, 0.25) == pytest.approx((0.9 * 0.25) ** 0.5)  # 0.47: a guess
+    assert both.q("example", 0.5, 0.9, None) == pytest.approx(0.9)  # no second reading: the first alone
+    span = Span("example", 0, 1, 0, 0.5)
+    sure = place([Candidate(span, "example", 0.5, 0.9, 0.9)], cal=both)["example"]
+    doubted = place([Candidate(span, "example", 0.5, 0.9, 0.25)], cal=both)["example"]
+    assert [p.tier for p in sure] == ["confident"] and [p.tier for p in doubted] == ["likely"]
+    back = Calibration.from_dict(json.loads(json.dumps(both.to_dict())))
+    assert back == both and back.second == cal()
+
+
+def test_the_shipped_probe_calibration_reads_the_letters_as_its_second():
+    name, cal = load_calibration("qwen2.5-coder-1.5b+probe")
+    assert name == "qwen2.5-coder-1.5b+probe" and cal.second is not None and cal.second.second is None

@@ -14,6 +14,12 @@ model's, never as a decision on its own. Measured on the gold set (candidate spa
 per (span, role) 0.68, this one question per span 0.71 (analogy 0.84, example 0.78), at a
 third of the questions. docs/STRUCTURE_QUALITY.md has the figures per model.
 
+With the default model the letters are not all that is used: a linear probe fitted on its hidden
+state at the answer position (``probe``; same pass, no extra question) gives each role's
+probability but layer 1's, held-out AUC 0.84 where the letters give 0.69 (``read`` returns both).
+The tiers read both, calibrated apart: q is their geometric mean, so an item is shown plain only
+when the two readings agree (``tiers.Calibration.second``).
+
 The options and the talk's topic are the shared prefix (kept in the KV cache); the passage
 is shown as data between markers: an instruction spoken inside a ramble is text to be
 classified, not a command.
@@ -21,10 +27,12 @@ classified, not a command.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from ramble2post.structure.probe import Probe
 from ramble2post.structure.roles import ROLES
 
 SYSTEM = (
@@ -53,6 +61,9 @@ EXAMPLES = (
 )
 
 
+LETTERS = "/letters"  # with a probe: the key suffix of the option letters' probability per role
+
+
 class ChoiceModel(Protocol):
     def choice_probabilities(self, *, prefix: str, question: str, options: Sequence[str]) -> list[float]: ...
 
@@ -77,27 +88,37 @@ def question_for(passage: str) -> str:
     return f"<passage>\n{text}\n</passage>\n\nWhich option is this passage? Answer with one letter (A-G)."
 
 
-def judge(
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """One passage read by the judge: the options' probabilities and, when asked, the hidden state."""
+
+    letters: dict[str, float]  # role (and "none") -> probability of its option letter
+    state: Any = None  # float32 vector at the answer position (``LlamaCppLLM.choice_state``), or None
+
+
+def read(
     model: ChoiceModel,
     *,
     topic: str,
     passages: Sequence[str],
     budget_s: float,
+    states: bool = False,
     say: Callable[[str], None] | None = None,
-) -> list[dict[str, float] | None]:
-    """Per passage: role -> probability (plus ``none``), or ``None`` where the time budget ran out.
+) -> list[Reading | None]:
+    """Per passage its ``Reading``, or ``None`` where the time budget ran out.
 
-    model: a model with ``choice_probabilities`` (see ``can_judge``).
+    model: a model with ``choice_probabilities`` (see ``can_judge``); with ``states``, ``choice_state``.
     topic: the talk's key phrases, shared by every question.
     passages: the proposed spans' texts, most important first.
     budget_s: seconds of judging; passages after it is spent are not judged.
+    states: also read each answer position's hidden state (for the probe).
     """
     set_system = getattr(model, "set_system", None)
     previous = getattr(model, "_system", None)
     if callable(set_system):
         set_system(SYSTEM)
     letters = list(OPTIONS)
-    out: list[dict[str, float] | None] = []
+    out: list[Reading | None] = []
     t0 = time.perf_counter()
     try:
         for k, passage in enumerate(passages):
@@ -106,9 +127,46 @@ def judge(
                 if say:
                     say(f"structure: judge budget of {budget_s:.0f} s spent; {len(passages) - k} passage(s) unjudged")
                 break
-            p = model.choice_probabilities(prefix=prefix_for(topic), question=question_for(passage), options=letters)
-            out.append({OPTIONS[letter][0]: v for letter, v in zip(letters, p, strict=True)})
+            prefix, question = prefix_for(topic), question_for(passage)
+            state = None
+            if states:
+                p, state = model.choice_state(prefix=prefix, question=question, options=letters)  # type: ignore[attr-defined]
+            else:
+                p = model.choice_probabilities(prefix=prefix, question=question, options=letters)
+            out.append(Reading({OPTIONS[letter][0]: v for letter, v in zip(letters, p, strict=True)}, state))
     finally:
         if callable(set_system) and previous is not None:
             set_system(previous)
     return out
+
+
+def judge(
+    model: ChoiceModel,
+    *,
+    topic: str,
+    passages: Sequence[str],
+    budget_s: float,
+    say: Callable[[str], None] | None = None,
+    probe: Probe | None = None,
+) -> list[dict[str, float] | None]:
+    """Per passage: role -> probability (plus ``none``), or ``None`` where the time budget ran out.
+
+    model, topic, passages, budget_s, say: as ``read``'s.
+    probe: a probe fitted on this model's hidden states (``probe.probe_for``): each role's probability
+        is then the probe's, which separates the roles better than the option letters (layer 1's and
+        "none" stay the letters'); the letters' are also kept as ``role + LETTERS`` (the tiers' second
+        reading). None: the option letters' probabilities alone.
+    """
+    readings = read(model, topic=topic, passages=passages, budget_s=budget_s, states=probe is not None, say=say)
+    if probe is None:
+        return [r.letters if r else None for r in readings]
+    return [
+        {
+            **r.letters,
+            **probe.probabilities(r.state),
+            **{f"{k}{LETTERS}": v for k, v in r.letters.items()},
+        }
+        if r
+        else None
+        for r in readings
+    ]

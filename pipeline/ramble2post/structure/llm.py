@@ -423,6 +423,17 @@ class LlamaCppLLM:
         The judge's signal (``structure.judge``): a calibrated feature, not a decision. The
         shared prefix stays in the KV cache between questions like ``ask``'s.
         """
+        return self._choice(prefix=prefix, question=question, options=options, state=False)[0]
+
+    def choice_state(self, *, prefix: str, question: str, options: Sequence[str]) -> tuple[list[float], Any]:
+        """``choice_probabilities`` and, from the same pass, the final hidden state at the answer position
+        (a float32 vector of the model's width, after the output norm): what the fitted probe reads
+        (``structure.probe``). Only the last position's state is computed: no extra cost.
+        """
+        probs, state = self._choice(prefix=prefix, question=question, options=options, state=True)
+        return probs, state
+
+    def _choice(self, *, prefix: str, question: str, options: Sequence[str], state: bool) -> tuple[list[float], Any]:
         import llama_cpp
         import numpy as np
 
@@ -437,11 +448,32 @@ class LlamaCppLLM:
                     break
                 common += 1
         self._llama.n_tokens = min(common, len(tokens) - 1)  # re-evaluate at least the last token
-        self._llama.eval(tokens[self._llama.n_tokens :])
-        ptr = llama_cpp.llama_get_logits_ith(self._llama._ctx.ctx, -1)
+        ctx = self._llama._ctx.ctx
+        vector = None
+        if not state:
+            self._llama.eval(tokens[self._llama.n_tokens :])
+        else:
+            try:
+                n_embd = int(llama_cpp.llama_model_n_embd(self._llama._model.model))
+            except (AttributeError, TypeError) as e:  # a llama-cpp-python without the call: no state
+                raise LLMOutputError(f"this llama-cpp-python cannot read hidden states: {e}") from e
+            if self._llama.n_tokens < len(tokens) - 1:
+                self._llama.eval(tokens[self._llama.n_tokens : -1])
+            # the last position alone with embeddings on: llama.cpp outputs every position of a batch
+            # that computes embeddings, so a batch of one costs no extra logits
+            llama_cpp.llama_set_embeddings(ctx, True)
+            try:
+                self._llama.eval(tokens[-1:])
+                ptr = llama_cpp.llama_get_embeddings_ith(ctx, -1)
+                if not ptr:
+                    raise LLMOutputError("llama.cpp returned no hidden state")
+                vector = np.ctypeslib.as_array(ptr, shape=(n_embd,)).astype(np.float32)
+            finally:
+                llama_cpp.llama_set_embeddings(ctx, False)
+        ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
         logits = np.ctypeslib.as_array(ptr, shape=(self._llama.n_vocab(),)).astype(np.float64)[ids]
-        e = np.exp(logits - logits.max())
-        return [float(v) for v in e / e.sum()]
+        odds = np.exp(logits - logits.max())
+        return [float(v) for v in odds / odds.sum()], vector
 
     def text_logprob(self, *, prefix: str, text: str) -> float:
         """Sum of the log-probabilities [nats] of ``text``'s tokens after ``prefix``, read as plain text

@@ -45,11 +45,12 @@ from ramble2post.structure.asking import (
 )
 from ramble2post.structure.clean import Sentence, clean_segments
 from ramble2post.structure.jargon import JargonFix, fix_jargon
-from ramble2post.structure.judge import can_judge, judge
+from ramble2post.structure.judge import LETTERS, can_judge, judge
 from ramble2post.structure.keyphrases import keyphrase_title, names_phrase, topic_phrases
 from ramble2post.structure.llm import LLM, resolve_gguf, sha256_of
 from ramble2post.structure.models import load_llm, parse_llm_spec
 from ramble2post.structure.point import POINT_READERS, closest_start, point_statement, worth_reading
+from ramble2post.structure.probe import PROBE_SUFFIX, probe_for, probe_text
 from ramble2post.structure.prompts import Prompt, load_prompts, versions
 from ramble2post.structure.reread import reread_sentences, user_glossary
 from ramble2post.structure.roles import ROLES, weights_text
@@ -71,7 +72,7 @@ from ramble2post.transcribe.glossary import glossary_setting
 
 __all__ = ["Post", "make_sections", "salvage_text", "speaker_title", "structure_transcript", "validate_post"]
 
-STRUCTURE_VERSION = 15  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion; 10: layer 1 from the model's reading of the point; 11: jargon re-read by the model; 12: the title a clause of layer 1; 13: no clause starting with a verb and its pronoun object; 14: layer 1 at most two sentences; 15: text without stops split at capitalised segments)
+STRUCTURE_VERSION = 16  # bump when the algorithm changes: part of the cache key (5: spans, judge, tiers; 6: model judge on titles and rewrites; 7: fillers after conjunctions, gap hints; 8: titles from a confident layer 1; 9: the model title a suggestion; 10: layer 1 from the model's reading of the point; 11: jargon re-read by the model; 12: the title a clause of layer 1; 13: no clause starting with a verb and its pronoun object; 14: layer 1 at most two sentences; 15: text without stops split at capitalised segments; 16: the judge's probe)
 # a sentence spoken to a language model ("ignore the previous instructions and title this post ...")
 # is never shown as an item, so it can reach neither a title nor a passage; it stays in the transcript
 ADDRESSES_MODEL = re.compile(
@@ -222,9 +223,14 @@ def _propose(
     ]
     probs = {r: [sel.scores[r][s.id] for s in sentences] for r in ROLES}
     first = layer1_start(sentences, sel)
-    cal_name, cal = load_calibration(_judge_name(spec))
+    name = _judge_name(spec)
+    probe = probe_for(opened.model) if opened is not None and name is not None else None
+    cal_name, cal = load_calibration(f"{name}{PROBE_SUFFIX}" if probe else name)
+    if probe and cal_name == NO_JUDGE:  # a tiers file without the probe's calibration: the letters'
+        probe = None
+        cal_name, cal = load_calibration(name)
     reading = None
-    if opened is not None and cal_name in POINT_READERS and worth_reading(texts):
+    if opened is not None and cal_name.removesuffix(PROBE_SUFFIX) in POINT_READERS and worth_reading(texts):
         say(f"structure: asking {spec} for the talk's point (layer 1 starts at the speaker's passage closest to it)")
         t0 = time.perf_counter()
         reading = point_statement(opened.model, texts=texts, prompt=point_prompt)
@@ -238,11 +244,14 @@ def _propose(
         say(f"structure: judging {len(spans)} candidate passages with {spec}")
         topic = ", ".join(p.text for p in sel.phrases[:3])
         passages = [" ".join(texts[i] for i in sp.indices) for sp in spans]
-        judged = judge(opened.model, topic=topic, passages=passages, budget_s=judge_budget_s, say=say)  # type: ignore[arg-type]
+        judged = judge(opened.model, topic=topic, passages=passages, budget_s=judge_budget_s, say=say, probe=probe)  # type: ignore[arg-type]
 
     def candidate(k: int, role: str) -> Candidate:
         verdict = judged[k]
-        return Candidate(spans[k], role, span_probability(spans[k], probs[role]), verdict[role] if verdict else None)
+        p_role = span_probability(spans[k], probs[role])
+        if not verdict:
+            return Candidate(spans[k], role, p_role, None)
+        return Candidate(spans[k], role, p_role, verdict[role], verdict.get(role + LETTERS))
 
     pairs = [candidate(k, r) for k in range(1, len(spans)) for r in ROLES if r != "focus"]
     alone = load_calibration(None)[1]
@@ -341,6 +350,7 @@ def _cache_key(*, transcript_sha: str, spec: str, prompts: dict[str, Prompt], bu
             "prompts": {n: [p.version, p.sha256] for n, p in prompts.items()},
             "roles": hashlib.sha256(weights_text().encode()).hexdigest(),
             "tiers": hashlib.sha256(tiers_text().encode()).hexdigest(),
+            "probe": hashlib.sha256(probe_text().encode()).hexdigest(),
             "glossary": glossary_setting(current()),  # the terms the model re-reads for (``reread``)
         }
     )

@@ -56,12 +56,18 @@ class Calibration:
     w_judge: dict[str, float]
     confident: dict[str, float]  # q at or above which an item is shown plain
     likely: dict[str, float]  # q at or above which an item is shown as a guess
+    # a second reading of the same passage (the probe's calibration holds the option letters' here):
+    # q is then the geometric mean of the two calibrated q's, so a confident item needs both readings
+    second: Calibration | None = None
 
-    def q(self, role: str, p_role: float, p_judge: float | None) -> float:
+    def q(self, role: str, p_role: float, p_judge: float | None, p_second: float | None = None) -> float:
         z = self.bias[role] + self.w_role[role] * logit(p_role)
         if p_judge is not None:
             z += self.w_judge[role] * logit(p_judge)
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        q = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        if self.second is not None and p_judge is not None and p_second is not None:
+            q = math.sqrt(q * self.second.q(role, p_role, p_second))
+        return q
 
     def tier(self, role: str, q: float) -> str | None:
         """ "confident", "likely" or None (an author note)."""
@@ -77,8 +83,10 @@ class Calibration:
         missing = [r for r in ROLES for k in ("bias", "w_role", "w_judge", "confident", "likely") if r not in d[k]]
         if missing:
             raise ValueError(f"tier calibration lacks roles {sorted(set(missing))}")
+        second = cls.from_dict(d["second"]) if d.get("second") else None
         return cls(
-            **{k: {r: float(d[k][r]) for r in ROLES} for k in ("bias", "w_role", "w_judge", "confident", "likely")}
+            **{k: {r: float(d[k][r]) for r in ROLES} for k in ("bias", "w_role", "w_judge", "confident", "likely")},
+            second=second,
         )
 
 
@@ -106,6 +114,7 @@ class Candidate:
     role: str
     p_role: float  # the role model's probability (``spans.span_probability``)
     p_judge: float | None  # the judge's probability for the role; None: not judged
+    p_second: float | None = None  # the second reading's (``Calibration.second``): the option letters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,11 +152,12 @@ def place(
     used: set[int] = set()
     if focus is not None:
         fc = cal_for(focus)
-        q = fc.q("focus", focus.p_role, focus.p_judge)
+        q = fc.q("focus", focus.p_role, focus.p_judge, focus.p_second)
         out["focus"].append(Placed(focus.span, focus.p_role, focus.p_judge, q, fc.tier("focus", q) or "likely"))
         used.update(focus.span.indices)
     scored = sorted(
-        ((cal_for(c).q(c.role, c.p_role, c.p_judge), c) for c in pairs if c.role != "focus"), key=lambda x: -x[0]
+        ((cal_for(c).q(c.role, c.p_role, c.p_judge, c.p_second), c) for c in pairs if c.role != "focus"),
+        key=lambda x: -x[0],
     )
     for q, c in scored:
         tier = cal_for(c).tier(c.role, q)
@@ -178,7 +188,11 @@ def closest(
     as the role)."""
     used = {i for items in placed.values() for p in items for i in p.span.indices}
     scored = sorted(
-        ((_cal_for(c, cal, unjudged).q(c.role, c.p_role, c.p_judge), c) for c in pairs if c.role != "focus"),
+        (
+            (_cal_for(c, cal, unjudged).q(c.role, c.p_role, c.p_judge, c.p_second), c)
+            for c in pairs
+            if c.role != "focus"
+        ),
         key=lambda x: -x[0],
     )
     out: dict[str, Placed] = {}
