@@ -85,6 +85,8 @@ def test_the_judge_reports_the_probe_for_the_model_it_was_fitted_on_only(tmp_pat
     assert probed[0]["none"] == pytest.approx(1 / 7)  # "none" stays the letters'
     assert probed[1]["focus"] == letters[1]["focus"]  # layer 1 is not probed: the letters judge it
     assert probed[1]["example" + LETTERS] == letters[1]["example"]  # the second reading, for the tiers
+    model.can_read_state = lambda: False  # an older llama-cpp-python: the letters, with their calibration
+    assert probe_for(model, path) is None
     monkeypatch.setenv(PROBE_ENVVAR, "none")
     assert probe_text() == "" and probe_for(model) is None  # switched off for a benchmark's baseline
 

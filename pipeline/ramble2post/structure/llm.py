@@ -425,6 +425,14 @@ class LlamaCppLLM:
         """
         return self._choice(prefix=prefix, question=question, options=options, state=False)[0]
 
+    def can_read_state(self) -> bool:
+        """True when this llama-cpp-python exposes the calls ``choice_state`` needs (0.3.x with the
+        llama_model_* API); an older one keeps the option letters (``probe.probe_for``)."""
+        import llama_cpp
+
+        needed = ("llama_set_embeddings", "llama_get_embeddings_ith", "llama_model_n_embd")
+        return all(callable(getattr(llama_cpp, f, None)) for f in needed)
+
     def choice_state(self, *, prefix: str, question: str, options: Sequence[str]) -> tuple[list[float], Any]:
         """``choice_probabilities`` and, from the same pass, the final hidden state at the answer position
         (a float32 vector of the model's width, after the output norm): what the fitted probe reads

@@ -142,7 +142,8 @@ def probe_text(path: Path | None = None) -> str:
 def probe_for(model: Any, path: Path | None = None) -> Probe | None:
     """The probe fitted on ``model``'s file (same sha256) when the model can show its hidden state; else None."""
     info = getattr(model, "info", None)
-    if not callable(getattr(model, "choice_state", None)) or info is None:
+    readable = getattr(model, "can_read_state", None)
+    if not callable(getattr(model, "choice_state", None)) or info is None or (callable(readable) and not readable()):
         return None
     text = probe_text(path)
     if not text:
