@@ -148,6 +148,9 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("RAMBLE2POST_DEBUG", "debug", "1: Python tracebacks on errors, as --debug"),
     EnvVar("RAMBLE2POST_ROLE_WEIGHTS", None, "another role model file (benchmarks' held-out folds)", internal=True),
     EnvVar("RAMBLE2POST_TIERS", None, "another tier calibration file (benchmarks, tests)", internal=True),
+    EnvVar(
+        "RAMBLE2POST_PROBE", None, "another judge probe file, or none: the letters alone (benchmarks)", internal=True
+    ),
     EnvVar("RAMBLE2POST_FAULT_TABLE", None, "write the fault matrix as Markdown here (tests/faults)", internal=True),
     EnvVar("RAMBLE2POST_TEST_NODE_CACHE", None, "node_modules cache for the Astro tests", internal=True),
     EnvVar("RAMBLE2POST_SHOTS", None, "screenshot folder for the Astro tests", internal=True),
