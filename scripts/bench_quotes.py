@@ -3,9 +3,9 @@
     .venv/bin/python scripts/bench_quotes.py            # precision of the quotes, gold and holdout rambles
     .venv/bin/python scripts/bench_quotes.py --errors   # also list the quotes that are about something else
 
-Every transcript of tests/data/structure_gold and structure_holdout, plus
-tests/data/claims/quoted/unseen-speculative (a ramble written and spoken after the rules), is
-run through detection; each detected experiment gets the stored quick-run result of
+Every transcript of tests/data/structure_gold and structure_holdout whose claim sentences are labelled (the
+38 of stop 30; the rambles added at stop 35 are not), plus the unseen rambles of tests/data/claims/quoted/
+(written and spoken after the rules), is run through detection; each detected experiment gets the stored quick-run result of
 tests/data/results/<experiment>.json and quotes what ``publish.measurements.claims_for`` picks
 (with the ramble's other detected experiments as rivals, as in a draft). A quote is right when
 tests/data/claims/quoted/labels.jsonl lists that experiment for the sentence: 350 claim
@@ -61,7 +61,8 @@ def main() -> int:
     score = {"gold": [0, 0, 0], "holdout": [0, 0, 0]}  # quoted, right, experiments detected
     runs = {"gold": [0, 0, 0, 0], "holdout": [0, 0, 0, 0]}  # detected, of them labelled, run, of them labelled
     wrong = []
-    for name, split, path in rambles():
+    labelled = {ramble for ramble, _text in labels}  # rambles added since (stop 35's gold) carry no claim labels
+    for name, split, path in (r for r in rambles() if r[0] in labelled):
         t = Transcript.from_dict(json.loads(path.read_text()))
         results = []
         for d in detect_experiments(transcript=t):

@@ -83,7 +83,8 @@ def main() -> int:
         print(f"{label:<16} ROC AUC of (passage, role), roles but layer 1: {a:.3f}")
     args.rows_out.write_text(json.dumps(rows))
     probe = fit_rows(rows, states, sha, args.dim, args.l2)
-    args.output.write_text(json.dumps(probe.to_dict(), indent=1) + "\n")
+    data = {**probe.to_dict(), "trained_on": sorted({r["id"] for r in rows})}  # ignored when read
+    args.output.write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {args.output} ({len(rows)} rows, {len(states)} rambles, width {len(probe.weights['reason'])})")
     return 0 if all(math.isfinite(v) for v in probe.bias.values()) else 1
 

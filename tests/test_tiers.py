@@ -350,3 +350,25 @@ def test_a_passage_the_probe_is_sure_of_and_the_letters_doubt_is_a_guess_not_a_p
 def test_the_shipped_probe_calibration_reads_the_letters_as_its_second():
     name, cal = load_calibration("qwen2.5-coder-1.5b+probe")
     assert name == "qwen2.5-coder-1.5b+probe" and cal.second is not None and cal.second.second is None
+
+
+def test_the_shipped_tiers_and_probe_are_fitted_on_gold_rambles_never_on_the_holdout():
+    """The calibration and the probe are fitted on the same gold rambles, and on none of the holdout's:
+    the holdout's figures in the docs are the held-out ones."""
+    from tests.conftest import REPO_ROOT
+
+    data = REPO_ROOT / "tests" / "data"
+    gold = {json.loads(p.read_text())["id"] for p in (data / "structure_gold").glob("*/labels.json")}
+    real = [
+        p
+        for p in (data / "structure_gold").glob("*/labels.json")
+        if json.loads(p.read_text()).get("register") == "real"
+    ]
+    assert len(gold) >= 50 and len(real) >= 35  # stop 35: 53 rambles, 40 in the register of real speech
+    holdout = {json.loads(p.read_text())["id"] for p in (data / "structure_holdout").glob("*/labels.json")}
+    assert len(holdout) >= 15 and not holdout & gold
+    shipped = REPO_ROOT / "pipeline" / "ramble2post" / "structure"
+    tiers = json.loads((shipped / "tiers.json").read_text())
+    probe = json.loads((shipped / "probe.json").read_text())
+    assert sorted(tiers["trained_on"]) == probe["trained_on"]
+    assert set(probe["trained_on"]) <= gold and not holdout & set(probe["trained_on"])
