@@ -17,6 +17,7 @@ sum over built-in terms of min(reference count, transcript count) / reference co
     .venv/bin/python scripts/bench_jargon_prompt.py --gold tests/data/structure_gold \\
         --only kv-cache --only roofline --wording sentence --wording list --json gold.json
     .venv/bin/python scripts/bench_jargon_prompt.py --noise --only none   # noise check alone
+    .venv/bin/python scripts/bench_jargon_prompt.py --term-bias 2 --gold tests/data/jargon_holdout2   # + biasing
 """
 
 from __future__ import annotations
@@ -75,14 +76,16 @@ def make_audio(folder: Path, work: Path) -> tuple[Path | None, str]:
     return wav, how
 
 
-def transcribe(wav: Path, prompt: str | None, engine: str = "auto"):  # -> (Transcript | None, wall s)
+def transcribe(wav: Path, prompt: str | None, engine: str = "auto", bias: float = 0.0):  # -> (Transcript | None, s)
     from ramble2post.errors import AudioError
     from ramble2post.transcribe.stage import TranscribeOptions, transcribe_file
 
     t0 = time.perf_counter()
     try:
         tr = transcribe_file(
-            audio_path=wav, options=TranscribeOptions(prompt=prompt, glossary=None, engine=engine), use_cache=False
+            audio_path=wav,
+            options=TranscribeOptions(prompt=prompt, glossary=None, engine=engine, term_bias=bias),
+            use_cache=False,
         )
     except AudioError:  # no speech recognised: the right answer on noise
         tr = None
@@ -127,7 +130,9 @@ def score(refs: list[str], hyps: list[str]) -> dict[str, float | int]:
     }
 
 
-def noise_check(work: Path, prompts: dict[str, str | None], engine: str) -> list[dict[str, str | float]]:
+def noise_check(
+    work: Path, prompts: dict[str, str | None], engine: str, biases: dict[str, float]
+) -> list[dict[str, str | float]]:
     """30 s of pink noise (two levels) and of silence, transcribed with each prompt: the text produced."""
     out = []
     for name, src in {
@@ -139,7 +144,7 @@ def noise_check(work: Path, prompts: dict[str, str | None], engine: str) -> list
         if not wav.exists():
             subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", src, "-ac", "1", str(wav)], check=True)
         for label, prompt in prompts.items():
-            tr, wall = transcribe(wav, prompt, engine)
+            tr, wall = transcribe(wav, prompt, engine, biases.get(label, 0.0))
             out.append({"audio": name, "prompt": label, "text": tr.text if tr else "", "wall_s": round(wall, 1)})
             print(f"noise {name:10} prompt={label:8} {wall:5.1f} s  text={out[-1]['text']!r}", flush=True)
     return out
@@ -157,6 +162,13 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/jp/audio"), help="where the spoken clips are kept")
     ap.add_argument("--engine", default="auto", help="auto | batched | sequential (TranscribeOptions.engine)")
     ap.add_argument("--noise", action="store_true", help="also transcribe 30 s of pink noise and of silence")
+    ap.add_argument(
+        "--term-bias",
+        type=float,
+        action="append",
+        default=[],
+        help="also decode with the first wording and this bias toward the terms [nats] (TranscribeOptions.term_bias)",
+    )
     ap.add_argument("--json", type=Path, help="write rows, per-ramble texts and prompts here")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -164,6 +176,9 @@ def main() -> None:
     user = tuple((t, ()) for t in args.term)
     prompts: dict[str, str | None] = {"none": None}
     prompts |= {w: WORDINGS[w](terms) for w in args.wording or ["sentence"]}
+    first = (args.wording or ["sentence"])[0]
+    biases = {f"{first}+bias{b:g}": b for b in args.term_bias}  # label -> nats; the prompt: the first wording's
+    prompts |= dict.fromkeys(biases, prompts[first])
     for w, p in prompts.items():
         print(f"prompt {w}: {p!r}")
     report: dict = {"engine": args.engine, "prompts": prompts, "rows": [], "rambles": [], "skipped": []}
@@ -188,7 +203,7 @@ def main() -> None:
             refs.append((folder / "reference.txt").read_text(encoding="utf-8"))
             entry = {"set": root.name, "ramble": folder.name, "audio": how, "texts": {}, "wall_s": {}}
             for label, prompt in prompts.items():
-                tr, secs = transcribe(wav, prompt, args.engine)
+                tr, secs = transcribe(wav, prompt, args.engine, biases.get(label, 0.0))
                 wall[label] += secs
                 entry["wall_s"][label] = round(secs, 1)
                 audio_s += tr.duration / len(prompts) if tr else 0.0
@@ -207,7 +222,7 @@ def main() -> None:
                 f"   decode {wall[label]:.0f} s / {audio_s:.0f} s audio"
             )
     if args.noise:
-        report["noise"] = noise_check(args.work, prompts, args.engine)
+        report["noise"] = noise_check(args.work, prompts, args.engine, biases)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

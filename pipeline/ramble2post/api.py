@@ -111,6 +111,7 @@ def run(
             language=conf.language,
             prompt=prompt_setting(conf),
             glossary=glossary_setting(conf),
+            term_bias=conf.term_bias,
         ),
     )
     resumed = " · cached: not transcribed again" if not (_cache_entries(CACHE_STAGE) - known) else ""
@@ -197,6 +198,7 @@ def follow_up(
         language=conf.language,
         prompt=prompt_setting(conf),
         glossary=glossary_setting(conf),
+        term_bias=conf.term_bias,
     )
     transcript = transcribe_file(audio_path=audio, options=options)
     _done(t, f"{len(transcript.segments)} segments, {transcript.duration:.0f} s of audio", say)

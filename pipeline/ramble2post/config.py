@@ -72,6 +72,9 @@ def config_path() -> Path:
 
 
 JARGON_PROMPT_DEFAULT = True  # see Settings.jargon_prompt
+# nats added to the logits of the glossary's terms' tokens while Whisper decodes (transcribe/bias.py;
+# off: on the short-clip sets it wrote more terms nobody said, docs/PERFORMANCE.md "Terms favoured while decoding")
+TERM_BIAS_DEFAULT = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Settings:
     # true: Whisper's initial prompt lists the glossary's terms (glossary.jargon_prompt), biasing the decoder
     # toward them (docs/PERFORMANCE.md, "Jargon": recall and WER with and without it on unseen rambles)
     jargon_prompt: bool = JARGON_PROMPT_DEFAULT
+    term_bias: float = TERM_BIAS_DEFAULT  # nats toward the glossary's terms while decoding; 0 = off
     ffmpeg: str | None = None  # ffmpeg binary; default: PATH, then imageio-ffmpeg's build
     offline: bool = False  # never download a Whisper model
     cache: str | None = None  # stage outputs and converted models; default: $RAMBLE2POST_HOME/cache
@@ -140,6 +144,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "RAMBLE2POST_JARGON_PROMPT",
         "jargon_prompt",
         "1/0: Whisper's initial prompt lists the glossary's terms, as --jargon-prompt/--no-jargon-prompt",
+    ),
+    EnvVar(
+        "RAMBLE2POST_TERM_BIAS",
+        "term_bias",
+        "nats added to the glossary's terms' tokens while Whisper decodes (0 = off), as --term-bias",
     ),
     EnvVar("RAMBLE2POST_FFMPEG", "ffmpeg", "the ffmpeg binary (default: PATH, then imageio-ffmpeg's)"),
     EnvVar("RAMBLE2POST_OFFLINE", "offline", "1: never download a Whisper model"),
@@ -187,6 +196,12 @@ def _convert(name: str, raw: Any, source: str) -> Any:
     try:
         if name == "llm_timeout":
             return float(raw)
+        if name == "term_bias":
+            value = float(raw)
+            if not 0 <= value <= 10:  # nats; beyond ~5 the terms drown what was said
+                where = f"${env_var(name)}" if source == "env" else f"{source}: term_bias ="
+                raise InputError(f"{where} {raw!r} must be from 0 to 10 (nats; 0 = off)")
+            return value
         if name == "llm_threads":
             value = int(raw)
             return value if value > 0 else None

@@ -14,7 +14,15 @@ from typing import Any, TypeVar
 
 import click
 
-from ramble2post.config import DEFAULT_LLM, DEFAULT_WHISPER, JARGON_PROMPT_DEFAULT, Settings, env_var, resolve
+from ramble2post.config import (
+    DEFAULT_LLM,
+    DEFAULT_WHISPER,
+    JARGON_PROMPT_DEFAULT,
+    TERM_BIAS_DEFAULT,
+    Settings,
+    env_var,
+    resolve,
+)
 from ramble2post.structure.models import LLMSpec, parse_llm_spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -137,6 +145,19 @@ def jargon_prompt_option(f: F) -> F:
         help="Give Whisper the glossary's terms (built-in and yours) as its initial prompt, so that it "
         'writes "vLLM" and "FP8" rather than "VLM" and "F8". '
         f"Default: {'on' if JARGON_PROMPT_DEFAULT else 'off'} (${env_var('jargon_prompt')}).",
+    )(f)
+
+
+def term_bias_option(f: F) -> F:
+    return click.option(
+        "--term-bias",
+        type=click.FloatRange(0, 10),
+        default=None,
+        callback=or_setting("term_bias"),
+        metavar="NATS",
+        help="While decoding, add NATS to the log-odds of the glossary's terms (built-in and yours), so that "
+        '"GEMM" beats "gem" when the sound fits both; 0 turns it off. '
+        f"Default: {TERM_BIAS_DEFAULT:g} (${env_var('term_bias')}).",
     )(f)
 
 

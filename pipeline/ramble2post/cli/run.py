@@ -23,6 +23,7 @@ from ramble2post.cli.options import (
     posts_dir_option,
     quick_option,
     settings,
+    term_bias_option,
     whisper_model_option,
 )
 from ramble2post.cli.signals import interrupt_pending
@@ -48,6 +49,7 @@ def _say(msg: str) -> None:
     " none, or a comma-separated list of experiment names.",
 )
 @jargon_prompt_option
+@term_bias_option
 @quick_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (draft path, branch, commit, timings).")
 def run_cmd(
@@ -60,6 +62,7 @@ def run_cmd(
     language: str | None,
     experiments: str | None,
     jargon_prompt: bool,
+    term_bias: float,
     quick: bool,
     as_json: bool,
 ) -> None:
@@ -84,6 +87,7 @@ def run_cmd(
         language=language or conf.language,
         experiments=experiments or conf.experiments or "auto",
         jargon_prompt=jargon_prompt,
+        term_bias=term_bias,
     )
     result = run(
         audio=audio,

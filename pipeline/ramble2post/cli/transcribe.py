@@ -14,6 +14,7 @@ from ramble2post.cli.options import (
     jargon_prompt_option,
     language_option,
     settings,
+    term_bias_option,
     whisper_model_option,
 )
 from ramble2post.transcribe.glossary import glossary_setting, prompt_setting
@@ -47,6 +48,7 @@ from ramble2post.transcribe.writers import WRITERS
     help='Your own initial prompt, instead of the jargon prompt, e.g. "Groq, Cerebras, KV cache".',
 )
 @jargon_prompt_option
+@term_bias_option
 @click.option(
     "--beam-size",
     type=click.IntRange(1, 10),
@@ -77,7 +79,20 @@ from ramble2post.transcribe.writers import WRITERS
     "transcribed something) and the temporary disk the decoded audio needs (reads the header, decodes nothing).",
 )
 def transcribe_cmd(
-    audio, output, fmt, model, device, language, prompt, jargon_prompt, beam_size, engine, no_glossary, no_cache, plan
+    audio,
+    output,
+    fmt,
+    model,
+    device,
+    language,
+    prompt,
+    jargon_prompt,
+    term_bias,
+    beam_size,
+    engine,
+    no_glossary,
+    no_cache,
+    plan,
 ):
     """Transcribe AUDIO (any format ffmpeg reads) with Whisper, locally.
 
@@ -95,6 +110,7 @@ def transcribe_cmd(
         beam_size=beam_size,
         engine=engine,
         glossary=None if no_glossary else glossary_setting(conf),
+        term_bias=term_bias,
     )
     if plan:
         p = plan_transcription(audio_path=audio, options=options)

@@ -273,6 +273,9 @@ def batch_task():
     it makes each window's cross-attention keys once for all its beams; the beams are chosen by
     ``beam.BatchBeamDecoder`` (whisper's rules, as tensor ops).
     """
+    from ramble2post.transcribe import bias
+
+    bias.install()  # before the subclass is made: the glossary's terms are favoured inside ``bias.biasing``
     from whisper.decoding import DecodingTask
 
     class BatchTask(DecodingTask):

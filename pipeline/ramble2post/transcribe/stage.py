@@ -21,11 +21,11 @@ import numpy as np
 import tqdm
 
 from ramble2post.cache import StageCache, sha256_file, stable_key
-from ramble2post.config import DEFAULT_WHISPER
+from ramble2post.config import DEFAULT_WHISPER, TERM_BIAS_DEFAULT
 from ramble2post.errors import AudioError
 from ramble2post.machine import resolve_device
 from ramble2post.records import Correction, ModelInfo, Repair, Segment, Transcript
-from ramble2post.transcribe import batched
+from ramble2post.transcribe import batched, bias
 from ramble2post.transcribe.audio import Audio, Signal, describe_decoder, load_audio
 from ramble2post.transcribe.models import load_whisper_model, resolve_whisper_model
 
@@ -53,6 +53,8 @@ class TranscribeOptions:
     engine: str = "auto"  # auto | batched | sequential, see choose_engine()
     # re-decode looping segments and VAD speech no segment covers (ramble2post/transcribe/guard.py)
     guard: bool = True
+    # nats added to the logits of the glossary's terms' tokens while decoding (bias.py); 0 = off
+    term_bias: float = TERM_BIAS_DEFAULT
     # jargon spelled right after decoding (ramble2post/transcribe/glossary.py): None = off,
     # () = built-in terms only, else the user's (term, variants) pairs added to them. Not in the cache key.
     glossary: tuple[tuple[str, tuple[str, ...]], ...] | None = ()
@@ -92,6 +94,10 @@ def cache_key(*, audio_sha256: str, model_sha256: str, options: TranscribeOption
     opts = dataclasses.asdict(options)
     opts.pop("model")  # identified by its checksum instead
     opts.pop("glossary")  # applied to the cached transcript, after decoding
+    if options.term_bias:  # but the decoder leans toward its terms (bias.py)
+        opts["bias_terms"] = list(bias.glossary_terms(options.glossary))
+    else:
+        opts.pop("term_bias")  # off: the same key as before the setting existed
     opts["device"] = device
     opts["engine_version"] = ENGINE_VERSION
     opts["decoder"] = decoder  # another ffmpeg build decodes other samples
@@ -350,63 +356,66 @@ def transcribe_file(
     if use_cache and audio_sha and (hit := cache.get(key)):
         return apply_glossary(Transcript.from_dict(hit), options.glossary)
 
-    audio, model, info, decode_s = _audio_and_model(audio_path, options=options, device=device)
-    t_loaded = time.perf_counter()
-    decode = _decode_options(options, device, english_only=not model.is_multilingual)
-    engine = choose_engine(options.engine, audio.duration, word_timestamps=options.word_timestamps)
-    # auto on a short recording: both engines, the likelier text per window (ramble2post/transcribe/select.py)
-    both = options.engine == "auto" and engine == "sequential" and not options.word_timestamps
-    early: list[dict[str, Any]] = []
-    spoken: frozenset[str] = frozenset()  # phrases both engines heard repeated: said, not a loop (select.py)
-    if both:
-        seq = _run_engine("sequential", model=model, samples=audio.pcm, decode=decode, options=options, device=device)
-        # in the language the sequential engine heard on its first 30 s (the batched engine alone once took
-        # Finnish on a noisy English clip, c25 of the short-clip set, WER 83 %: see batched.LANGUAGE_WINDOWS)
-        same = {**decode, "language": decode["language"] or seq.language}
-        run = _run_engine("batched", model=model, samples=audio.pcm, decode=same, options=options, device=device)
-        from ramble2post.transcribe import select
-
-        # before the guard: what each engine heard on its own
-        spoken = select.heard_by_both(seq.found, run.found, run.chunks)
-        if options.guard:  # each engine's own loops and echoes go first: an echo over noise loses a window's score
-            seq, run, early = _guard_both(
-                seq, run, model=model, samples=audio.pcm, options=options, device=device, spoken=spoken
+    with bias.biasing(bias.glossary_terms(options.glossary), options.term_bias):
+        audio, model, info, decode_s = _audio_and_model(audio_path, options=options, device=device)
+        t_loaded = time.perf_counter()
+        decode = _decode_options(options, device, english_only=not model.is_multilingual)
+        engine = choose_engine(options.engine, audio.duration, word_timestamps=options.word_timestamps)
+        # auto on a short recording: both engines, the likelier text per window (ramble2post/transcribe/select.py)
+        both = options.engine == "auto" and engine == "sequential" and not options.word_timestamps
+        early: list[dict[str, Any]] = []
+        spoken: frozenset[str] = frozenset()  # phrases both engines heard repeated: said, not a loop (select.py)
+        if both:
+            seq = _run_engine(
+                "sequential", model=model, samples=audio.pcm, decode=decode, options=options, device=device
             )
-        found, choices = select.pick(
-            model=model,
-            samples=audio.pcm,
-            chunks=run.chunks,
-            sequential=seq.found,
-            batched=run.found,
-            language=seq.language or run.language,
-        )
-        # the sequential engine's options (context, fallback), its language and the batched VAD's speech
-        run = dataclasses.replace(seq, found=found, regions=run.regions, windows=[])
-        decode = {**run.decode, "engine": "both", "windows_chosen": _tally(choices)}
-    else:
-        run = _run_engine(engine, model=model, samples=audio.pcm, decode=decode, options=options, device=device)
-        decode = run.decode
-    language, found, regions, windows = run.language, run.found, run.regions, run.windows
-    t_engine = time.perf_counter()
-    repairs: list[dict[str, Any]] = early  # the guard's records: first on each engine (auto, short), then here
-    if options.guard:
-        from ramble2post.transcribe import guard
-        from ramble2post.transcribe.vad import detect_speech
+            # in the language the sequential engine heard on its first 30 s (the batched engine alone once took
+            # Finnish on a noisy English clip, c25 of the short-clip set, WER 83 %: see batched.LANGUAGE_WINDOWS)
+            same = {**decode, "language": decode["language"] or seq.language}
+            run = _run_engine("batched", model=model, samples=audio.pcm, decode=same, options=options, device=device)
+            from ramble2post.transcribe import select
 
-        decoder = guard.whisper_clip_decoder(
-            model, language=language or decode["language"], prompt=options.prompt, fp16=device == "cuda"
-        )
-        found, more = guard.repair(
-            samples=audio.pcm,
-            segments=found,
-            # the batched engine's own regions, else the same choice made here: Silero on noisy audio
-            regions=regions or detect_speech(samples=audio.pcm),
-            decode=decoder,
-            # text-only windows: their sentences cover them whatever was dropped, so judge their word rate
-            windows=windows,
-            spoken=spoken,
-        )
-        repairs += more
+            # before the guard: what each engine heard on its own
+            spoken = select.heard_by_both(seq.found, run.found, run.chunks)
+            if options.guard:  # each engine's own loops and echoes go first: an echo over noise loses a window's score
+                seq, run, early = _guard_both(
+                    seq, run, model=model, samples=audio.pcm, options=options, device=device, spoken=spoken
+                )
+            found, choices = select.pick(
+                model=model,
+                samples=audio.pcm,
+                chunks=run.chunks,
+                sequential=seq.found,
+                batched=run.found,
+                language=seq.language or run.language,
+            )
+            # the sequential engine's options (context, fallback), its language and the batched VAD's speech
+            run = dataclasses.replace(seq, found=found, regions=run.regions, windows=[])
+            decode = {**run.decode, "engine": "both", "windows_chosen": _tally(choices)}
+        else:
+            run = _run_engine(engine, model=model, samples=audio.pcm, decode=decode, options=options, device=device)
+            decode = run.decode
+        language, found, regions, windows = run.language, run.found, run.regions, run.windows
+        t_engine = time.perf_counter()
+        repairs: list[dict[str, Any]] = early  # the guard's records: first on each engine (auto, short), then here
+        if options.guard:
+            from ramble2post.transcribe import guard
+            from ramble2post.transcribe.vad import detect_speech
+
+            decoder = guard.whisper_clip_decoder(
+                model, language=language or decode["language"], prompt=options.prompt, fp16=device == "cuda"
+            )
+            found, more = guard.repair(
+                samples=audio.pcm,
+                segments=found,
+                # the batched engine's own regions, else the same choice made here: Silero on noisy audio
+                regions=regions or detect_speech(samples=audio.pcm),
+                decode=decoder,
+                # text-only windows: their sentences cover them whatever was dropped, so judge their word rate
+                windows=windows,
+                spoken=spoken,
+            )
+            repairs += more
     t_done = time.perf_counter()
     _note_speed(options=options, name=info.name, device=device, duration=audio.duration, work_s=t_done - t0)
 
