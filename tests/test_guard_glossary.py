@@ -178,6 +178,37 @@ def _transcript(texts):
     return Transcript("a.wav", "", 4.0, "en", " ".join(texts), segs, info, "cpu", {}, {})
 
 
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        # rule 4: one letter heard as another whose spoken name rhymes with it (seen on the jargon sets)
+        ("each group gets its own fd16 scale", "each group gets its own FP16 scale"),
+        ("FB8 weights and FD8 activations", "FP8 weights and FP8 activations"),
+        ("keys in VF16 and values", "keys in BF16 and values"),
+        ("the V200 is faster", "the B200 is faster"),
+        # rule 5: a count written against the term
+        ("BF16 on 1H100 and", "BF16 on 1 H100 and"),
+        ("we had 8H100s and 2FP32 copies", "we had 8 H100s and 2 FP32 copies"),
+        # and what they leave alone
+        ("the CPU, the GPU, a TPU and VQA", "the CPU, the GPU, a TPU and VQA"),  # other acronyms
+        ("patching the model", "patching the model"),  # a plain word is never a term's rhyme
+        ("a P100, a V100, a B100 and a T4", "a P100, a V100, a B100 and a T4"),  # other GPUs
+        ("with TQA there", "with TQA there"),  # a capitalised word without a digit, GQA never heard right
+        ("it took 70B and 16GB", "it took 70B and 16GB"),
+    ],
+)
+def test_rhyming_letters_and_glued_counts(text, want):
+    assert correct_text(text, Glossary.build())[0] == want
+
+
+def test_a_capitalised_rhyme_needs_the_term_heard_right_in_the_same_transcript():
+    t = apply_glossary(_transcript(["But with TQA there it fits.", "GQA shares the keys."]), ())
+    assert t.text == "But with GQA there it fits. GQA shares the keys."
+    assert [(c.original, c.corrected) for c in t.corrections] == [("TQA", "GQA")]
+    alone = apply_glossary(_transcript(["But with TQA there it fits.", "MQA shares the keys."]), ())
+    assert alone.text == "But with TQA there it fits. MQA shares the keys."
+
+
 def test_corrections_are_recorded_in_the_transcript_json():
     t = apply_glossary(_transcript(["We use the kv cash.", "Then int 8."]), ())
     assert t.text == "We use the KV cache. Then int8."
@@ -270,7 +301,7 @@ def test_short_phrases_said_again_are_speech_and_a_stuttering_redecode_is_refuse
     assert fixed == segs and records[0]["reason"] == "repeat" and not records[0]["applied"]
 
 
-@pytest.mark.parametrize("name", ["jargon_holdout", "jargon_holdout2"])
+@pytest.mark.parametrize("name", ["jargon_holdout", "jargon_holdout2", "jargon_holdout3"])
 def test_the_jargon_holdout_is_labelled_text_with_many_terms(name):
     """tests/data/jargon_holdout*: the sets jargon recall is reported on (docs/PERFORMANCE.md); the second,
     new rambles none of whose transcripts were read before the term bias was measured on it."""

@@ -16,6 +16,16 @@ Whisper mishears it). A run of 1-4 words of a segment is replaced by the term wh
    words may also be split by commas ("MLX, LM"), where Whisper heard a pause, unless a
    capitalised word follows it ("MLX, LM Studio" names two tools).
 
+4. **a letter heard as its rhyme**: one word that spells a term with one letter swapped for a letter
+   whose spoken name rhymes with it ("FB16", "fd16" -> FP16, "VF16" -> BF16, "FB8" -> FP8), the
+   classic confusion sets of spoken letter names (the "E-set" b c d e g p t v z; a j k; f s x; m n;
+   i y; q u). Only one term may fit, and the word must carry a digit ("FD8"), or be written in
+   capitals where the same transcript also has the term itself ("TQA" for GQA, once "GQA" was heard
+   right elsewhere): a capitalised word alone may be another acronym ("VQA").
+5. **a count glued to a term**: Whisper writes "on one H100" as "1H100" and "eight H100s" as
+   "8H100s": the number and the term are split ("1 H100"), where the rest is a term that starts with a
+   letter.
+
 Rules 1 and 2 join words only across spaces and hyphens (never across a comma or a full stop);
 rule 3 also across commas, never across a full stop. The longest match wins, and a word that differs from an all-lower-case term only in its case is
 left alone (a capital at the start of a sentence is kept). Every replacement is recorded
@@ -102,6 +112,13 @@ def _article_and_number(text: str, run: Sequence[re.Match[str]]) -> bool:
     return run[0].group() == "a" or bool(_UNIT_AFTER.match(text, run[-1].end()))
 
 
+# rule 4: letters whose spoken names rhyme (the "E-set" of speech recognition: bee, cee, dee, ...), so that one
+# is heard for another; a word is corrected when swapping one letter within a set gives exactly one term
+RHYMING_LETTERS = ("bcdegptvz", "ajk", "fsx", "mn", "iy", "qu")
+_RHYME = {c: k for k, group in enumerate(RHYMING_LETTERS) for c in group}
+# rule 5: a count written against a term ("8H100s"): the digits, the term's letters and digits, a plural "s"
+_GLUED = re.compile(r"(\d+)([a-z][a-z0-9]*?)(s?)", re.I)
+
 # rule 3's odd word may sound at most this many Metaphone letters away from the word it stands for
 SOUND_DISTANCE = 1
 # function words never count as the term's own heard words ("they all produce" is not all-reduce)
@@ -128,6 +145,8 @@ class Glossary:
     # its first two words right: all but one word are), so that a position is checked against a few forms
     spoken_index: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     sounds_alike: bool = True  # rule 3 on (the benchmark turns it off to compare)
+    # rule 4: a squashed word one rhyming letter away from exactly one term -> that term
+    rhymes: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(
@@ -157,11 +176,53 @@ class Glossary:
                 index.setdefault(w, []).append(k)
         return cls(
             lookup=lookup,
+            rhymes=_rhymes(merged, lookup) if sounds_alike else {},
             terms=tuple(merged),
             spoken=forms,
             spoken_index={w: tuple(ks) for w, ks in index.items()},
             sounds_alike=sounds_alike,
         )
+
+
+def _rhymes(terms: Iterable[str], lookup: Mapping[str, str]) -> dict[str, str]:
+    """Rule 4's table: every one-letter swap within ``RHYMING_LETTERS`` of a one-word term written with a
+    capital or a digit ("FP16", "GQA", "int8"; a plain word such as "batching" would turn "patching" into
+    it), that is no spelling of its own; a swap two terms share is left out."""
+    out: dict[str, str | None] = {}
+    for term in terms:
+        key = squash(term)
+        if " " in term or term == term.lower() and not any(c.isdigit() for c in term):
+            continue
+        for k, c in enumerate(key):
+            if c not in _RHYME:
+                continue
+            for d in RHYMING_LETTERS[_RHYME[c]]:
+                swapped = key[:k] + d + key[k + 1 :]
+                if d == c or swapped in lookup:
+                    continue
+                out[swapped] = term if out.get(swapped, term) == term else None
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _single_word(word: str, glossary: Glossary, heard: frozenset[str]) -> str | None:
+    """Rules 4 and 5 on one word: what it should be written as, or None."""
+    glued = _GLUED.fullmatch(word)
+    if glued:  # "1H100" -> "1 H100", "8H100s" -> "8 H100s"
+        term = glossary.lookup.get(squash(glued.group(2)))
+        if term is not None and term[0].isalpha():
+            return f"{glued.group(1)} {term}{glued.group(3)}"
+    term = glossary.rhymes.get(squash(word))
+    if term is None:
+        return None
+    has_digit = any(c.isdigit() for c in word)
+    if has_digit or (word.isupper() and len(word) >= 3 and term in heard):
+        return term
+    return None
+
+
+def terms_heard(text: str, glossary: Glossary) -> frozenset[str]:
+    """The glossary's terms written exactly (case included) somewhere in ``text``: rule 4's evidence."""
+    return frozenset(t for t in glossary.terms if re.search(r"(?<![\w.-])" + re.escape(t) + r"(?![\w]|[.-]\w)", text))
 
 
 def spoken_words(spelling: str) -> tuple[str, ...]:
@@ -271,8 +332,14 @@ def prompt_setting(conf: Any) -> str | None:
     return jargon_prompt([term for term, _ in user]) or None
 
 
-def correct_text(text: str, glossary: Glossary) -> tuple[str, list[tuple[str, str]]]:
-    """``text`` with glossary terms spelled right, and the (original, term) pairs replaced."""
+def correct_text(
+    text: str, glossary: Glossary, *, heard: frozenset[str] = frozenset()
+) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` with glossary terms spelled right, and the (original, term) pairs replaced.
+
+    heard: terms written right elsewhere in the same transcript (``terms_heard``): rule 4 may then also
+        correct a capitalised word without a digit to one of them.
+    """
     words = list(_WORD.finditer(text))
     out: list[str] = []
     done: list[tuple[str, str]] = []
@@ -297,6 +364,10 @@ def correct_text(text: str, glossary: Glossary) -> tuple[str, list[tuple[str, st
         if found is not None and (hit is None or found[0] > hit[0]):  # the longest match wins
             n, term = found
             hit = (n, None if text[words[i].start() : words[i + n - 1].end()] == term else term)
+        if hit is None and glossary.rhymes:  # rules 4 and 5: one word
+            fixed = _single_word(words[i].group(), glossary, heard)
+            if fixed is not None:
+                hit = (1, fixed)
         if hit is None:
             i += 1
             continue
@@ -325,8 +396,9 @@ def correct_segments(
     """Segments with terms corrected, and one record per correction (original, corrected, start, end, segment)."""
     fixed: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
+    heard = terms_heard(" ".join(str(seg["text"]) for seg in segments), glossary)
     for k, seg in enumerate(segments):
-        text, done = correct_text(seg["text"], glossary)
+        text, done = correct_text(seg["text"], glossary, heard=heard)
         fixed.append({**seg, "text": text})
         for original, term in done:
             records.append(
