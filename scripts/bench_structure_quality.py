@@ -40,11 +40,14 @@ from ramble2post.structure.stage import structure_transcript
 GOLD = Path(__file__).resolve().parent.parent / "tests" / "data" / "structure_gold"
 
 
-def run(gold: GoldRamble, *, llm: str) -> Score:
+def run(gold: GoldRamble, *, llm: str, posts: Path | None = None) -> Score:
     transcript = Transcript.from_dict(json.loads((gold.folder / "transcript.json").read_text()))
     # no time budget: on a shared machine a budget would leave passages unjudged that an idle one judges
     # (the quality of the default on an idle machine is what is measured; time is reported beside it)
     post = structure_transcript(transcript=transcript, llm=llm, use_cache=False, llm_budget_s=1e9)
+    if posts is not None:  # the post itself, for reading what was shown and why
+        posts.mkdir(parents=True, exist_ok=True)
+        (posts / f"{gold.id}.json").write_text(json.dumps(post.to_dict(), indent=1))
     return score_post(gold, post.to_dict())
 
 
@@ -80,6 +83,7 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", default=None, help="gold ramble ids (default: all)")
     ap.add_argument("--gold", type=Path, default=GOLD, help="gold set folder (default: %(default)s)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--posts", type=Path, default=None, help="also write each post's JSON into this folder")
     ap.add_argument("--wrong", action="store_true", help="list the items the labels do not allow")
     ap.add_argument(
         "--held-out",
@@ -106,7 +110,7 @@ def main() -> int:
     for g in rambles:
         if args.held_out:  # this ramble scored by a role model that never saw it
             os.environ[WEIGHTS_ENVVAR] = str(args.held_out / f"{g.id}.json")
-        s = run(g, llm=args.llm)
+        s = run(g, llm=args.llm, posts=args.posts)
         scores.append(s)
         print(_row(s), flush=True)
         if args.wrong:

@@ -372,3 +372,26 @@ def test_the_shipped_tiers_and_probe_are_fitted_on_gold_rambles_never_on_the_hol
     probe = json.loads((shipped / "probe.json").read_text())
     assert sorted(tiers["trained_on"]) == probe["trained_on"]
     assert set(probe["trained_on"]) <= gold and not holdout & set(probe["trained_on"])
+
+
+def test_the_long_rambles_are_labelled_like_the_gold_set_and_long():
+    """tests/data/structure_long: 10-14-minute rambles (the user's length), labels consistent with their text,
+    none of them in the gold set or the holdout (nothing is fitted on them)."""
+    from tests.conftest import REPO_ROOT
+
+    data = REPO_ROOT / "tests" / "data"
+    ids = {
+        json.loads(p.read_text())["id"]
+        for name in ("structure_gold", "structure_holdout")
+        for p in (data / name).glob("*/labels.json")
+    }
+    folders = sorted(p.parent for p in (data / "structure_long").glob("*/labels.json"))
+    assert len(folders) >= 8
+    for folder in folders:
+        labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        lines = (folder / "reference.txt").read_text(encoding="utf-8").splitlines()
+        assert [s["text"] for s in labels["sentences"]] == lines, folder.name
+        present = {r for s in labels["sentences"] for r in s["roles"]}
+        assert "focus" in present and set(labels["absent_roles"]) == set(ROLES) - present, folder.name
+        assert sum(len(line.split()) for line in lines) >= 1800 and labels["id"] not in ids, folder.name
+        assert json.loads((folder / "transcript.json").read_text())["segments"][-1]["end"] > 9 * 60, folder.name
