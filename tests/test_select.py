@@ -76,6 +76,21 @@ def test_keyphrases_name_what_the_talk_returns_to_in_the_speakers_spelling():
     assert keyphrase_title([]) is None
 
 
+def test_words_that_carry_no_topic_in_speech_are_never_key_phrases():
+    """Seen on a gold ramble: "So anyway, the point ..." made "anyway" a key phrase layer 1 names, and the
+    title "GPU and anyway"."""
+    from ramble2post.structure.keyphrases import keyphrases
+
+    talk = [
+        "So anyway, the GPU is waiting on the data loader.",
+        "Anyway, sorry, the GPU sits idle while the CPU decodes images.",
+        "Whatever, the data loader needs more workers, anyway.",
+        "Sorry, the data loader again.",
+    ]
+    keys = [p.key for p in keyphrases(talk, top=10)]
+    assert "gpu" in keys and not {"anyway", "sorry", "whatever"} & set(keys)
+
+
 def test_a_phrase_whisper_heard_two_ways_counts_once():
     from ramble2post.structure.keyphrases import keyphrases
 

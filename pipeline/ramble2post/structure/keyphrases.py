@@ -50,6 +50,7 @@ TITLE_PHRASES = 2  # key phrases joined into a fallback title
 # words that carry no topic on their own in speech: never the start or end of a key phrase
 GENERIC = STOP | set(
     """um uh yeah okay ok alright right well actually basically literally honestly really probably maybe
+    anyway anyways whatever sorry hmm huh oh wow cool yep nope
     kind sort lot lots bit little thing things stuff something anything everything nothing someone way ways
     time times today people person guy guys part parts point points idea ideas question questions fact case cases
     example examples reason reasons problem problems number numbers story stories whole half end start side top
