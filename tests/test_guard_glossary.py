@@ -195,6 +195,7 @@ def _transcript(texts):
         ("a P100, a V100, a B100 and a T4", "a P100, a V100, a B100 and a T4"),  # other GPUs
         ("with TQA there", "with TQA there"),  # a capitalised word without a digit, GQA never heard right
         ("it took 70B and 16GB", "it took 70B and 16GB"),
+        ("eight MI300s and two mi300s", "eight MI300s and two mi300s"),  # a plural, not MI300X
     ],
 )
 def test_rhyming_letters_and_glued_counts(text, want):

@@ -212,8 +212,8 @@ def _single_word(word: str, glossary: Glossary, heard: frozenset[str]) -> str | 
         if term is not None and term[0].isalpha():
             return f"{glued.group(1)} {term}{glued.group(3)}"
     term = glossary.rhymes.get(squash(word))
-    if term is None:
-        return None
+    if term is None or squash(word[:-1]) in glossary.lookup and word[-1] in "sS":
+        return None  # "MI300s" is the plural of MI300, not MI300X
     has_digit = any(c.isdigit() for c in word)
     if has_digit or (word.isupper() and len(word) >= 3 and term in heard):
         return term
