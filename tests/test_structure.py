@@ -138,6 +138,9 @@ def test_the_title_is_the_clause_of_layer_1_that_states_the_point_with_its_key_p
         "Because batching with the GPU shares one read of the weights.",  # a subordinate clause
         "Batching, the GPU, the weights, the bus.",  # no verb
         "Multiply it by the batching factor and the roofline model holds.",  # its object is said before
+        # the bundled 13-minute ramble's title until stop 38: a preposition left at the end points back at the talk
+        "The roofline model is probably what we just talked about.",
+        "Batching is the thing I keep coming back to.",
     ):
         assert clause_title([said], phrases=terms, talk=said) is None, said
     # an unseen all-reduce ramble (stop 31): the title was the instruction "Multiply it at 2 times n minus 1 over n factor"

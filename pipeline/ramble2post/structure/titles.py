@@ -27,9 +27,12 @@ _TITLE_STOP = STOP | set(
 pretty quite lot lots want wanted try trying think thought guess mean know say said let's gonna
 talk talking today""".split()
 )
+# nor end a title: a function word, or a preposition whose object is elsewhere in the talk ("... what we just
+# talked about": the bundled 13-minute ramble's title until stop 38)
 _TITLE_TAIL_STOP = set(
     """to the a an of and or but which that with in for it when is are was would could should can
-be my your our their this these so as at on by from i we you they there where who like just""".split()
+be my your our their this these so as at on by from i we you they there where who like just about into onto
+upon""".split()
 )
 _CLAUSE = re.compile(r"[,;:.!?]\s+|[.!?]+$")
 
