@@ -91,6 +91,20 @@ def test_words_that_carry_no_topic_in_speech_are_never_key_phrases():
     assert "gpu" in keys and not {"anyway", "sorry", "whatever"} & set(keys)
 
 
+def test_a_comparative_may_start_a_key_phrase_but_never_end_one():
+    """The bundled 1-minute sample's title was "Thoughts and better": "better" said three times was a key phrase."""
+    from ramble2post.structure.keyphrases import keyphrases
+
+    talk = [
+        "I want a better way to share my thoughts, and the best model for it.",
+        "Writing my thoughts down makes them better, and the best model helps.",
+        "It is better than nothing, and the best model is still a draft.",
+    ]
+    keys = [p.key for p in keyphrases(talk, top=10)]
+    assert "thought" in " ".join(keys) and "best model" in keys
+    assert not [k for k in keys if k.split()[-1] in {"better", "best", "worse", "worst"}]
+
+
 def test_a_phrase_whisper_heard_two_ways_counts_once():
     from ramble2post.structure.keyphrases import keyphrases
 

@@ -65,6 +65,9 @@ GENERIC = STOP | set(
     gonna wanna gotta i'm it's that's there's what's don't doesn't didn't isn't aren't can't won't you're
     we're they're i've you've we've i'd you'd i'll you'll let's here's""".split()
 )
+# comparatives and superlatives modify a noun ("best model", "better kernels") but are never one: they may start
+# a key phrase, not end one (the bundled 1-minute sample's title was "Thoughts and better" until stop 39)
+MODIFIERS = set("better best worse worst".split())
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’+.-]*[A-Za-z0-9+]|[A-Za-z0-9]")
 
 
@@ -159,7 +162,9 @@ def candidates(sentences: Sequence[str]) -> tuple[Counter[str], dict[str, Counte
             for n in range(1, MAX_WORDS + 1):
                 gram = ws[i : i + n]
                 # a number may end a phrase ("int 8", "H 100") but not start or be one
-                last_ok = len(gram) == n and (_content(gram[-1]) or (n > 1 and gram[-1].isdigit()))
+                last_ok = len(gram) == n and (
+                    (_content(gram[-1]) and gram[-1].lower() not in MODIFIERS) or (n > 1 and gram[-1].isdigit())
+                )
                 if not last_ok or not _content(gram[0]):
                     continue
                 if n > 1 and not all(re.search(r"[A-Za-z0-9]", w) for w in gram):
