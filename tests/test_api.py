@@ -58,6 +58,29 @@ def test_run_returns_the_draft_and_the_records_it_came_from(tmp_path, monkeypatc
     assert not any("note: the speech was heard as" in x for x in lines)  # English: no language note
 
 
+def test_a_recording_with_a_few_words_is_an_error_not_a_draft(tmp_path, monkeypatch):
+    """Seen through the CLI on an espeak-ng "Hello.": a draft branch titled "Hello" with five author notes."""
+    import dataclasses
+
+    import ramble2post.transcribe.stage as tr
+    from ramble2post.errors import InputError
+
+    audio = tmp_path / "hello.m4a"
+    audio.write_bytes(b"not really audio")
+    hello = dataclasses.replace(make_transcript(), text="Hello.", segments=make_transcript().segments[:1], duration=1.0)
+    monkeypatch.setattr(tr, "transcribe_file", lambda *, audio_path, options: hello)
+    structured: list[object] = []
+    fake_structure = types.ModuleType("ramble2post.structure.stage")
+    fake_structure.structure_transcript = lambda *, transcript, llm, progress=None: structured.append(1) or make_post()
+    monkeypatch.setitem(sys.modules, "ramble2post.structure.stage", fake_structure)
+    root = make_repo(tmp_path / "blog")
+    branches = git(root, "branch", "--list")
+
+    with pytest.raises(InputError, match=r"only 1 word of speech in hello.m4a .*too little to draft"):
+        ramble2post.run(audio=audio, blog_repo=root, settings=Settings(device="cpu", experiments="none"), llm="none")
+    assert not structured and git(root, "branch", "--list") == branches  # nothing structured, no branch
+
+
 def test_run_says_when_the_speech_is_not_english(tmp_path, monkeypatch):
     """German speech gets a draft, and one line saying the stages after transcription are built for
     English (seen on an espeak-ng German clip: the draft was titled "Ist" with no word of warning)."""

@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # the stages load models and git: imported when run() needs t
 
 STAGES = ("transcribe", "structure", "experiments", "draft")
 INDENT = "      "  # progress lines of a stage, under its "[n/4] name" line
+# words of speech below which a recording is no ramble: ~8 s of talk at 150 words/min ("Hello.", "testing one two
+# three" recorded by accident); a post cut from it would be one sentence and five author notes on a new branch.
+# The bundled 1-minute sample has 170; a follow-up memo answers a draft's notes and may be shorter
+MIN_RAMBLE_WORDS = 20
 
 Progress = Callable[[str], None]
 
@@ -119,6 +123,7 @@ def run(
         t, f"{len(transcript.segments)} segments, {transcript.duration:.0f} s of audio{resumed}", say
     )
     _language_note(transcript.language, say)
+    _check_enough_speech(transcript, audio)
 
     t = _stage(2, "structure", f"three layers with {spec}", say, stop)
     from ramble2post.structure.stage import structure_transcript
@@ -262,6 +267,18 @@ def _experiment_llm(spec: str) -> str:
     from ramble2post.config import DEFAULT_LLM, EXPERIMENT_LLM
 
     return EXPERIMENT_LLM if spec == DEFAULT_LLM else spec
+
+
+def _check_enough_speech(transcript: Transcript, audio: Path) -> None:
+    """InputError when the recording holds fewer than ``MIN_RAMBLE_WORDS`` words: nothing is drafted."""
+    words = len(transcript.text.split())
+    if words < MIN_RAMBLE_WORDS:
+        raise InputError(
+            f"only {words} word{'s' if words != 1 else ''} of speech in {audio.name} "
+            f"({transcript.duration:.0f} s of audio): too little to draft a post from (at least {MIN_RAMBLE_WORDS})",
+            hint="record the ramble itself; to answer a draft's AUTHOR NOTEs with a short memo, use "
+            "`ramble2post follow-up SLUG memo.m4a`",
+        )
 
 
 def _language_note(language: str, say: Progress) -> None:
