@@ -105,6 +105,24 @@ def test_a_comparative_may_start_a_key_phrase_but_never_end_one():
     assert not [k for k in keys if k.split()[-1] in {"better", "best", "worse", "worst"}]
 
 
+def test_a_title_of_key_phrases_never_says_a_word_twice():
+    """Seen at stop 39: "Compile and torch.compile" (an unseen ramble) and "Mixture of experts and experts model"
+    (a gold ramble): the second phrase repeats a word of the first behind a dot or a plural."""
+    from ramble2post.structure.keyphrases import Keyphrase, keyphrase_title
+
+    def kp(text: str, key: str) -> Keyphrase:
+        return Keyphrase(text=text, key=key, sentences=3, score=1.0)
+
+    assert keyphrase_title([kp("compile", "compile"), kp("torch.compile", "torch.compile"), kp("shape", "shape")]) == (
+        "Compile and shape"
+    )
+    moe = [kp("Mixture of experts", "mixture of expert"), kp("experts model", "expert model"), kp("router", "router")]
+    assert keyphrase_title(moe) == "Mixture of experts and router"
+    assert keyphrase_title([kp("KV cache", "kv cach"), kp("paged attention", "paged attention")]) == (
+        "KV cache and paged attention"
+    )
+
+
 def test_a_phrase_whisper_heard_two_ways_counts_once():
     from ramble2post.structure.keyphrases import keyphrases
 

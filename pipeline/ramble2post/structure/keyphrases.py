@@ -361,6 +361,10 @@ def names_phrase(text: str, phrases: Sequence[Keyphrase], *, misheard: bool = Fa
     return False
 
 
+def _title_words(text: str) -> set[str]:
+    return {_fold(w) for w in re.split(r"[\s./_-]+", text.lower()) if w}
+
+
 def keyphrase_title(phrases: Sequence[Keyphrase]) -> str | None:
     """A title from the top key phrases in the speaker's spelling: "KV cache and attention heads"."""
     if not phrases:
@@ -369,7 +373,9 @@ def keyphrase_title(phrases: Sequence[Keyphrase]) -> str | None:
     for p in phrases[1:]:
         if len(parts) >= TITLE_PHRASES:
             break
-        if not set(p.key.split()) & set(" ".join(parts).lower().split()):
+        # words split at dots and hyphens too: "torch.compile" repeats "compile" ("Compile and torch.compile" was
+        # the title of an unseen ramble at stop 39)
+        if not _title_words(p.key) & _title_words(" ".join(parts)):
             parts.append(p.text)
     title = " and ".join(parts)
     return title[:1].upper() + title[1:]
