@@ -395,3 +395,34 @@ def test_the_long_rambles_are_labelled_like_the_gold_set_and_long():
         assert "focus" in present and set(labels["absent_roles"]) == set(ROLES) - present, folder.name
         assert sum(len(line.split()) for line in lines) >= 1800 and labels["id"] not in ids, folder.name
         assert json.loads((folder / "transcript.json").read_text())["segments"][-1]["end"] > 9 * 60, folder.name
+
+
+def test_the_second_holdout_is_real_register_unannounced_and_unseen():
+    """tests/data/structure_holdout2: eight rambles written for stop 39 in the register of real speech, no role
+    announced by its cue phrase, labels consistent with their text, in no other set and in nothing fitted."""
+    import re
+
+    from tests.conftest import REPO_ROOT
+
+    data = REPO_ROOT / "tests" / "data"
+    others = {
+        json.loads(p.read_text())["id"]
+        for name in ("structure_gold", "structure_holdout", "structure_long")
+        for p in (data / name).glob("*/labels.json")
+    }
+    shipped = REPO_ROOT / "pipeline" / "ramble2post" / "structure"
+    fitted = set(json.loads((shipped / "tiers.json").read_text())["trained_on"])
+    cue = re.compile(
+        r"for example|for instance|the reason is|analogy|it's like|trade-?off|the point is|the main thing", re.I
+    )
+    folders = sorted(p.parent for p in (data / "structure_holdout2").glob("*/labels.json"))
+    assert len(folders) >= 8
+    for folder in folders:
+        labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        text = " ".join((folder / "reference.txt").read_text(encoding="utf-8").split())
+        assert " ".join(s["text"] for s in labels["sentences"]) == text, folder.name
+        present = {r for s in labels["sentences"] for r in s["roles"]}
+        assert "focus" in present and set(labels["absent_roles"]) == set(ROLES) - present != set(), folder.name
+        assert labels["register"] == "real" and not cue.search(text), folder.name
+        assert labels["id"] not in others | fitted, folder.name
+        assert "espeak" in labels["audio"]["tool"] and (folder / "transcript.json").exists(), folder.name
